@@ -1,0 +1,364 @@
+// gobind._gobind: Python bindings of the gobind C++ API. This file only
+// binds; the trampolines live in objects.cpp.
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <cerrno>
+#include <chrono>
+
+#include "gil.hpp"
+#include "gobind/server.hpp"
+#include "objects.hpp"
+
+namespace py = pybind11;
+using namespace gobind;
+using namespace gobind::python;
+
+namespace gobind::python {
+
+CallGate& call_gate() noexcept {
+    static CallGate gate;
+    return gate;
+}
+
+}  // namespace gobind::python
+
+namespace {
+
+std::chrono::milliseconds to_ms(double seconds) {
+    if (!(seconds >= 0)) {
+        throw py::value_error("invalid timeout " + std::to_string(seconds) + ": must be 0 or more seconds");
+    }
+    return std::chrono::milliseconds(static_cast<std::int64_t>(seconds * 1000.0 + 0.5));
+}
+
+/// Python's owner of a gobind::Server: releases the engine server without
+/// the GIL (running handlers need it to finish), then drops the handlers
+/// with it.
+class PyServer {
+public:
+    explicit PyServer(Config config) : server_(config), hooks_(std::make_shared<Hooks>()) {
+        hooks_->on_error = py::none();
+        hooks_->access_log = py::none();
+    }
+
+    ~PyServer() {
+        {
+            py::gil_scoped_release release;
+            server_.release();
+        }
+    }
+
+    void set_hooks(py::object on_error, py::object access_log) {
+        hooks_->on_error = std::move(on_error);
+        hooks_->access_log = std::move(access_log);
+    }
+
+    void handle(std::string_view pattern, py::object function) {
+        server_.handle(pattern, make_python_handler(std::move(function), hooks_));
+    }
+
+    void handle_all(py::object function) {
+        server_.handle_all(make_python_handler(std::move(function), hooks_));
+    }
+
+    void set_log(py::object function) { server_.set_log(make_python_log(std::move(function))); }
+
+    Server& server() { return server_; }
+
+private:
+    Server server_;
+    std::shared_ptr<Hooks> hooks_;
+};
+
+void set_header_item(Header& header, py::handle name, py::handle value, bool replace) {
+    std::string name_storage, value_storage;
+    auto name_bytes = header_bytes(name, name_storage, "name");
+    auto value_bytes = header_bytes(value, value_storage, "value");
+    if (replace) {
+        header.set(name_bytes, value_bytes);
+    } else {
+        header.add(name_bytes, value_bytes);
+    }
+}
+
+std::string key_of(py::handle name) {
+    std::string storage;
+    return std::string(header_bytes(name, storage, "name"));
+}
+
+void bind_headers(py::module_& m) {
+    py::class_<Header>(m, "Headers",
+                       "HTTP header fields: ordered, multi-valued, names compared without case.\n\n"
+                       "Values are str (latin-1, so every byte round-trips) or bytes.")
+        .def(py::init([](py::object fields) {
+                 Header header;
+                 if (fields.is_none()) return header;
+                 py::object pairs = py::hasattr(fields, "items") ? fields.attr("items")() : fields;
+                 for (py::handle pair : pairs) {
+                     auto item = py::reinterpret_borrow<py::sequence>(pair);
+                     if (item.size() != 2) throw py::value_error("header fields must be (name, value) pairs");
+                     set_header_item(header, item[0], item[1], false);
+                 }
+                 return header;
+             }),
+             py::arg("fields") = py::none())
+        .def("__getitem__",
+             [](const Header& h, py::handle name) {
+                 auto value = h.get(key_of(name));
+                 if (!value) throw py::key_error(py::str(name).cast<std::string>());
+                 return header_text(*value);
+             })
+        .def("__setitem__", [](Header& h, py::handle name, py::handle value) { set_header_item(h, name, value, true); })
+        .def("__delitem__",
+             [](Header& h, py::handle name) {
+                 if (h.remove(key_of(name)) == 0) throw py::key_error(py::str(name).cast<std::string>());
+             })
+        .def("__contains__",
+             [](const Header& h, py::handle name) {
+                 if (!PyUnicode_Check(name.ptr()) && !PyBytes_Check(name.ptr())) return false;
+                 return h.contains(key_of(name));
+             })
+        .def("__len__", &Header::size, "Number of fields, duplicates included.")
+        .def("__iter__", [](const Header& h) { return py::iter(py::cast(h).attr("keys")()); })
+        .def("keys",
+             [](const Header& h) {
+                 py::list names;
+                 std::vector<std::string_view> seen;
+                 for (const auto& field : h.fields()) {
+                     bool duplicate = false;
+                     for (auto name : seen) duplicate = duplicate || equal_field_names(name, field.first);
+                     if (duplicate) continue;
+                     seen.emplace_back(field.first);
+                     names.append(header_text(field.first));
+                 }
+                 return names;
+             },
+             "Distinct field names, in order of first appearance.")
+        .def("items",
+             [](const Header& h) {
+                 py::list items;
+                 for (const auto& [name, value] : h.fields()) items.append(py::make_tuple(header_text(name), header_text(value)));
+                 return items;
+             },
+             "Every (name, value) pair, duplicates included.")
+        .def("raw",
+             [](const Header& h) {
+                 py::list items;
+                 for (const auto& [name, value] : h.fields()) items.append(py::make_tuple(py::bytes(name), py::bytes(value)));
+                 return items;
+             },
+             "Every (name, value) pair as bytes.")
+        .def("get",
+             [](const Header& h, py::handle name, py::object fallback) -> py::object {
+                 auto value = h.get(key_of(name));
+                 if (!value) return fallback;
+                 return header_text(*value);
+             },
+             py::arg("name"), py::arg("default") = py::none(), "First value of name, or default.")
+        .def("get_all",
+             [](const Header& h, py::handle name) {
+                 py::list values;
+                 for (auto value : h.values(key_of(name))) values.append(header_text(value));
+                 return values;
+             },
+             py::arg("name"), "Every value of name, in order.")
+        .def("add", [](Header& h, py::handle name, py::handle value) { set_header_item(h, name, value, false); },
+             py::arg("name"), py::arg("value"), "Append a field, keeping existing ones of the same name.")
+        .def("set", [](Header& h, py::handle name, py::handle value) { set_header_item(h, name, value, true); },
+             py::arg("name"), py::arg("value"), "Replace every field of this name with one.")
+        .def("clear", &Header::clear)
+        .def("__repr__", [](const Header& h) {
+            return "Headers(" + py::repr(py::cast(h).attr("items")()).cast<std::string>() + ")";
+        });
+}
+
+py::object client_tuple(std::string_view address) {
+    auto colon = address.rfind(':');
+    if (colon == std::string_view::npos) return py::none();
+    auto host = address.substr(0, colon);
+    if (host.size() >= 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+    int port = 0;
+    for (char c : address.substr(colon + 1)) {
+        if (c < '0' || c > '9') return py::none();
+        port = port * 10 + (c - '0');
+    }
+    return py::make_tuple(std::string(host), port);
+}
+
+void bind_request(py::module_& m) {
+    auto text = [](std::string_view (gobind::Request::*field)() const noexcept) {
+        return [field](const PyRequest& r) { return header_text((r.get().*field)()); };
+    };
+    py::class_<PyRequest>(m, "Request", "An HTTP request, valid while its handler runs.")
+        .def_property_readonly("method", text(&gobind::Request::method))
+        .def_property_readonly("url", text(&gobind::Request::target), "Request target as sent, query included.")
+        .def_property_readonly("path", [](const PyRequest& r) {
+            auto path = r.get().path();
+            PyObject* decoded = PyUnicode_DecodeUTF8(path.data(), static_cast<Py_ssize_t>(path.size()), "surrogateescape");
+            if (decoded == nullptr) throw py::error_already_set();
+            return py::reinterpret_steal<py::str>(decoded);
+        }, "Percent-decoded path.")
+        .def_property_readonly("raw_path", text(&gobind::Request::raw_path), "Path with its escapes as sent.")
+        .def_property_readonly("query", text(&gobind::Request::query), "Query string without '?', undecoded.")
+        .def_property_readonly("protocol", text(&gobind::Request::protocol))
+        .def_property_readonly("scheme", text(&gobind::Request::scheme))
+        .def_property_readonly("host", text(&gobind::Request::host))
+        .def_property_readonly("remote_addr", text(&gobind::Request::remote_addr))
+        .def_property_readonly("local_addr", text(&gobind::Request::local_addr))
+        .def_property_readonly("client", [](const PyRequest& r) { return client_tuple(r.get().remote_addr()); },
+                               "(host, port) of the client, or None for Unix sockets.")
+        .def_property_readonly("content_length", [](const PyRequest& r) -> py::object {
+            auto length = r.get().content_length();
+            if (length < 0) return py::none();
+            return py::int_(length);
+        })
+        .def_property_readonly("headers", [](PyRequest& r) {
+            if (!r.headers) {
+                Header header;
+                for (const auto& [name, value] : r.get().header_fields()) header.add_unchecked(name, value);
+                r.headers = py::cast(std::move(header));
+            }
+            return r.headers;
+        })
+        .def_property_readonly("path_params", [](PyRequest& r) {
+            if (!r.path_params) {
+                py::dict params;
+                for (const auto& [name, value] : r.get().path_values()) {
+                    PyObject* decoded = PyUnicode_DecodeUTF8(value.data(), static_cast<Py_ssize_t>(value.size()), "surrogateescape");
+                    if (decoded == nullptr) throw py::error_already_set();
+                    params[header_text(name)] = py::reinterpret_steal<py::str>(decoded);
+                }
+                r.path_params = params;
+            }
+            return r.path_params;
+        }, "Wildcard values of the matched pattern, by name.")
+        .def("read", [](PyRequest& r, Py_ssize_t size) { return read_request_body(r, size); }, py::arg("size") = -1,
+             "Read up to size body bytes (all remaining when negative); b'' at the end.\n"
+             "The GIL is released while Go waits for the client.")
+        .def_property_readonly("body", [](PyRequest& r) {
+            if (!r.body) r.body = read_request_body(r, -1);
+            return r.body;
+        }, "The whole body, read on first access and kept.")
+        .def("__iter__", [](py::object self) { return self; })
+        .def("__next__", [](PyRequest& r) {
+            py::bytes chunk = read_request_body(r, 64 * 1024, false);
+            if (PyBytes_GET_SIZE(chunk.ptr()) == 0) throw py::stop_iteration();
+            return chunk;
+        });
+}
+
+void bind_response_writer(py::module_& m) {
+    py::class_<PyResponseWriter>(m, "ResponseWriter", "Writes the response of one request.")
+        .def_property_readonly("headers", [](PyResponseWriter& w) {
+            w.get();
+            if (!w.headers) w.headers = py::cast(Header{});
+            return w.headers;
+        }, "Response header fields; changes after the header is sent have no effect.")
+        .def("write_header", [](PyResponseWriter& w, int status) { w.get().write_header(status); },
+             py::arg("status"), "Set the status code; it is sent with the first body bytes.")
+        .def("write", &PyResponseWriter::write, py::arg("data"),
+             "Write body bytes (str is encoded as UTF-8); returns the number of bytes.")
+        .def("flush", &PyResponseWriter::flush, "Send the status, headers and buffered bytes now.")
+        .def_property_readonly("status", [](const PyResponseWriter& w) { return w.get().status(); })
+        .def_property_readonly("headers_sent", [](const PyResponseWriter& w) { return w.get().header_sent(); });
+}
+
+void bind_server(py::module_& m) {
+    py::class_<PyServer>(m, "Server", "Engine server; use gobind.Server instead.")
+        .def(py::init([](double read_header_timeout, double read_timeout, double write_timeout,
+                         double idle_timeout, std::int64_t max_header_bytes, std::int64_t max_concurrent_calls) {
+                 Config config;
+                 config.read_header_timeout = to_ms(read_header_timeout);
+                 config.read_timeout = to_ms(read_timeout);
+                 config.write_timeout = to_ms(write_timeout);
+                 config.idle_timeout = to_ms(idle_timeout);
+                 config.max_header_bytes = max_header_bytes;
+                 config.max_concurrent_calls = max_concurrent_calls;
+                 return std::make_unique<PyServer>(config);
+             }),
+             py::kw_only(), py::arg("read_header_timeout") = 0.0, py::arg("read_timeout") = 0.0,
+             py::arg("write_timeout") = 0.0, py::arg("idle_timeout") = 0.0, py::arg("max_header_bytes") = 0,
+             py::arg("max_concurrent_calls") = 0)
+        .def("set_hooks", &PyServer::set_hooks, py::arg("on_error"), py::arg("access_log"))
+        .def("handle", &PyServer::handle, py::arg("pattern"), py::arg("handler"))
+        .def("handle_all", &PyServer::handle_all, py::arg("handler"))
+        .def("set_log", &PyServer::set_log, py::arg("function"))
+        .def("start", [](PyServer& s, std::string address) {
+            py::gil_scoped_release release;
+            return s.server().start(address);
+        }, py::arg("address"))
+        .def("wait", [](PyServer& s, py::object timeout) {
+            std::optional<std::chrono::milliseconds> limit;
+            if (!timeout.is_none()) limit = to_ms(timeout.cast<double>());
+            py::gil_scoped_release release;
+            return s.server().wait(limit);
+        }, py::arg("timeout") = py::none())
+        .def("shutdown", [](PyServer& s, double timeout) {
+            auto limit = to_ms(timeout);
+            py::gil_scoped_release release;
+            return s.server().shutdown(limit);
+        }, py::arg("timeout"))
+        .def("close", [](PyServer& s) {
+            py::gil_scoped_release release;
+            s.server().close();
+        })
+        .def("release", [](PyServer& s) {
+            py::gil_scoped_release release;
+            s.server().release();
+        })
+        .def("stats", [](PyServer& s) {
+            auto stats = s.server().stats();
+            return py::make_tuple(stats.active_requests, stats.open_connections);
+        });
+}
+
+void register_exceptions() {
+    py::register_exception_translator([](std::exception_ptr p) {
+        try {
+            if (p) std::rethrow_exception(p);
+        } catch (const gobind::Error& e) {
+            switch (e.code()) {
+                case ErrorCode::invalid_argument:
+                    PyErr_SetString(PyExc_ValueError, e.what());
+                    return;
+                case ErrorCode::wrong_state:
+                case ErrorCode::unknown_handle:
+                case ErrorCode::engine_panic:
+                    PyErr_SetString(PyExc_RuntimeError, e.what());
+                    return;
+                case ErrorCode::timeout:
+                    PyErr_SetObject(PyExc_TimeoutError, py::make_tuple(ETIMEDOUT, e.what()).ptr());
+                    return;
+                case ErrorCode::os_error:
+                    PyErr_SetObject(PyExc_OSError, py::make_tuple(e.sys_errno(), e.what()).ptr());
+                    return;
+                case ErrorCode::io_error:
+                    PyErr_SetString(PyExc_ConnectionError, e.what());
+                    return;
+            }
+            PyErr_SetString(PyExc_RuntimeError, e.what());
+        }
+    });
+}
+
+}  // namespace
+
+PYBIND11_MODULE(_gobind, m) {
+    m.doc() = "Native core of gobind: Go's net/http engine behind a C++ API.";
+    register_exceptions();
+    bind_headers(m);
+    bind_request(m);
+    bind_response_writer(m);
+    bind_server(m);
+
+    m.def("close_calls", [](double timeout) {
+        auto limit = to_ms(timeout);
+        py::gil_scoped_release release;
+        return call_gate().close(limit);
+    }, py::arg("timeout"),
+          "Stop Go threads from entering Python and wait up to timeout seconds for those inside.\n"
+          "Returns how many are still inside. Irreversible: for interpreter exit.");
+    m.def("forked", &gobind::forked_after_start,
+          "True in a child forked after gobind was imported, where the engine cannot run.");
+}

@@ -1,0 +1,249 @@
+#include "objects.hpp"
+
+#include <chrono>
+#include <cstdio>
+#include <stdexcept>
+
+#include "gil.hpp"
+
+namespace gobind::python {
+namespace {
+
+constexpr std::size_t chunk_size = 64 * 1024;
+
+py::str latin1(std::string_view text) {
+    return py::reinterpret_steal<py::str>(
+        PyUnicode_DecodeLatin1(text.data(), static_cast<Py_ssize_t>(text.size()), nullptr));
+}
+
+// Decoded paths and path parameters are UTF-8 in practice; undecodable bytes
+// survive as surrogates, as os.fsdecode does.
+py::str utf8(std::string_view text) {
+    PyObject* decoded =
+        PyUnicode_DecodeUTF8(text.data(), static_cast<Py_ssize_t>(text.size()), "surrogateescape");
+    if (decoded == nullptr) throw py::error_already_set();
+    return py::reinterpret_steal<py::str>(decoded);
+}
+
+// Read into a new bytes object of `size` bytes, with the GIL released while
+// Go reads; the result is shrunk to what arrived.
+py::bytes read_bytes(gobind::Request& request, std::size_t size, bool fill) {
+    PyObject* raw = PyBytes_FromStringAndSize(nullptr, static_cast<Py_ssize_t>(size));
+    if (raw == nullptr) throw py::error_already_set();
+    char* buffer = PyBytes_AS_STRING(raw);
+    std::size_t filled = 0;
+    try {
+        py::gil_scoped_release release;
+        do {
+            std::size_t n = request.read(buffer + filled, size - filled);
+            if (n == 0) break;
+            filled += n;
+        } while (fill && filled < size);
+    } catch (...) {
+        Py_DECREF(raw);
+        throw;
+    }
+    if (filled != size && _PyBytes_Resize(&raw, static_cast<Py_ssize_t>(filled)) != 0) {
+        throw py::error_already_set();
+    }
+    return py::reinterpret_steal<py::bytes>(raw);
+}
+
+// View of str (UTF-8) or any contiguous buffer; `keep` holds what the view
+// points into.
+std::string_view body_view(py::handle data, py::object& keep) {
+    if (PyBytes_Check(data.ptr())) {
+        return {PyBytes_AS_STRING(data.ptr()), static_cast<std::size_t>(PyBytes_GET_SIZE(data.ptr()))};
+    }
+    if (PyUnicode_Check(data.ptr())) {
+        Py_ssize_t size = 0;
+        const char* text = PyUnicode_AsUTF8AndSize(data.ptr(), &size);
+        if (text == nullptr) throw py::error_already_set();
+        return {text, static_cast<std::size_t>(size)};
+    }
+    if (!PyObject_CheckBuffer(data.ptr())) {
+        throw py::type_error(std::string("write() expects bytes, bytearray, memoryview or str, not ") +
+                             Py_TYPE(data.ptr())->tp_name);
+    }
+    // A bytes copy keeps the data stable while the GIL is released.
+    keep = py::reinterpret_steal<py::object>(PyBytes_FromObject(data.ptr()));
+    if (!keep) throw py::error_already_set();
+    return {PyBytes_AS_STRING(keep.ptr()), static_cast<std::size_t>(PyBytes_GET_SIZE(keep.ptr()))};
+}
+
+}  // namespace
+
+py::bytes read_request_body(PyRequest& r, Py_ssize_t size, bool fill) {
+    auto& request = r.get_mutable();
+    if (size >= 0) return read_bytes(request, static_cast<std::size_t>(size), fill);
+
+    auto length = request.content_length();
+    if (length >= 0) {
+        py::bytes body = read_bytes(request, static_cast<std::size_t>(length), true);
+        if (static_cast<std::int64_t>(PyBytes_GET_SIZE(body.ptr())) < length) {
+            throw py::value_error("request body ended after " +
+                                  std::to_string(PyBytes_GET_SIZE(body.ptr())) + " of " +
+                                  std::to_string(length) + " bytes");
+        }
+        return body;
+    }
+    std::string body;
+    {
+        py::gil_scoped_release release;
+        body = request.read_all();
+    }
+    return py::bytes(body);
+}
+
+std::string_view header_bytes(py::handle value, std::string& storage, const char* what) {
+    if (PyBytes_Check(value.ptr())) {
+        return {PyBytes_AS_STRING(value.ptr()), static_cast<std::size_t>(PyBytes_GET_SIZE(value.ptr()))};
+    }
+    if (!PyUnicode_Check(value.ptr())) {
+        throw py::type_error(std::string("header ") + what + " must be str or bytes, not " +
+                             Py_TYPE(value.ptr())->tp_name);
+    }
+    if (PyUnicode_IS_ASCII(value.ptr())) {
+        Py_ssize_t size = 0;
+        const char* text = PyUnicode_AsUTF8AndSize(value.ptr(), &size);
+        return {text, static_cast<std::size_t>(size)};
+    }
+    PyObject* encoded = PyUnicode_AsLatin1String(value.ptr());
+    if (encoded == nullptr) {
+        PyErr_Clear();
+        throw py::value_error(std::string("header ") + what + " " +
+                              py::repr(value).cast<std::string>() +
+                              " is not latin-1 text; pass bytes instead, for example value.encode()");
+    }
+    storage.assign(PyBytes_AS_STRING(encoded), static_cast<std::size_t>(PyBytes_GET_SIZE(encoded)));
+    Py_DECREF(encoded);
+    return storage;
+}
+
+py::str header_text(std::string_view value) { return latin1(value); }
+
+const gobind::Request& PyRequest::get() const {
+    if (request == nullptr) {
+        throw std::logic_error("request is no longer valid: its handler has returned");
+    }
+    return *request;
+}
+
+gobind::Request& PyRequest::get_mutable() {
+    get();
+    return *request;
+}
+
+gobind::ResponseWriter& PyResponseWriter::get() const {
+    if (writer == nullptr) {
+        throw std::logic_error("response writer is no longer valid: its handler has returned");
+    }
+    return *writer;
+}
+
+void PyResponseWriter::sync_headers() {
+    auto& w = get();
+    if (!w.header_sent() && headers) {
+        w.header() = headers.cast<const gobind::Header&>();
+    }
+}
+
+std::size_t PyResponseWriter::write(py::handle data) {
+    auto& w = get();
+    py::object keep;
+    std::string_view view = body_view(data, keep);
+    if (w.buffers(view.size())) {
+        return w.write(view);
+    }
+    sync_headers();
+    py::gil_scoped_release release;
+    return w.write(view);
+}
+
+void PyResponseWriter::flush() {
+    auto& w = get();
+    sync_headers();
+    py::gil_scoped_release release;
+    w.flush();
+}
+
+Handler make_python_handler(py::object function, std::shared_ptr<Hooks> hooks) {
+    // The function and hooks are Python objects: copies of this lambda are
+    // made and destroyed only by the server while it holds the GIL.
+    auto shared = std::make_shared<py::object>(std::move(function));
+    return [shared, hooks](gobind::Request& request, gobind::ResponseWriter& writer) {
+        GateEntry gate;
+        if (!gate.entered()) {
+            writer.write_header(503);
+            writer.header().set("Content-Type", "text/plain; charset=utf-8");
+            writer.write("server is shutting down\n");
+            return;
+        }
+        auto started = std::chrono::steady_clock::now();
+        {
+            GoThreadGil gil;
+            auto* py_request = new PyRequest{&request};
+            py::object request_object = py::cast(py_request, py::return_value_policy::take_ownership);
+            auto* py_writer = new PyResponseWriter{&writer};
+            py::object writer_object = py::cast(py_writer, py::return_value_policy::take_ownership);
+
+            try {
+                (*shared)(writer_object, request_object);
+                py_writer->sync_headers();
+            } catch (py::error_already_set& error) {
+                try {
+                    hooks->on_error(error.value(), request_object);
+                } catch (py::error_already_set& log_error) {
+                    log_error.discard_as_unraisable("gobind: logging a handler exception");
+                }
+                writer.fail();
+            } catch (const std::exception& error) {
+                // A gobind call inside the handler failed without Python
+                // seeing it, such as a write to a client that went away.
+                PyErr_SetString(PyExc_RuntimeError, error.what());
+                py::error_already_set wrapped;
+                try {
+                    hooks->on_error(wrapped.value(), request_object);
+                } catch (py::error_already_set& log_error) {
+                    log_error.discard_as_unraisable("gobind: logging a handler exception");
+                }
+                writer.fail();
+            }
+
+            if (!hooks->access_log.is_none()) {
+                std::chrono::duration<double> elapsed = std::chrono::steady_clock::now() - started;
+                try {
+                    hooks->access_log(latin1(request.remote_addr()), latin1(request.method()),
+                                      latin1(request.target()), latin1(request.protocol()),
+                                      writer.status(), writer.bytes_written(), elapsed.count());
+                } catch (py::error_already_set& log_error) {
+                    log_error.discard_as_unraisable("gobind: writing the access log");
+                }
+            }
+            py_request->request = nullptr;
+            py_writer->writer = nullptr;
+        }
+        // The last bytes go out without the GIL: a slow client must not
+        // stall other handlers.
+        writer.finish();
+    };
+}
+
+LogFunction make_python_log(py::object function) {
+    auto shared = std::make_shared<py::object>(std::move(function));
+    return [shared](std::string_view line) {
+        GateEntry gate;
+        if (!gate.entered()) {
+            std::fprintf(stderr, "gobind: %.*s\n", static_cast<int>(line.size()), line.data());
+            return;
+        }
+        GoThreadGil gil;
+        try {
+            (*shared)(latin1(line));
+        } catch (py::error_already_set& error) {
+            error.discard_as_unraisable("gobind: logging a server error");
+        }
+    };
+}
+
+}  // namespace gobind::python

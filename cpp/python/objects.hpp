@@ -1,0 +1,64 @@
+// Internal: the Python-facing request, response writer and handler trampoline.
+#pragma once
+
+#include <pybind11/pybind11.h>
+
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "gobind/server.hpp"
+
+namespace gobind::python {
+
+namespace py = pybind11;
+
+/// Python view of a gobind::Request. It points at the request only while
+/// the handler runs; afterwards every accessor raises RuntimeError.
+struct PyRequest {
+    gobind::Request* request = nullptr;
+    py::object headers;      // Headers, built on first use
+    py::object path_params;  // dict, built on first use
+    py::object body;         // bytes once read whole
+
+    const gobind::Request& get() const;
+    gobind::Request& get_mutable();
+};
+
+/// Python view of a gobind::ResponseWriter, valid while the handler runs.
+/// Headers live in a Python-owned gobind::Header and are copied into the
+/// writer right before the response header is sent.
+struct PyResponseWriter {
+    gobind::ResponseWriter* writer = nullptr;
+    py::object headers;
+
+    gobind::ResponseWriter& get() const;
+    /// Copy the Python-side header fields into the writer, unless sent.
+    void sync_headers();
+    std::size_t write(py::handle data);
+    void flush();
+};
+
+/// Read request body bytes, with the GIL released while Go waits for the
+/// client. A negative size reads to the end; otherwise up to size bytes,
+/// all of them unless the body ends first (fill) or whatever one read returns.
+py::bytes read_request_body(PyRequest& request, Py_ssize_t size, bool fill = true);
+
+/// Python callables shared by the handlers of one server.
+struct Hooks {
+    py::object on_error;    // on_error(exception, request): logs a handler exception
+    py::object access_log;  // access_log(remote, method, target, protocol, status, size, seconds) or None
+};
+
+/// A gobind::Handler that calls a Python function as function(writer, request).
+Handler make_python_handler(py::object function, std::shared_ptr<Hooks> hooks);
+
+/// A LogFunction that passes each line to a Python function.
+LogFunction make_python_log(py::object function);
+
+/// Header value conversion: str is encoded as latin-1 (any byte
+/// round-trips), bytes pass unchanged.
+std::string_view header_bytes(py::handle value, std::string& storage, const char* what);
+py::str header_text(std::string_view value);
+
+}  // namespace gobind::python

@@ -1,0 +1,107 @@
+#include "gobind/response.hpp"
+
+#include <cstring>
+#include <stdexcept>
+
+#include "gobind.h"
+#include "status.hpp"
+
+namespace gobind {
+namespace {
+
+void append_u32(std::string& out, std::uint32_t value) {
+    char bytes[sizeof value];
+    std::memcpy(bytes, &value, sizeof value);
+    out.append(bytes, sizeof value);
+}
+
+void append_string(std::string& out, std::string_view value) {
+    append_u32(out, static_cast<std::uint32_t>(value.size()));
+    out.append(value);
+}
+
+}  // namespace
+
+void ResponseWriter::write_header(int status) {
+    if (header_sent_ || finished_) {
+        throw std::logic_error("write_header called after the response header was sent");
+    }
+    if (status < 100 || status > 999) {
+        throw std::invalid_argument("invalid status code " + std::to_string(status) +
+                                    ": must be 100-999");
+    }
+    status_ = status;
+}
+
+std::size_t ResponseWriter::write(std::string_view data) {
+    if (finished_) {
+        throw std::logic_error("write called after the response was finished");
+    }
+    bytes_written_ += data.size();
+    if (buffers(data.size())) {
+        buffer_.append(data);
+        return data.size();
+    }
+    if (!buffer_.empty() || !header_sent_) {
+        send(buffer_, 0);
+        buffer_.clear();
+    }
+    send(data, 0);
+    return data.size();
+}
+
+void ResponseWriter::flush() {
+    if (finished_) return;
+    send(buffer_, GOBIND_WRITE_FLUSH);
+    buffer_.clear();
+}
+
+void ResponseWriter::finish() {
+    if (finished_) return;
+    send(buffer_, GOBIND_WRITE_FINISH);
+    buffer_.clear();
+    finished_ = true;
+}
+
+void ResponseWriter::fail() noexcept {
+    if (finished_) return;
+    if (header_sent_) {
+        aborted_ = true;
+        finished_ = true;
+        return;
+    }
+    try {
+        header_.clear();
+        header_.add_unchecked("Content-Type", "text/plain; charset=utf-8");
+        buffer_.assign("Internal Server Error\n");
+        bytes_written_ = buffer_.size();
+        status_ = 500;
+        finish();
+    } catch (...) {
+        aborted_ = true;
+        finished_ = true;
+    }
+}
+
+void ResponseWriter::send(std::string_view body, int flags) {
+    std::string header_block;
+    if (!header_sent_) header_block = encode_header();
+    detail::EngineError error;
+    int status = gobind_response_write(
+        call_, status_, header_block.empty() ? nullptr : header_block.data(), header_block.size(),
+        const_cast<char*>(body.data()), body.size(), flags, error.get());
+    header_sent_ = true;
+    detail::check(status, error, "writing response failed");
+}
+
+std::string ResponseWriter::encode_header() const {
+    std::string out;
+    append_u32(out, static_cast<std::uint32_t>(header_.size()));
+    for (const auto& [name, value] : header_.fields()) {
+        append_string(out, name);
+        append_string(out, value);
+    }
+    return out;
+}
+
+}  // namespace gobind

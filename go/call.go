@@ -1,0 +1,307 @@
+package main
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/textproto"
+	"strconv"
+	"sync"
+	"time"
+)
+
+// calls maps the handles given to callbacks to their in-progress requests.
+var calls registry[Call]
+
+// Call is one request while its callback runs.
+type Call struct {
+	server  *Server
+	writer  http.ResponseWriter
+	request *http.Request
+
+	headerSent    bool
+	finished      bool
+	bodyEnded     bool
+	writeDeadline time.Time
+}
+
+// callbackHandler serves the requests of one pattern through a Callback.
+type callbackHandler struct {
+	server   *Server
+	callback Callback
+	params   []string
+}
+
+var requestBuffers = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
+
+func (h *callbackHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	s := h.server
+
+	// Requests beyond the callback bound wait here, as goroutines, instead
+	// of occupying an OS thread each inside the callback.
+	if s.slots != nil {
+		select {
+		case s.slots <- struct{}{}:
+			defer func() { <-s.slots }()
+		case <-r.Context().Done():
+			return
+		}
+	}
+
+	// A released server runs no more callbacks; the counter is raised first
+	// so that Release either sees this call or this call sees the bit.
+	if s.calls.Add(1)&closedBit != 0 {
+		s.calls.Add(-1)
+		http.Error(w, "server is shutting down", http.StatusServiceUnavailable)
+		return
+	}
+	defer s.calls.Add(-1)
+	s.active.Add(1)
+	defer s.active.Add(-1)
+
+	call := &Call{server: s, writer: w, request: r}
+	if s.config.WriteTimeout > 0 {
+		// net/http set this deadline when it read the request header.
+		call.writeDeadline = time.Now().Add(s.config.WriteTimeout)
+	}
+	handle := calls.add(call)
+	defer calls.remove(handle)
+
+	buffer := requestBuffers.Get().(*[]byte)
+	encoded := encodeRequest((*buffer)[:0], r, h.params)
+	result := h.callback.Call(handle, encoded)
+	*buffer = encoded
+	requestBuffers.Put(buffer)
+
+	if !call.finished {
+		call.finish(nil)
+	}
+	if result == CallAbort {
+		panic(http.ErrAbortHandler)
+	}
+}
+
+// encodeRequest appends r to b in the layout documented in gobind.h.
+func encodeRequest(b []byte, r *http.Request, params []string) []byte {
+	scheme := "http"
+	if r.TLS != nil {
+		scheme = "https"
+	}
+	localAddress := ""
+	if addr, ok := r.Context().Value(http.LocalAddrContextKey).(net.Addr); ok {
+		localAddress = addr.String()
+	}
+	b = appendString(b, r.Method)
+	b = appendString(b, r.RequestURI)
+	b = appendString(b, r.URL.Path)
+	b = appendString(b, r.URL.EscapedPath())
+	b = appendString(b, r.URL.RawQuery)
+	b = appendString(b, r.Proto)
+	b = appendString(b, scheme)
+	b = appendString(b, r.Host)
+	b = appendString(b, r.RemoteAddr)
+	b = appendString(b, localAddress)
+	b = binary.NativeEndian.AppendUint64(b, uint64(r.ContentLength))
+
+	b = binary.NativeEndian.AppendUint32(b, uint32(len(params)))
+	for _, name := range params {
+		b = appendString(b, name)
+		b = appendString(b, r.PathValue(name))
+	}
+
+	// net/http moves Host and Transfer-Encoding out of the header map; they
+	// go back in so that handlers see every header the client sent.
+	count := 0
+	for _, values := range r.Header {
+		count += len(values)
+	}
+	if r.Host != "" {
+		count++
+	}
+	count += len(r.TransferEncoding)
+	b = binary.NativeEndian.AppendUint32(b, uint32(count))
+	if r.Host != "" {
+		b = appendString(b, "Host")
+		b = appendString(b, r.Host)
+	}
+	for _, coding := range r.TransferEncoding {
+		b = appendString(b, "Transfer-Encoding")
+		b = appendString(b, coding)
+	}
+	for name, values := range r.Header {
+		for _, value := range values {
+			b = appendString(b, name)
+			b = appendString(b, value)
+		}
+	}
+	return b
+}
+
+func appendString(b []byte, s string) []byte {
+	b = binary.NativeEndian.AppendUint32(b, uint32(len(s)))
+	return append(b, s...)
+}
+
+// ReadBody reads up to len(p) bytes of the request body. It returns 0 and
+// io.EOF at the end. Each read waits at most the configured ReadTimeout.
+func (c *Call) ReadBody(p []byte) (int, error) {
+	if c.bodyEnded {
+		return 0, io.EOF
+	}
+	controller := http.NewResponseController(c.writer)
+	// The deadline is cleared at the end of the body because net/http keeps
+	// reading the connection in the background from then on, to notice a
+	// client that goes away, and a deadline would cut that read short.
+	_ = controller.SetReadDeadline(time.Now().Add(c.server.config.ReadTimeout))
+	n, err := c.request.Body.Read(p)
+	if err != nil {
+		c.bodyEnded = true
+		_ = controller.SetReadDeadline(time.Time{})
+		if errors.Is(err, io.EOF) {
+			err = io.EOF
+		}
+	}
+	if n > 0 && errors.Is(err, io.EOF) {
+		err = nil
+	}
+	return n, err
+}
+
+// Write flags, as in gobind.h.
+const (
+	writeFlush  = 1
+	writeFinish = 2
+)
+
+var (
+	errFinished        = errors.New("response is already finished")
+	errInvalidResponse = errors.New("invalid response")
+)
+
+// Write sends the response header (on the first call) and body bytes.
+// The header block is encoded as in gobind.h and is read only on the first
+// call. With writeFinish, a response without Content-Length gets one, so
+// that a whole body sent at once is not chunked.
+func (c *Call) Write(status int, header []byte, body []byte, flags int) error {
+	if c.finished {
+		return errFinished
+	}
+	if !c.headerSent {
+		if err := c.sendHeader(status, header, len(body), flags&writeFinish != 0); err != nil {
+			return err
+		}
+	}
+	if len(body) > 0 {
+		c.extendWriteDeadline()
+		if _, err := c.writer.Write(body); err != nil {
+			return err
+		}
+	}
+	if flags&writeFinish != 0 {
+		return c.finish(nil)
+	}
+	if flags&writeFlush != 0 {
+		c.extendWriteDeadline()
+		return http.NewResponseController(c.writer).Flush()
+	}
+	return nil
+}
+
+func (c *Call) sendHeader(status int, encoded []byte, bodyLength int, final bool) error {
+	if status == 0 {
+		status = http.StatusOK
+	}
+	if status < 100 || status > 999 {
+		return fmt.Errorf("%w: status code %d is outside 100-999", errInvalidResponse, status)
+	}
+	header := c.writer.Header()
+	if err := decodeHeader(header, encoded); err != nil {
+		return err
+	}
+	if final && bodyAllowed(status) && header["Content-Length"] == nil && header["Transfer-Encoding"] == nil {
+		header["Content-Length"] = []string{strconv.Itoa(bodyLength)}
+	}
+	c.writer.WriteHeader(status)
+	if status >= 200 || status == http.StatusSwitchingProtocols {
+		c.headerSent = true
+	}
+	return nil
+}
+
+func bodyAllowed(status int) bool {
+	return status >= 200 && status != http.StatusNoContent && status != http.StatusNotModified
+}
+
+// decodeHeader adds the pairs of an encoded header block to header.
+func decodeHeader(header http.Header, b []byte) error {
+	if len(b) == 0 {
+		return nil
+	}
+	count, b, ok := readUint32(b)
+	for i := uint32(0); ok && i < count; i++ {
+		var name, value string
+		if name, b, ok = readString(b); !ok {
+			break
+		}
+		if value, b, ok = readString(b); !ok {
+			break
+		}
+		key := textproto.CanonicalMIMEHeaderKey(name)
+		header[key] = append(header[key], value)
+	}
+	if !ok {
+		return fmt.Errorf("%w: header block is truncated", errInvalidResponse)
+	}
+	return nil
+}
+
+func readUint32(b []byte) (uint32, []byte, bool) {
+	if len(b) < 4 {
+		return 0, b, false
+	}
+	return binary.NativeEndian.Uint32(b), b[4:], true
+}
+
+func readString(b []byte) (string, []byte, bool) {
+	n, b, ok := readUint32(b)
+	if !ok || uint64(n) > uint64(len(b)) {
+		return "", b, false
+	}
+	return string(b[:n]), b[n:], true
+}
+
+// extendWriteDeadline moves the write deadline forward once half of it has
+// passed, so that a response streamed for longer than WriteTimeout keeps
+// going as long as the client keeps reading, at the cost of one clock read
+// per write.
+func (c *Call) extendWriteDeadline() {
+	timeout := c.server.config.WriteTimeout
+	now := time.Now()
+	if c.writeDeadline.Sub(now) > timeout/2 {
+		return
+	}
+	c.writeDeadline = now.Add(timeout)
+	_ = http.NewResponseController(c.writer).SetWriteDeadline(c.writeDeadline)
+}
+
+// finish ends the response. A response that was never started becomes an
+// empty 200. An unread request body gets a read deadline so that net/http,
+// which drains it for keep-alive, does not wait on a silent client forever.
+func (c *Call) finish(err error) error {
+	if c.finished {
+		return err
+	}
+	if !c.headerSent {
+		if sendErr := c.sendHeader(http.StatusOK, nil, 0, true); sendErr != nil && err == nil {
+			err = sendErr
+		}
+	}
+	c.finished = true
+	if !c.bodyEnded && c.request.ContentLength != 0 {
+		_ = http.NewResponseController(c.writer).SetReadDeadline(time.Now().Add(c.server.config.ReadTimeout))
+	}
+	return err
+}

@@ -1,0 +1,331 @@
+package main
+
+// This file holds only the C ABI adapters documented in gobind.h: each
+// export looks up its handle, converts arguments, calls plain Go code and
+// converts the result. None of them lets a panic unwind into C.
+
+/*
+#define GOBIND_CGO_PREAMBLE
+#include <stdlib.h>
+#include "gobind.h"
+
+static inline int gobind_invoke_handler(gobind_handler_fn fn, void* user_data,
+        gobind_call_t call, const char* request, size_t request_len) {
+    return fn(user_data, call, request, request_len);
+}
+
+static inline void gobind_invoke_log(gobind_log_fn fn, void* user_data,
+        const char* line, size_t line_len) {
+    fn(user_data, line, line_len);
+}
+*/
+import "C"
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"syscall"
+	"time"
+	"unsafe"
+)
+
+var servers registry[Server]
+
+func main() {}
+
+// cHandler is a Callback implemented by a C function.
+type cHandler struct {
+	fn       C.gobind_handler_fn
+	userData unsafe.Pointer
+}
+
+func (h cHandler) Call(call uint64, request []byte) CallResult {
+	result := C.gobind_invoke_handler(h.fn, h.userData, C.gobind_call_t(call),
+		(*C.char)(unsafe.Pointer(unsafe.SliceData(request))), C.size_t(len(request)))
+	if result == C.GOBIND_HANDLER_ABORT {
+		return CallAbort
+	}
+	return CallOK
+}
+
+// fail records err in out (when not NULL) and returns code.
+func fail(out *C.gobind_error, code C.int, err error) C.int {
+	if out == nil {
+		return code
+	}
+	out.code = code
+	out.sys_errno = 0
+	var errno syscall.Errno
+	if errors.As(err, &errno) {
+		out.sys_errno = C.int(errno)
+	}
+	if out.message != nil {
+		C.free(unsafe.Pointer(out.message))
+	}
+	out.message = C.CString(err.Error())
+	return code
+}
+
+// recoverInto turns a panic of the calling export into GOBIND_ERR_PANIC.
+func recoverInto(out *C.gobind_error, rc *C.int) {
+	if r := recover(); r != nil {
+		*rc = fail(out, C.GOBIND_ERR_PANIC, fmt.Errorf("panic in gobind engine: %v", r))
+	}
+}
+
+func unknownServer(out *C.gobind_error) C.int {
+	return fail(out, C.GOBIND_ERR_HANDLE, errors.New("unknown server handle (closed or never created)"))
+}
+
+func unknownCall(out *C.gobind_error) C.int {
+	return fail(out, C.GOBIND_ERR_HANDLE, errors.New("unknown call handle: the handler has returned"))
+}
+
+func milliseconds(ms C.int64_t) time.Duration {
+	return time.Duration(ms) * time.Millisecond
+}
+
+//export gobind_error_clear
+func gobind_error_clear(err *C.gobind_error) {
+	if err == nil {
+		return
+	}
+	if err.message != nil {
+		C.free(unsafe.Pointer(err.message))
+	}
+	*err = C.gobind_error{}
+}
+
+//export gobind_server_new
+func gobind_server_new(config *C.gobind_config, out *C.gobind_server_t, errOut *C.gobind_error) (rc C.int) {
+	defer recoverInto(errOut, &rc)
+	if config == nil || out == nil {
+		return fail(errOut, C.GOBIND_ERR_INVALID, errors.New("config and server must not be NULL"))
+	}
+	server, err := NewServer(Config{
+		ReadHeaderTimeout:  milliseconds(config.read_header_timeout_ms),
+		ReadTimeout:        milliseconds(config.read_timeout_ms),
+		WriteTimeout:       milliseconds(config.write_timeout_ms),
+		IdleTimeout:        milliseconds(config.idle_timeout_ms),
+		MaxHeaderBytes:     int(config.max_header_bytes),
+		MaxConcurrentCalls: int(config.max_concurrent_calls),
+	})
+	if err != nil {
+		return fail(errOut, C.GOBIND_ERR_INVALID, err)
+	}
+	*out = C.gobind_server_t(servers.add(server))
+	return C.GOBIND_OK
+}
+
+//export gobind_server_handle
+func gobind_server_handle(handle C.gobind_server_t, pattern *C.char, patternLen C.size_t,
+	fn C.gobind_handler_fn, userData unsafe.Pointer, errOut *C.gobind_error) (rc C.int) {
+	defer recoverInto(errOut, &rc)
+	server := servers.get(uint64(handle))
+	if server == nil {
+		return unknownServer(errOut)
+	}
+	if fn == nil {
+		return fail(errOut, C.GOBIND_ERR_INVALID, errors.New("handler must not be NULL"))
+	}
+	err := server.Handle(C.GoStringN(pattern, C.int(patternLen)), cHandler{fn, userData})
+	if err != nil {
+		return fail(errOut, C.GOBIND_ERR_INVALID, err)
+	}
+	return C.GOBIND_OK
+}
+
+//export gobind_server_handle_all
+func gobind_server_handle_all(handle C.gobind_server_t, fn C.gobind_handler_fn,
+	userData unsafe.Pointer, errOut *C.gobind_error) (rc C.int) {
+	defer recoverInto(errOut, &rc)
+	server := servers.get(uint64(handle))
+	if server == nil {
+		return unknownServer(errOut)
+	}
+	if fn == nil {
+		return fail(errOut, C.GOBIND_ERR_INVALID, errors.New("handler must not be NULL"))
+	}
+	server.HandleAll(cHandler{fn, userData})
+	return C.GOBIND_OK
+}
+
+//export gobind_server_set_log
+func gobind_server_set_log(handle C.gobind_server_t, fn C.gobind_log_fn, userData unsafe.Pointer) (rc C.int) {
+	defer recoverInto(nil, &rc)
+	server := servers.get(uint64(handle))
+	if server == nil {
+		return C.GOBIND_ERR_HANDLE
+	}
+	if fn == nil {
+		server.SetLogOutput(nil)
+		return C.GOBIND_OK
+	}
+	server.SetLogOutput(func(line string) {
+		C.gobind_invoke_log(fn, userData, (*C.char)(unsafe.Pointer(unsafe.StringData(line))), C.size_t(len(line)))
+	})
+	return C.GOBIND_OK
+}
+
+//export gobind_server_start
+func gobind_server_start(handle C.gobind_server_t, address *C.char, addressLen C.size_t,
+	bound *C.char, boundCap C.size_t, errOut *C.gobind_error) (rc C.int) {
+	defer recoverInto(errOut, &rc)
+	server := servers.get(uint64(handle))
+	if server == nil {
+		return unknownServer(errOut)
+	}
+	actual, err := server.Start(C.GoStringN(address, C.int(addressLen)))
+	switch {
+	case errors.Is(err, errAlreadyStarted), errors.Is(err, errClosed):
+		return fail(errOut, C.GOBIND_ERR_STATE, err)
+	case errors.As(err, new(syscall.Errno)):
+		return fail(errOut, C.GOBIND_ERR_OS, err)
+	case err != nil:
+		return fail(errOut, C.GOBIND_ERR_INVALID, err)
+	}
+	if bound != nil && boundCap > 0 {
+		out := unsafe.Slice((*byte)(unsafe.Pointer(bound)), int(boundCap))
+		n := copy(out[:len(out)-1], actual)
+		out[n] = 0
+	}
+	return C.GOBIND_OK
+}
+
+//export gobind_server_wait
+func gobind_server_wait(handle C.gobind_server_t, timeoutMs C.int64_t, errOut *C.gobind_error) (rc C.int) {
+	defer recoverInto(errOut, &rc)
+	server := servers.get(uint64(handle))
+	if server == nil {
+		return unknownServer(errOut)
+	}
+	stopped, err := server.Wait(milliseconds(timeoutMs))
+	switch {
+	case errors.Is(err, errNotStarted):
+		return fail(errOut, C.GOBIND_ERR_STATE, err)
+	case err != nil:
+		return fail(errOut, C.GOBIND_ERR_IO, err)
+	case !stopped:
+		return C.GOBIND_ERR_TIMEOUT
+	}
+	return C.GOBIND_OK
+}
+
+//export gobind_server_shutdown
+func gobind_server_shutdown(handle C.gobind_server_t, timeoutMs C.int64_t, errOut *C.gobind_error) (rc C.int) {
+	defer recoverInto(errOut, &rc)
+	server := servers.get(uint64(handle))
+	if server == nil {
+		return unknownServer(errOut)
+	}
+	err := server.Shutdown(milliseconds(timeoutMs))
+	if errors.Is(err, context.DeadlineExceeded) {
+		return fail(errOut, C.GOBIND_ERR_TIMEOUT, fmt.Errorf("graceful shutdown timed out after %d ms; remaining connections were closed", int64(timeoutMs)))
+	}
+	if err != nil {
+		return fail(errOut, C.GOBIND_ERR_IO, err)
+	}
+	return C.GOBIND_OK
+}
+
+//export gobind_server_close
+func gobind_server_close(handle C.gobind_server_t) (rc C.int) {
+	defer recoverInto(nil, &rc)
+	server := servers.get(uint64(handle))
+	if server == nil {
+		return C.GOBIND_ERR_HANDLE
+	}
+	server.Close()
+	return C.GOBIND_OK
+}
+
+//export gobind_server_free
+func gobind_server_free(handle C.gobind_server_t) (rc C.int) {
+	defer recoverInto(nil, &rc)
+	server := servers.get(uint64(handle))
+	if server == nil {
+		return C.GOBIND_ERR_HANDLE
+	}
+	server.Release()
+	servers.remove(uint64(handle))
+	return C.GOBIND_OK
+}
+
+//export gobind_server_stats
+func gobind_server_stats(handle C.gobind_server_t, activeRequests *C.int64_t, openConnections *C.int64_t) (rc C.int) {
+	defer recoverInto(nil, &rc)
+	server := servers.get(uint64(handle))
+	if server == nil {
+		return C.GOBIND_ERR_HANDLE
+	}
+	stats := server.Stats()
+	if activeRequests != nil {
+		*activeRequests = C.int64_t(stats.ActiveRequests)
+	}
+	if openConnections != nil {
+		*openConnections = C.int64_t(stats.OpenConnections)
+	}
+	return C.GOBIND_OK
+}
+
+//export gobind_request_read
+func gobind_request_read(handle C.gobind_call_t, buf *C.char, capacity C.size_t, n *C.size_t,
+	errOut *C.gobind_error) (rc C.int) {
+	defer recoverInto(errOut, &rc)
+	if n != nil {
+		*n = 0
+	}
+	call := calls.get(uint64(handle))
+	if call == nil {
+		return unknownCall(errOut)
+	}
+	if capacity == 0 {
+		return C.GOBIND_OK
+	}
+	read, err := call.ReadBody(unsafe.Slice((*byte)(unsafe.Pointer(buf)), int(capacity)))
+	if n != nil {
+		*n = C.size_t(read)
+	}
+	switch {
+	case err == io.EOF:
+		return C.GOBIND_EOF
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		return fail(errOut, C.GOBIND_ERR_TIMEOUT, fmt.Errorf("reading request body timed out: %w", err))
+	case err != nil:
+		return fail(errOut, C.GOBIND_ERR_IO, fmt.Errorf("reading request body failed: %w", err))
+	}
+	return C.GOBIND_OK
+}
+
+//export gobind_response_write
+func gobind_response_write(handle C.gobind_call_t, status C.int, header *C.char, headerLen C.size_t,
+	body *C.char, bodyLen C.size_t, flags C.int, errOut *C.gobind_error) (rc C.int) {
+	defer recoverInto(errOut, &rc)
+	call := calls.get(uint64(handle))
+	if call == nil {
+		return unknownCall(errOut)
+	}
+	err := call.Write(int(status), cBytes(header, headerLen), cBytes(body, bodyLen), int(flags))
+	switch {
+	case err == nil:
+		return C.GOBIND_OK
+	case errors.Is(err, errFinished):
+		return fail(errOut, C.GOBIND_ERR_STATE, err)
+	case errors.Is(err, errInvalidResponse):
+		return fail(errOut, C.GOBIND_ERR_INVALID, err)
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		return fail(errOut, C.GOBIND_ERR_TIMEOUT, fmt.Errorf("writing response timed out: %w", err))
+	}
+	return fail(errOut, C.GOBIND_ERR_IO, fmt.Errorf("writing response failed: %w", err))
+}
+
+// cBytes views borrowed C memory as a byte slice without copying.
+func cBytes(p *C.char, n C.size_t) []byte {
+	if p == nil || n == 0 {
+		return nil
+	}
+	return unsafe.Slice((*byte)(unsafe.Pointer(p)), int(n))
+}

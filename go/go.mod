@@ -1,0 +1,3 @@
+module github.com/gobind/gobind/go
+
+go 1.24

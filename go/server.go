@@ -1,0 +1,375 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Config holds the settings of a Server. A zero duration or size selects the
+// default named beside it; none of the defaults disables a protection.
+type Config struct {
+	// ReadHeaderTimeout bounds the time to read a request's header block.
+	// It stops slowloris clients. Default 10 s.
+	ReadHeaderTimeout time.Duration
+
+	// ReadTimeout bounds each read of a request body: a client that sends
+	// nothing for this long fails the read. Default 60 s.
+	ReadTimeout time.Duration
+
+	// WriteTimeout bounds each write of a response: a client that accepts
+	// no data for this long fails the write. Default 60 s.
+	WriteTimeout time.Duration
+
+	// IdleTimeout is how long a keep-alive connection waits for its next
+	// request. Default 75 s, longer than common load balancers' 60 s, so
+	// that the balancer and not the server closes idle connections.
+	IdleTimeout time.Duration
+
+	// MaxHeaderBytes limits the request line plus header block. Default 64 KiB.
+	MaxHeaderBytes int
+
+	// MaxConcurrentCalls bounds how many handler callbacks run at once;
+	// further requests wait as goroutines. Zero means no bound.
+	MaxConcurrentCalls int
+}
+
+const (
+	defaultReadHeaderTimeout = 10 * time.Second
+	defaultReadTimeout       = 60 * time.Second
+	defaultWriteTimeout      = 60 * time.Second
+	defaultIdleTimeout       = 75 * time.Second
+	defaultMaxHeaderBytes    = 64 << 10
+)
+
+func (c *Config) applyDefaults() {
+	if c.ReadHeaderTimeout <= 0 {
+		c.ReadHeaderTimeout = defaultReadHeaderTimeout
+	}
+	if c.ReadTimeout <= 0 {
+		c.ReadTimeout = defaultReadTimeout
+	}
+	if c.WriteTimeout <= 0 {
+		c.WriteTimeout = defaultWriteTimeout
+	}
+	if c.IdleTimeout <= 0 {
+		c.IdleTimeout = defaultIdleTimeout
+	}
+	if c.MaxHeaderBytes <= 0 {
+		c.MaxHeaderBytes = defaultMaxHeaderBytes
+	}
+}
+
+// Callback runs a handler outside Go. It receives the call's handle and the
+// encoded request, which it may use only until it returns.
+type Callback interface {
+	Call(call uint64, request []byte) CallResult
+}
+
+// CallResult is what a Callback reports when it returns.
+type CallResult int
+
+const (
+	// CallOK means the handler completed; an unfinished response is finished.
+	CallOK CallResult = iota
+	// CallAbort means the handler failed after the response started, so the
+	// connection is closed to tell the client that the response is incomplete.
+	CallAbort
+)
+
+var (
+	errNotStarted     = errors.New("server is not started")
+	errAlreadyStarted = errors.New("server is already started")
+	errClosed         = errors.New("server is closed")
+)
+
+// Server is one net/http server whose handlers are Callbacks.
+type Server struct {
+	config Config
+	mux    *http.ServeMux
+	http   *http.Server
+	logger *log.Logger
+
+	// logOutput receives each line of the error log; nil means stderr.
+	logOutput atomic.Pointer[func(string)]
+
+	// fallback, when set, receives every request and replaces the mux, so
+	// that the mux's path cleaning and redirects stay out of the way.
+	fallback atomic.Pointer[http.Handler]
+
+	// slots bounds concurrent callbacks; nil when unbounded.
+	slots chan struct{}
+
+	// calls counts callbacks in progress; the closedBit is set by
+	// closeCallbacks, after which no new callback starts.
+	calls atomic.Int64
+
+	mu       sync.Mutex
+	listener net.Listener
+	started  bool
+	done     chan struct{}
+	serveErr error
+
+	active      atomic.Int64
+	connections atomic.Int64
+}
+
+const closedBit = int64(1) << 62
+
+// NewServer validates config and returns a server that is not yet listening.
+func NewServer(config Config) (*Server, error) {
+	config.applyDefaults()
+	if config.MaxConcurrentCalls < 0 {
+		return nil, fmt.Errorf("invalid max concurrent calls %d: must be 0 (no bound) or more", config.MaxConcurrentCalls)
+	}
+	s := &Server{
+		config: config,
+		mux:    http.NewServeMux(),
+		done:   make(chan struct{}),
+	}
+	if config.MaxConcurrentCalls > 0 {
+		s.slots = make(chan struct{}, config.MaxConcurrentCalls)
+	}
+	s.logger = log.New(lineWriter(s.writeLog), "", 0)
+	s.http = &http.Server{
+		Handler:           http.HandlerFunc(s.route),
+		ReadHeaderTimeout: config.ReadHeaderTimeout,
+		WriteTimeout:      config.WriteTimeout,
+		IdleTimeout:       config.IdleTimeout,
+		MaxHeaderBytes:    config.MaxHeaderBytes,
+		ConnState:         s.trackConnection,
+		ErrorLog:          s.logger,
+	}
+	return s, nil
+}
+
+// SetLogOutput sends the server's error log, including net/http's own, to
+// write; nil restores standard error. It may be called while serving.
+func (s *Server) SetLogOutput(write func(line string)) {
+	if write == nil {
+		s.logOutput.Store(nil)
+		return
+	}
+	s.logOutput.Store(&write)
+}
+
+func (s *Server) writeLog(line string) {
+	if write := s.logOutput.Load(); write != nil {
+		(*write)(line)
+		return
+	}
+	fmt.Fprintf(os.Stderr, "%s gobind: %s\n", time.Now().Format(time.DateTime), line)
+}
+
+type lineWriter func(line string)
+
+func (w lineWriter) Write(p []byte) (int, error) {
+	w(strings.TrimRight(string(p), "\n"))
+	return len(p), nil
+}
+
+// Handle registers callback for a net/http ServeMux pattern such as
+// "GET /items/{id}". An invalid pattern or one that conflicts with a
+// registered pattern is an error.
+func (s *Server) Handle(pattern string, callback Callback) (err error) {
+	if pattern == "" {
+		return errors.New("invalid pattern: empty")
+	}
+	handler := &callbackHandler{server: s, callback: callback, params: wildcardNames(pattern)}
+	defer func() {
+		// ServeMux reports invalid and conflicting patterns by panicking.
+		if r := recover(); r != nil {
+			err = fmt.Errorf("invalid pattern %q: %v", pattern, r)
+		}
+	}()
+	s.mux.Handle(pattern, handler)
+	return nil
+}
+
+// HandleAll makes callback receive every request, replacing the mux. Paths
+// reach it exactly as the client sent them: no cleaning, no redirects.
+func (s *Server) HandleAll(callback Callback) {
+	var handler http.Handler = &callbackHandler{server: s, callback: callback}
+	s.fallback.Store(&handler)
+}
+
+func (s *Server) route(w http.ResponseWriter, r *http.Request) {
+	if handler := s.fallback.Load(); handler != nil {
+		(*handler).ServeHTTP(w, r)
+		return
+	}
+	s.mux.ServeHTTP(w, r)
+}
+
+// Start binds address and serves in the background. The address is
+// "host:port" (port 0 picks a free port, IPv6 hosts in brackets) or
+// "unix:/path/to/socket". Start returns the address actually bound.
+func (s *Server) Start(address string) (string, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+
+	if s.started {
+		return "", errAlreadyStarted
+	}
+	if s.calls.Load()&closedBit != 0 {
+		return "", errClosed
+	}
+	listener, err := listen(address)
+	if err != nil {
+		return "", err
+	}
+	s.listener = listener
+	s.started = true
+	go func() {
+		err := s.http.Serve(listener)
+		if errors.Is(err, http.ErrServerClosed) {
+			err = nil
+		}
+		s.mu.Lock()
+		s.serveErr = err
+		s.mu.Unlock()
+		close(s.done)
+	}()
+	return boundAddress(listener), nil
+}
+
+func listen(address string) (net.Listener, error) {
+	if address == "" {
+		return nil, errors.New("invalid address: empty; expected host:port or unix:/path")
+	}
+	if path, ok := strings.CutPrefix(address, "unix:"); ok {
+		if path == "" {
+			return nil, errors.New("invalid address \"unix:\": missing socket path")
+		}
+		return net.Listen("unix", path)
+	}
+	if _, _, err := net.SplitHostPort(address); err != nil {
+		return nil, fmt.Errorf("invalid address %q: expected host:port or unix:/path (%v)", address, err)
+	}
+	return net.Listen("tcp", address)
+}
+
+func boundAddress(listener net.Listener) string {
+	if listener.Addr().Network() == "unix" {
+		return "unix:" + listener.Addr().String()
+	}
+	return listener.Addr().String()
+}
+
+// Wait blocks until the server stops serving or timeout passes, and reports
+// whether it stopped. A negative timeout waits without limit.
+func (s *Server) Wait(timeout time.Duration) (bool, error) {
+	s.mu.Lock()
+	started := s.started
+	s.mu.Unlock()
+	if !started {
+		return false, errNotStarted
+	}
+	if timeout < 0 {
+		<-s.done
+		return true, s.serveError()
+	}
+	timer := time.NewTimer(timeout)
+	defer timer.Stop()
+	select {
+	case <-s.done:
+		return true, s.serveError()
+	case <-timer.C:
+		return false, nil
+	}
+}
+
+func (s *Server) serveError() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.serveErr
+}
+
+// Shutdown stops accepting connections and waits up to timeout for
+// in-flight requests to finish. Connections still busy after timeout are
+// closed and context.DeadlineExceeded is returned.
+func (s *Server) Shutdown(timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	err := s.http.Shutdown(ctx)
+	if errors.Is(err, context.DeadlineExceeded) {
+		s.http.Close()
+	}
+	s.waitIfStarted()
+	return err
+}
+
+// Close closes the listener and every connection at once.
+func (s *Server) Close() error {
+	err := s.http.Close()
+	s.waitIfStarted()
+	return err
+}
+
+func (s *Server) waitIfStarted() {
+	s.mu.Lock()
+	started := s.started
+	s.mu.Unlock()
+	if started {
+		<-s.done
+	}
+}
+
+// Release closes the server and waits until no callback is running; after
+// it returns, no callback of this server starts again.
+func (s *Server) Release() {
+	s.Close()
+	s.calls.Or(closedBit)
+	for s.calls.Load()&^closedBit != 0 {
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// Stats is a snapshot of a server's load.
+type Stats struct {
+	ActiveRequests  int64
+	OpenConnections int64
+}
+
+// Stats returns the current number of requests in handlers and of open connections.
+func (s *Server) Stats() Stats {
+	return Stats{ActiveRequests: s.active.Load(), OpenConnections: s.connections.Load()}
+}
+
+func (s *Server) trackConnection(_ net.Conn, state http.ConnState) {
+	switch state {
+	case http.StateNew:
+		s.connections.Add(1)
+	case http.StateClosed, http.StateHijacked:
+		s.connections.Add(-1)
+	}
+}
+
+// wildcardNames lists the names of a pattern's wildcards: "id" and "path"
+// for "GET /items/{id}/{path...}". The end anchor {$} has no name.
+func wildcardNames(pattern string) []string {
+	var names []string
+	for {
+		open := strings.IndexByte(pattern, '{')
+		if open < 0 {
+			return names
+		}
+		end := strings.IndexByte(pattern[open:], '}')
+		if end < 0 {
+			return names
+		}
+		name := strings.TrimSuffix(pattern[open+1:open+end], "...")
+		if name != "$" && name != "" {
+			names = append(names, name)
+		}
+		pattern = pattern[open+end+1:]
+	}
+}

@@ -1,0 +1,313 @@
+"""The Server class: routes, lifecycle, signals and logging."""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import os
+import signal
+import threading
+import weakref
+from typing import Callable, Optional
+
+from . import _gobind
+from ._gobind import Request, ResponseWriter
+
+Handler = Callable[[ResponseWriter, Request], object]
+
+logger = logging.getLogger("gobind")
+access_logger = logging.getLogger("gobind.access")
+engine_logger = logging.getLogger("gobind.server")
+
+# How often a blocking run() wakes up so that Python can run signal handlers.
+_SIGNAL_POLL_SECONDS = 0.1
+
+_live_servers: "weakref.WeakSet[Server]" = weakref.WeakSet()
+
+
+class Server:
+    """An HTTP server whose engine is Go's net/http and whose handlers are
+    Python functions ``handler(w, req)``.
+
+    ``threads`` bounds how many handlers run at once, like gunicorn's
+    ``--threads``. Requests beyond it wait in Go, as goroutines, without
+    holding an OS thread. CPU-bound handlers are fastest with 1. Handlers
+    that block on I/O release the GIL and need more.
+
+    Timeouts are in seconds: ``read_header_timeout`` for the request line and
+    headers, ``read_timeout`` for each body read, ``write_timeout`` for each
+    response write, ``idle_timeout`` for a keep-alive connection between
+    requests. ``shutdown_timeout`` bounds the graceful part of a shutdown.
+    """
+
+    def __init__(
+        self,
+        *,
+        threads: int = 1,
+        read_header_timeout: float = 10.0,
+        read_timeout: float = 60.0,
+        write_timeout: float = 60.0,
+        idle_timeout: float = 75.0,
+        max_header_bytes: int = 64 * 1024,
+        shutdown_timeout: float = 30.0,
+        access_log: bool = True,
+    ) -> None:
+        if threads < 1:
+            raise ValueError(f"invalid threads {threads!r}: must be 1 or more")
+        if max_header_bytes < 1:
+            raise ValueError(f"invalid max_header_bytes {max_header_bytes!r}: must be 1 or more")
+        self.threads = threads
+        self.shutdown_timeout = shutdown_timeout
+        self.access_log = access_log
+        self._native = _gobind.Server(
+            read_header_timeout=read_header_timeout,
+            read_timeout=read_timeout,
+            write_timeout=write_timeout,
+            idle_timeout=idle_timeout,
+            max_header_bytes=max_header_bytes,
+            max_concurrent_calls=threads,
+        )
+        self._native.set_hooks(_log_handler_error, _log_access if access_log else None)
+        self._native.set_log(_log_engine_line)
+        self._address: Optional[str] = None
+        self._stopped = False
+        self._lock = threading.Lock()
+
+    @property
+    def address(self) -> Optional[str]:
+        """The bound address ("127.0.0.1:8000", "[::1]:8000", "unix:/path"), or None before start."""
+        return self._address
+
+    @property
+    def url(self) -> Optional[str]:
+        """The bound address as a URL, or None before start."""
+        if self._address is None or self._address.startswith("unix:"):
+            return self._address
+        return f"http://{self._address}"
+
+    def route(self, pattern: str) -> Callable[[Handler], Handler]:
+        """Register the decorated function for a net/http pattern such as
+        ``"GET /items/{id}"`` or ``"/static/{path...}"``."""
+
+        def register(handler: Handler) -> Handler:
+            self.handle(pattern, handler)
+            return handler
+
+        return register
+
+    def handle(self, pattern: str, handler: Handler) -> None:
+        """Register handler for pattern; raises ValueError for an invalid or
+        conflicting pattern."""
+        if not callable(handler):
+            raise TypeError(f"handler for {pattern!r} is not callable: {handler!r}")
+        self._native.handle(pattern, handler)
+
+    def handle_all(self, handler: Handler) -> None:
+        """Send every request to handler, with paths exactly as sent: no
+        pattern matching, path cleaning or redirects."""
+        if not callable(handler):
+            raise TypeError(f"handler is not callable: {handler!r}")
+        self._native.handle_all(handler)
+
+    def start(self, host: str = "127.0.0.1", port: int = 8000, *, uds: Optional[str] = None) -> str:
+        """Bind and serve in the background; returns the bound address.
+
+        Port 0 picks a free port. ``uds`` listens on a Unix socket instead.
+        Bind failures raise OSError with the errno.
+        """
+        address = f"unix:{uds}" if uds is not None else _join_host_port(host, port)
+        self._address = self._native.start(address)
+        _live_servers.add(self)
+        logger.info(
+            "Serving on %s (pid %d, %d Python thread%s)",
+            self.url,
+            os.getpid(),
+            self.threads,
+            "" if self.threads == 1 else "s",
+        )
+        return self._address
+
+    def wait(self, timeout: Optional[float] = None) -> bool:
+        """Block until the server stops or timeout seconds pass; returns
+        True once stopped. The GIL is released while waiting."""
+        return self._native.wait(timeout)
+
+    def serve(self) -> None:
+        """Block until the server stops. Ctrl-C and SIGTERM shut it down
+        gracefully; a second Ctrl-C closes every connection at once."""
+        with _StopSignals(self):
+            try:
+                while not self._native.wait(_SIGNAL_POLL_SECONDS):
+                    pass
+            except KeyboardInterrupt:
+                self._shutdown_interruptibly()
+
+    def run(self, host: str = "127.0.0.1", port: int = 8000, *, uds: Optional[str] = None) -> None:
+        """Start and serve until Ctrl-C, SIGTERM or shutdown()."""
+        _configure_default_logging()
+        self.start(host, port, uds=uds)
+        self.serve()
+
+    def shutdown(self, timeout: Optional[float] = None) -> bool:
+        """Stop accepting, let in-flight requests finish for up to timeout
+        seconds (default shutdown_timeout), then close what is left.
+        Returns False when the timeout cut requests off."""
+        if timeout is None:
+            timeout = self.shutdown_timeout
+        with self._lock:
+            if self._stopped:
+                return True
+            self._stopped = True
+        active, connections = self._native.stats()
+        logger.info(
+            "Shutting down: %d request%s in flight, %d connection%s open",
+            active,
+            "" if active == 1 else "s",
+            connections,
+            "" if connections == 1 else "s",
+        )
+        try:
+            graceful = self._native.shutdown(timeout)
+        except RuntimeError:
+            # Not started: nothing to drain.
+            graceful = True
+        if not graceful:
+            logger.warning("Graceful shutdown timed out after %.1f s; closed the remaining connections", timeout)
+        logger.info("Stopped")
+        return graceful
+
+    def close(self) -> None:
+        """Close the listener and every connection at once."""
+        with self._lock:
+            self._stopped = True
+        self._native.close()
+
+    def _shutdown_interruptibly(self) -> None:
+        # The graceful shutdown runs in a thread so that a second Ctrl-C can
+        # still reach the main thread and force the close.
+        worker = threading.Thread(target=self.shutdown, name="gobind-shutdown", daemon=True)
+        with self._lock:
+            already = self._stopped
+        if already:
+            return
+        worker.start()
+        try:
+            while worker.is_alive():
+                worker.join(_SIGNAL_POLL_SECONDS)
+        except KeyboardInterrupt:
+            logger.warning("Second interrupt: closing all connections now")
+            self._native.close()
+            raise SystemExit(1) from None
+
+    def __repr__(self) -> str:
+        return f"<gobind.Server {self.url or 'not started'}>"
+
+
+class _StopSignals:
+    """Turns SIGTERM into a graceful shutdown of one server while it serves,
+    on the main thread only, restoring the previous handler afterwards."""
+
+    def __init__(self, server: Server) -> None:
+        self._server = server
+        self._previous = None
+
+    def __enter__(self) -> "_StopSignals":
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGTERM, self._on_sigterm)
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGTERM, self._previous)
+
+    def _on_sigterm(self, signum: int, frame: object) -> None:
+        # Raised in the main thread's serve loop, which shuts down gracefully.
+        raise KeyboardInterrupt
+
+
+def _join_host_port(host: str, port: int) -> str:
+    if not isinstance(port, int) or not 0 <= port <= 65535:
+        raise ValueError(f"invalid port {port!r}: must be an integer from 0 to 65535")
+    if ":" in host and not host.startswith("["):
+        host = f"[{host}]"
+    return f"{host}:{port}"
+
+
+def _log_handler_error(error: BaseException, request: Request) -> None:
+    logger.error(
+        "Exception in handler for %s %s",
+        request.method,
+        request.url,
+        exc_info=(type(error), error, error.__traceback__),
+    )
+
+
+def _log_access(remote: str, method: str, target: str, protocol: str, status: int, size: int, seconds: float) -> None:
+    if access_logger.isEnabledFor(logging.INFO):
+        access_logger.info('%s - "%s %s %s" %d %d %.2fms', remote, method, target, protocol, status, size, seconds * 1000)
+
+
+def _log_engine_line(line: str) -> None:
+    engine_logger.warning("%s", line)
+
+
+def _configure_default_logging() -> None:
+    """Give the gobind loggers a stderr handler when the application has not
+    configured logging, as uvicorn does, so that start-up and access lines show."""
+    root = logging.getLogger()
+    if root.handlers or logger.handlers:
+        return
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+
+
+@atexit.register
+def _drain_at_exit() -> None:
+    # Go threads must leave Python before the interpreter finalizes; a Go
+    # thread that takes the GIL during finalization hangs or crashes.
+    if _gobind.forked():
+        return
+    for server in list(_live_servers):
+        try:
+            server.shutdown(min(server.shutdown_timeout, 5.0))
+        except Exception:  # noqa: BLE001 - exiting anyway; report and go on
+            logger.exception("Shutting down %r at exit failed", server)
+    remaining = _gobind.close_calls(5.0)
+    if remaining:
+        logger.warning("%d handler call%s still running in Python at exit", remaining, "" if remaining == 1 else "s")
+
+
+def _refuse_after_fork() -> None:
+    _live_servers.clear()
+
+
+os.register_at_fork(after_in_child=_refuse_after_fork)
+
+# The module-level API of gohttplib: gobind.route, gobind.run, gobind.shutdown.
+default_server: Optional[Server] = None
+
+
+def _default() -> Server:
+    global default_server
+    if default_server is None:
+        default_server = Server()
+    return default_server
+
+
+def route(pattern: str) -> Callable[[Handler], Handler]:
+    """Register the decorated function on the default server."""
+    return _default().route(pattern)
+
+
+def run(host: str = "127.0.0.1", port: int = 8000, *, uds: Optional[str] = None) -> None:
+    """Serve the default server's routes until Ctrl-C, SIGTERM or shutdown()."""
+    _default().run(host, port, uds=uds)
+
+
+def shutdown(timeout: Optional[float] = None) -> bool:
+    """Shut the default server down gracefully; see Server.shutdown."""
+    if default_server is None:
+        return True
+    return default_server.shutdown(timeout)
