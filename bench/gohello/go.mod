@@ -1,0 +1,3 @@
+module github.com/gobind/gobind/bench/gohello
+
+go 1.24
