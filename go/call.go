@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/textproto"
 	"strconv"
@@ -35,7 +34,18 @@ type callbackHandler struct {
 	params   []string
 }
 
-var requestBuffers = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
+// exchange holds the buffers lent to one callback: the encoded request and
+// the area for an inline response.
+type exchange struct {
+	request  []byte
+	response [inlineResponseSize]byte
+}
+
+// inlineResponseSize bounds the responses that return from a callback
+// without a call back into Go: status, header and body together.
+const inlineResponseSize = 16 << 10
+
+var exchanges = sync.Pool{New: func() any { return &exchange{request: make([]byte, 0, 1024)} }}
 
 func (h *callbackHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s := h.server
@@ -43,12 +53,10 @@ func (h *callbackHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// Requests beyond the callback bound wait here, as goroutines, instead
 	// of occupying an OS thread each inside the callback.
 	if s.slots != nil {
-		select {
-		case s.slots <- struct{}{}:
-			defer func() { <-s.slots }()
-		case <-r.Context().Done():
+		if !s.acquireSlot(r) {
 			return
 		}
+		defer func() { <-s.slots }()
 	}
 
 	// A released server runs no more callbacks; the counter is raised first
@@ -70,11 +78,13 @@ func (h *callbackHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	handle := calls.add(call)
 	defer calls.remove(handle)
 
-	buffer := requestBuffers.Get().(*[]byte)
-	encoded := encodeRequest((*buffer)[:0], r, h.params)
-	result := h.callback.Call(handle, encoded)
-	*buffer = encoded
-	requestBuffers.Put(buffer)
+	buffers := exchanges.Get().(*exchange)
+	defer exchanges.Put(buffers)
+	buffers.request = encodeRequest(buffers.request[:0], r, h.params)
+	result, inline := h.callback.Call(handle, buffers.request, buffers.response[:])
+	if inline > 0 && !call.finished {
+		call.writeInline(buffers.response[:inline])
+	}
 
 	if !call.finished {
 		call.finish(nil)
@@ -84,16 +94,30 @@ func (h *callbackHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
+// acquireSlot waits for a free callback slot, and reports false when the
+// client went away first. The common case of a free slot skips the
+// select, which would make the request context allocate its Done channel.
+func (s *Server) acquireSlot(r *http.Request) bool {
+	select {
+	case s.slots <- struct{}{}:
+		return true
+	default:
+	}
+	select {
+	case s.slots <- struct{}{}:
+		return true
+	case <-r.Context().Done():
+		return false
+	}
+}
+
 // encodeRequest appends r to b in the layout documented in gobind.h.
 func encodeRequest(b []byte, r *http.Request, params []string) []byte {
 	scheme := "http"
 	if r.TLS != nil {
 		scheme = "https"
 	}
-	localAddress := ""
-	if addr, ok := r.Context().Value(http.LocalAddrContextKey).(net.Addr); ok {
-		localAddress = addr.String()
-	}
+	localAddress, _ := r.Context().Value(localAddressKey{}).(string)
 	b = appendString(b, r.Method)
 	b = appendString(b, r.RequestURI)
 	b = appendString(b, r.URL.Path)
@@ -113,30 +137,29 @@ func encodeRequest(b []byte, r *http.Request, params []string) []byte {
 	}
 
 	// net/http moves Host and Transfer-Encoding out of the header map; they
-	// go back in so that handlers see every header the client sent.
+	// go back in so that handlers see every header the client sent. The
+	// count is patched in after one pass over the map.
+	countAt := len(b)
+	b = binary.NativeEndian.AppendUint32(b, 0)
 	count := 0
-	for _, values := range r.Header {
-		count += len(values)
-	}
-	if r.Host != "" {
-		count++
-	}
-	count += len(r.TransferEncoding)
-	b = binary.NativeEndian.AppendUint32(b, uint32(count))
 	if r.Host != "" {
 		b = appendString(b, "Host")
 		b = appendString(b, r.Host)
+		count++
 	}
 	for _, coding := range r.TransferEncoding {
 		b = appendString(b, "Transfer-Encoding")
 		b = appendString(b, coding)
+		count++
 	}
 	for name, values := range r.Header {
 		for _, value := range values {
 			b = appendString(b, name)
 			b = appendString(b, value)
+			count++
 		}
 	}
+	binary.NativeEndian.PutUint32(b[countAt:], uint32(count))
 	return b
 }
 
@@ -221,7 +244,9 @@ func (c *Call) sendHeader(status int, encoded []byte, bodyLength int, final bool
 	if err := decodeHeader(header, encoded); err != nil {
 		return err
 	}
-	if final && bodyAllowed(status) && header["Content-Length"] == nil && header["Transfer-Encoding"] == nil {
+	// net/http itself adds Content-Length to bodies below its chunking
+	// threshold (2 KiB), so only larger ones need it here.
+	if final && bodyLength >= 2048 && bodyAllowed(status) && header["Content-Length"] == nil && header["Transfer-Encoding"] == nil {
 		header["Content-Length"] = []string{strconv.Itoa(bodyLength)}
 	}
 	c.writer.WriteHeader(status)
@@ -233,6 +258,40 @@ func (c *Call) sendHeader(status int, encoded []byte, bodyLength int, final bool
 
 func bodyAllowed(status int) bool {
 	return status >= 200 && status != http.StatusNoContent && status != http.StatusNotModified
+}
+
+// writeInline sends a whole response that a callback encoded in the
+// inline area: an int32 status, a header block, then the body.
+func (c *Call) writeInline(encoded []byte) {
+	status, rest, ok := readUint32(encoded)
+	if !ok {
+		c.finish(fmt.Errorf("%w: inline response is truncated", errInvalidResponse))
+		return
+	}
+	header, body, err := splitHeader(rest)
+	if err == nil {
+		err = c.Write(int(int32(status)), header, body, writeFinish)
+	}
+	if err != nil && !c.finished {
+		c.finish(err)
+	}
+}
+
+// splitHeader splits an encoded header block from the bytes after it.
+func splitHeader(b []byte) (header, rest []byte, err error) {
+	count, after, ok := readUint32(b)
+	for i := uint32(0); ok && i < 2*count; i++ {
+		var n uint32
+		if n, after, ok = readUint32(after); ok && uint64(n) <= uint64(len(after)) {
+			after = after[n:]
+		} else {
+			ok = false
+		}
+	}
+	if !ok {
+		return nil, nil, fmt.Errorf("%w: header block is truncated", errInvalidResponse)
+	}
+	return b[:len(b)-len(after)], after, nil
 }
 
 // decodeHeader adds the pairs of an encoded header block to header.

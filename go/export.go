@@ -9,9 +9,10 @@ package main
 #include <stdlib.h>
 #include "gobind.h"
 
-static inline int gobind_invoke_handler(gobind_handler_fn fn, void* user_data,
-        gobind_call_t call, const char* request, size_t request_len) {
-    return fn(user_data, call, request, request_len);
+static inline int64_t gobind_invoke_handler(gobind_handler_fn fn, void* user_data,
+        gobind_call_t call, const char* request, size_t request_len,
+        char* response, size_t response_cap) {
+    return fn(user_data, call, request, request_len, response, response_cap);
 }
 
 static inline void gobind_invoke_log(gobind_log_fn fn, void* user_data,
@@ -42,13 +43,17 @@ type cHandler struct {
 	userData unsafe.Pointer
 }
 
-func (h cHandler) Call(call uint64, request []byte) CallResult {
+func (h cHandler) Call(call uint64, request []byte, response []byte) (CallResult, int) {
 	result := C.gobind_invoke_handler(h.fn, h.userData, C.gobind_call_t(call),
-		(*C.char)(unsafe.Pointer(unsafe.SliceData(request))), C.size_t(len(request)))
-	if result == C.GOBIND_HANDLER_ABORT {
-		return CallAbort
+		(*C.char)(unsafe.Pointer(unsafe.SliceData(request))), C.size_t(len(request)),
+		(*C.char)(unsafe.Pointer(unsafe.SliceData(response))), C.size_t(len(response)))
+	switch {
+	case result == C.GOBIND_HANDLER_ABORT:
+		return CallAbort, 0
+	case result > 0 && result <= C.int64_t(len(response)):
+		return CallOK, int(result)
 	}
-	return CallOK
+	return CallOK, 0
 }
 
 // fail records err in out (when not NULL) and returns code.

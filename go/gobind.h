@@ -73,14 +73,21 @@ typedef struct gobind_config {
  *   list of path parameters as (name, value) pairs,
  *   list of header fields as (name, value) pairs, Host included.
  *
- * The callback answers through gobind_response_write with `call`, and
- * returns GOBIND_HANDLER_OK, or GOBIND_HANDLER_ABORT to close the connection
- * without finishing the response. It must not unwind (throw, longjmp) into Go.
+ * The callback answers in one of two ways. It may write the response with
+ * gobind_response_write(call, ...) and return GOBIND_HANDLER_OK. Or, when the
+ * whole response fits in `response` (Go memory, response_cap bytes, valid
+ * until the callback returns), it may encode it there, without any call
+ * back into Go, and return its length n > 0. The encoding is an int32_t
+ * status, the list of header (name, value) pairs, then the body: all the
+ * remaining bytes. Returning GOBIND_HANDLER_ABORT closes the connection
+ * without finishing the response. The callback must not unwind (throw,
+ * longjmp) into Go.
  */
-typedef int (*gobind_handler_fn)(void* user_data, gobind_call_t call,
-                                 const char* request, size_t request_len);
+typedef int64_t (*gobind_handler_fn)(void* user_data, gobind_call_t call,
+                                     const char* request, size_t request_len,
+                                     char* response, size_t response_cap);
 
-enum { GOBIND_HANDLER_OK = 0, GOBIND_HANDLER_ABORT = 1 };
+enum { GOBIND_HANDLER_OK = 0, GOBIND_HANDLER_ABORT = -1 };
 
 /* Log callback: one line of the server's error log, without a newline.
    Called from any Go thread; `line` is valid for the call only. */

@@ -68,10 +68,12 @@ func (c *Config) applyDefaults() {
 	}
 }
 
-// Callback runs a handler outside Go. It receives the call's handle and the
-// encoded request, which it may use only until it returns.
+// Callback runs a handler outside Go. It receives the call's handle, the
+// encoded request and an area for an inline response, both valid only
+// until it returns. It reports how many bytes of an encoded response it
+// put in that area (0 when it answered through Call.Write instead).
 type Callback interface {
-	Call(call uint64, request []byte) CallResult
+	Call(call uint64, request []byte, response []byte) (CallResult, int)
 }
 
 // CallResult is what a Callback reports when it returns.
@@ -146,6 +148,7 @@ func NewServer(config Config) (*Server, error) {
 		IdleTimeout:       config.IdleTimeout,
 		MaxHeaderBytes:    config.MaxHeaderBytes,
 		ConnState:         s.trackConnection,
+		ConnContext:       rememberLocalAddress,
 		ErrorLog:          s.logger,
 	}
 	return s, nil
@@ -342,6 +345,14 @@ type Stats struct {
 // Stats returns the current number of requests in handlers and of open connections.
 func (s *Server) Stats() Stats {
 	return Stats{ActiveRequests: s.active.Load(), OpenConnections: s.connections.Load()}
+}
+
+// localAddressKey is the context key of a connection's local address, as
+// a string formatted once per connection instead of once per request.
+type localAddressKey struct{}
+
+func rememberLocalAddress(ctx context.Context, conn net.Conn) context.Context {
+	return context.WithValue(ctx, localAddressKey{}, conn.LocalAddr().String())
 }
 
 func (s *Server) trackConnection(_ net.Conn, state http.ConnState) {

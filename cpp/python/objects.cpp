@@ -144,7 +144,8 @@ gobind::ResponseWriter& PyResponseWriter::get() const {
 void PyResponseWriter::sync_headers() {
     auto& w = get();
     if (!w.header_sent() && headers) {
-        w.header() = headers.cast<const gobind::Header&>();
+        const auto& fields = headers.cast<const gobind::Header&>();
+        if (!fields.empty() || !w.header().empty()) w.header() = fields;
     }
 }
 
@@ -167,6 +168,97 @@ void PyResponseWriter::flush() {
     w.flush();
 }
 
+namespace {
+
+// The request and writer objects of the last call on this OS thread. A call
+// reuses them when nothing else holds a reference, which saves two object
+// allocations per request. They are plain pointers: thread exit must not
+// touch Python, so they are never released.
+struct ThreadObjects {
+    PyObject* request = nullptr;
+    PyObject* writer = nullptr;
+};
+thread_local ThreadObjects thread_objects;
+
+template <typename T>
+T* reuse_or_create(PyObject*& slot) {
+    if (slot != nullptr && Py_REFCNT(slot) == 1) {
+        return py::handle(slot).cast<T*>();
+    }
+    Py_XDECREF(slot);
+    auto* created = new T{};
+    slot = py::cast(created, py::return_value_policy::take_ownership).release().ptr();
+    return created;
+}
+
+void report_error(const Hooks& hooks, py::error_already_set& error, py::handle request) {
+    try {
+        hooks.on_error(error.value(), request);
+    } catch (py::error_already_set& log_error) {
+        log_error.discard_as_unraisable("gobind: logging a handler exception");
+    }
+}
+
+void write_access_log(const Hooks& hooks, const gobind::Request& request,
+                      const gobind::ResponseWriter& writer, double seconds) {
+    try {
+        hooks.access_log(latin1(request.remote_addr()), latin1(request.method()),
+                         latin1(request.target()), latin1(request.protocol()), writer.status(),
+                         writer.bytes_written(), seconds);
+    } catch (py::error_already_set& log_error) {
+        log_error.discard_as_unraisable("gobind: writing the access log");
+    }
+}
+
+// Runs function(writer, request) with the GIL held; the Go thread enters
+// here holding nothing.
+void call_python(py::object& function, const Hooks& hooks, gobind::Request& request,
+                 gobind::ResponseWriter& writer) {
+    bool timed = !hooks.access_log.is_none();
+    auto started = timed ? std::chrono::steady_clock::now() : std::chrono::steady_clock::time_point{};
+
+    GoThreadGil gil;
+    auto* py_request = reuse_or_create<PyRequest>(thread_objects.request);
+    auto* py_writer = reuse_or_create<PyResponseWriter>(thread_objects.writer);
+    py_request->request = &request;
+    py_writer->writer = &writer;
+    py::handle request_object(thread_objects.request);
+    py::handle writer_object(thread_objects.writer);
+
+    try {
+        function(writer_object, request_object);
+        py_writer->sync_headers();
+    } catch (py::error_already_set& error) {
+        report_error(hooks, error, request_object);
+        writer.fail();
+    } catch (const std::exception& error) {
+        // A gobind call inside the handler failed without Python seeing
+        // it, such as a write to a client that went away.
+        PyErr_SetString(PyExc_RuntimeError, error.what());
+        py::error_already_set wrapped;
+        report_error(hooks, wrapped, request_object);
+        writer.fail();
+    }
+
+    if (timed) {
+        std::chrono::duration<double> elapsed = std::chrono::steady_clock::now() - started;
+        write_access_log(hooks, request, writer, elapsed.count());
+    }
+    py_request->request = nullptr;
+    py_request->headers = py::object();
+    py_request->path_params = py::object();
+    py_request->body = py::object();
+    py_writer->writer = nullptr;
+    // An empty Headers object left for the next call saves an allocation.
+    if (py_writer->headers && Py_REFCNT(py_writer->headers.ptr()) == 1) {
+        py_writer->headers.cast<gobind::Header&>().clear();
+    } else {
+        py_writer->headers = py::object();
+    }
+}
+
+}  // namespace
+
 Handler make_python_handler(py::object function, std::shared_ptr<Hooks> hooks) {
     // The function and hooks are Python objects: copies of this lambda are
     // made and destroyed only by the server while it holds the GIL.
@@ -179,50 +271,7 @@ Handler make_python_handler(py::object function, std::shared_ptr<Hooks> hooks) {
             writer.write("server is shutting down\n");
             return;
         }
-        auto started = std::chrono::steady_clock::now();
-        {
-            GoThreadGil gil;
-            auto* py_request = new PyRequest{&request};
-            py::object request_object = py::cast(py_request, py::return_value_policy::take_ownership);
-            auto* py_writer = new PyResponseWriter{&writer};
-            py::object writer_object = py::cast(py_writer, py::return_value_policy::take_ownership);
-
-            try {
-                (*shared)(writer_object, request_object);
-                py_writer->sync_headers();
-            } catch (py::error_already_set& error) {
-                try {
-                    hooks->on_error(error.value(), request_object);
-                } catch (py::error_already_set& log_error) {
-                    log_error.discard_as_unraisable("gobind: logging a handler exception");
-                }
-                writer.fail();
-            } catch (const std::exception& error) {
-                // A gobind call inside the handler failed without Python
-                // seeing it, such as a write to a client that went away.
-                PyErr_SetString(PyExc_RuntimeError, error.what());
-                py::error_already_set wrapped;
-                try {
-                    hooks->on_error(wrapped.value(), request_object);
-                } catch (py::error_already_set& log_error) {
-                    log_error.discard_as_unraisable("gobind: logging a handler exception");
-                }
-                writer.fail();
-            }
-
-            if (!hooks->access_log.is_none()) {
-                std::chrono::duration<double> elapsed = std::chrono::steady_clock::now() - started;
-                try {
-                    hooks->access_log(latin1(request.remote_addr()), latin1(request.method()),
-                                      latin1(request.target()), latin1(request.protocol()),
-                                      writer.status(), writer.bytes_written(), elapsed.count());
-                } catch (py::error_already_set& log_error) {
-                    log_error.discard_as_unraisable("gobind: writing the access log");
-                }
-            }
-            py_request->request = nullptr;
-            py_writer->writer = nullptr;
-        }
+        call_python(*shared, *hooks, request, writer);
         // The last bytes go out without the GIL: a slow client must not
         // stall other handlers.
         writer.finish();

@@ -58,6 +58,7 @@ void ResponseWriter::flush() {
 
 void ResponseWriter::finish() {
     if (finished_) return;
+    if (finish_inline()) return;
     send(buffer_, GOBIND_WRITE_FINISH);
     buffer_.clear();
     finished_ = true;
@@ -81,6 +82,41 @@ void ResponseWriter::fail() noexcept {
         aborted_ = true;
         finished_ = true;
     }
+}
+
+bool ResponseWriter::finish_inline() noexcept {
+    if (header_sent_ || inline_area_ == nullptr) return false;
+    std::size_t size = sizeof(std::int32_t) + sizeof(std::uint32_t) + buffer_.size();
+    for (const auto& [name, value] : header_.fields()) {
+        size += 2 * sizeof(std::uint32_t) + name.size() + value.size();
+    }
+    if (size > inline_capacity_) return false;
+
+    char* out = inline_area_;
+    auto put = [&out](const void* data, std::size_t n) {
+        std::memcpy(out, data, n);
+        out += n;
+    };
+    auto put_string = [&](std::string_view text) {
+        auto length = static_cast<std::uint32_t>(text.size());
+        put(&length, sizeof length);
+        put(text.data(), text.size());
+    };
+    std::int32_t status = status_;
+    auto count = static_cast<std::uint32_t>(header_.size());
+    put(&status, sizeof status);
+    put(&count, sizeof count);
+    for (const auto& [name, value] : header_.fields()) {
+        put_string(name);
+        put_string(value);
+    }
+    put(buffer_.data(), buffer_.size());
+
+    inline_size_ = size;
+    buffer_.clear();
+    header_sent_ = true;
+    finished_ = true;
+    return true;
 }
 
 void ResponseWriter::send(std::string_view body, int flags) {

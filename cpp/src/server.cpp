@@ -157,8 +157,9 @@ Stats Server::stats() const {
     return stats;
 }
 
-int Server::dispatch(void* user_data, std::uint64_t call, const char* data,
-                     std::size_t size) noexcept {
+std::int64_t Server::dispatch(void* user_data, std::uint64_t call, const char* data,
+                              std::size_t size, char* response,
+                              std::size_t response_capacity) noexcept {
     auto* route = static_cast<Route*>(user_data);
     auto report = [route](const char* what) {
         try {
@@ -174,7 +175,7 @@ int Server::dispatch(void* user_data, std::uint64_t call, const char* data,
 
     try {
         Request request(call, data, size);
-        ResponseWriter writer(call);
+        ResponseWriter writer(call, response, response_capacity);
         try {
             route->handler(request, writer);
             writer.finish();
@@ -185,7 +186,8 @@ int Server::dispatch(void* user_data, std::uint64_t call, const char* data,
             report("unknown exception");
             writer.fail();
         }
-        return writer.aborted() ? GOBIND_HANDLER_ABORT : GOBIND_HANDLER_OK;
+        if (writer.aborted()) return GOBIND_HANDLER_ABORT;
+        return static_cast<std::int64_t>(writer.inline_size());
     } catch (const std::exception& error) {
         report(error.what());
     } catch (...) {

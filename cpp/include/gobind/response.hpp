@@ -58,10 +58,23 @@ public:
     std::uint64_t bytes_written() const noexcept { return bytes_written_; }
 
 private:
+    friend class Server;
+
+    /// Writer whose finish() may place a small complete response in
+    /// `area` (engine memory lent for the handler call) instead of calling
+    /// the engine; inline_size() then tells how many bytes it used.
+    ResponseWriter(std::uint64_t call, char* area, std::size_t capacity) noexcept
+        : call_(call), inline_area_(area), inline_capacity_(capacity) {}
+    std::size_t inline_size() const noexcept { return inline_size_; }
+    bool finish_inline() noexcept;
+
     void send(std::string_view body, int flags);
     std::string encode_header() const;
 
     std::uint64_t call_;
+    char* inline_area_ = nullptr;
+    std::size_t inline_capacity_ = 0;
+    std::size_t inline_size_ = 0;
     Header header_;
     std::string buffer_;
     int status_ = 0;

@@ -91,8 +91,9 @@ private:
     struct Route;
 
     void check_open() const;
-    static int dispatch(void* route, std::uint64_t call, const char* request,
-                        std::size_t size) noexcept;
+    static std::int64_t dispatch(void* route, std::uint64_t call, const char* request,
+                                 std::size_t size, char* response,
+                                 std::size_t response_capacity) noexcept;
 
     std::uint64_t handle_ = 0;
     std::vector<std::unique_ptr<Route>> routes_;
