@@ -192,6 +192,10 @@ T* reuse_or_create(PyObject*& slot) {
 }
 
 void report_error(const Hooks& hooks, py::error_already_set& error, py::handle request) {
+    // The exception object carries no traceback until it is attached.
+    if (error.trace() && !error.trace().is_none()) {
+        PyException_SetTraceback(error.value().ptr(), error.trace().ptr());
+    }
     try {
         hooks.on_error(error.value(), request);
     } catch (py::error_already_set& log_error) {
