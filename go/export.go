@@ -89,6 +89,13 @@ func unknownCall(out *C.gobind_error) C.int {
 	return fail(out, C.GOBIND_ERR_HANDLE, errors.New("unknown call handle: the handler has returned"))
 }
 
+func optionalString(s *C.char) string {
+	if s == nil {
+		return ""
+	}
+	return C.GoString(s)
+}
+
 func milliseconds(ms C.int64_t) time.Duration {
 	return time.Duration(ms) * time.Millisecond
 }
@@ -117,6 +124,9 @@ func gobind_server_new(config *C.gobind_config, out *C.gobind_server_t, errOut *
 		IdleTimeout:        milliseconds(config.idle_timeout_ms),
 		MaxHeaderBytes:     int(config.max_header_bytes),
 		MaxConcurrentCalls: int(config.max_concurrent_calls),
+		TLSCertFile:        optionalString(config.tls_cert_file),
+		TLSKeyFile:         optionalString(config.tls_key_file),
+		HTTP2Cleartext:     config.http2_cleartext != 0,
 	})
 	if err != nil {
 		return fail(errOut, C.GOBIND_ERR_INVALID, err)

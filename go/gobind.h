@@ -51,7 +51,8 @@ typedef struct gobind_error {
     char* message;   /* malloc'd, NUL-terminated; NULL when no message */
 } gobind_error;
 
-/* Server settings. A zero field selects the default given in brackets. */
+/* Server settings. A zero field selects the default given in brackets.
+   Strings are NUL-terminated and borrowed for the call. */
 typedef struct gobind_config {
     int64_t read_header_timeout_ms;  /* time to read the header block [10000] */
     int64_t read_timeout_ms;         /* max wait of one body read [60000] */
@@ -60,6 +61,9 @@ typedef struct gobind_config {
     int64_t max_header_bytes;        /* request line plus header block [65536] */
     int64_t max_concurrent_calls;    /* handlers running at once; further requests
                                         wait in Go [0: no bound] */
+    const char* tls_cert_file;       /* PEM certificate chain; NULL or "": plain HTTP */
+    const char* tls_key_file;        /* PEM private key; needed with tls_cert_file */
+    int32_t http2_cleartext;         /* nonzero: also accept HTTP/2 without TLS [0] */
 } gobind_config;
 
 /*

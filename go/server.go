@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log"
@@ -40,6 +41,15 @@ type Config struct {
 	// MaxConcurrentCalls bounds how many handler callbacks run at once;
 	// further requests wait as goroutines. Zero means no bound.
 	MaxConcurrentCalls int
+
+	// TLSCertFile and TLSKeyFile, both PEM files, turn on HTTPS, with
+	// HTTP/2 negotiated through ALPN.
+	TLSCertFile string
+	TLSKeyFile  string
+
+	// HTTP2Cleartext accepts HTTP/2 without TLS from clients that start
+	// with the HTTP/2 preface (prior knowledge), besides HTTP/1.1.
+	HTTP2Cleartext bool
 }
 
 const (
@@ -129,6 +139,9 @@ const closedBit = int64(1) << 62
 // NewServer validates config and returns a server that is not yet listening.
 func NewServer(config Config) (*Server, error) {
 	config.applyDefaults()
+	if (config.TLSCertFile == "") != (config.TLSKeyFile == "") {
+		return nil, errors.New("invalid TLS settings: a certificate file and a key file are needed together")
+	}
 	if config.MaxConcurrentCalls < 0 {
 		return nil, fmt.Errorf("invalid max concurrent calls %d: must be 0 (no bound) or more", config.MaxConcurrentCalls)
 	}
@@ -150,6 +163,19 @@ func NewServer(config Config) (*Server, error) {
 		ConnState:         s.trackConnection,
 		ConnContext:       rememberLocalAddress,
 		ErrorLog:          s.logger,
+	}
+	if config.HTTP2Cleartext {
+		s.http.Protocols = new(http.Protocols)
+		s.http.Protocols.SetHTTP1(true)
+		s.http.Protocols.SetHTTP2(true)
+		s.http.Protocols.SetUnencryptedHTTP2(true)
+	}
+	if config.TLSCertFile != "" {
+		certificate, err := tls.LoadX509KeyPair(config.TLSCertFile, config.TLSKeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("loading TLS certificate %q and key %q failed: %w", config.TLSCertFile, config.TLSKeyFile, err)
+		}
+		s.http.TLSConfig = &tls.Config{Certificates: []tls.Certificate{certificate}, MinVersion: tls.VersionTLS12}
 	}
 	return s, nil
 }
@@ -232,7 +258,12 @@ func (s *Server) Start(address string) (string, error) {
 	s.listener = listener
 	s.started = true
 	go func() {
-		err := s.http.Serve(listener)
+		var err error
+		if s.config.TLSCertFile != "" {
+			err = s.http.ServeTLS(listener, "", "")
+		} else {
+			err = s.http.Serve(listener)
+		}
 		if errors.Is(err, http.ErrServerClosed) {
 			err = nil
 		}

@@ -267,7 +267,8 @@ void bind_response_writer(py::module_& m) {
 void bind_server(py::module_& m) {
     py::class_<PyServer>(m, "Server", "Engine server; use gobind.Server instead.")
         .def(py::init([](double read_header_timeout, double read_timeout, double write_timeout,
-                         double idle_timeout, std::int64_t max_header_bytes, std::int64_t max_concurrent_calls) {
+                         double idle_timeout, std::int64_t max_header_bytes, std::int64_t max_concurrent_calls,
+                         std::string tls_cert_file, std::string tls_key_file, bool http2_cleartext) {
                  Config config;
                  config.read_header_timeout = to_ms(read_header_timeout);
                  config.read_timeout = to_ms(read_timeout);
@@ -275,11 +276,15 @@ void bind_server(py::module_& m) {
                  config.idle_timeout = to_ms(idle_timeout);
                  config.max_header_bytes = max_header_bytes;
                  config.max_concurrent_calls = max_concurrent_calls;
+                 config.tls_cert_file = std::move(tls_cert_file);
+                 config.tls_key_file = std::move(tls_key_file);
+                 config.http2_cleartext = http2_cleartext;
                  return std::make_unique<PyServer>(config);
              }),
              py::kw_only(), py::arg("read_header_timeout") = 0.0, py::arg("read_timeout") = 0.0,
              py::arg("write_timeout") = 0.0, py::arg("idle_timeout") = 0.0, py::arg("max_header_bytes") = 0,
-             py::arg("max_concurrent_calls") = 0)
+             py::arg("max_concurrent_calls") = 0, py::arg("tls_cert_file") = "", py::arg("tls_key_file") = "",
+             py::arg("http2_cleartext") = false)
         .def("set_hooks", &PyServer::set_hooks, py::arg("on_error"), py::arg("access_log"))
         .def("handle", &PyServer::handle, py::arg("pattern"), py::arg("handler"))
         .def("handle_all", &PyServer::handle_all, py::arg("handler"))

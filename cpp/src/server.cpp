@@ -43,6 +43,9 @@ Server::Server(Config config) : log_(std::make_shared<LogFunction>()) {
     settings.idle_timeout_ms = to_ms(config.idle_timeout);
     settings.max_header_bytes = config.max_header_bytes;
     settings.max_concurrent_calls = config.max_concurrent_calls;
+    settings.tls_cert_file = config.tls_cert_file.c_str();
+    settings.tls_key_file = config.tls_key_file.c_str();
+    settings.http2_cleartext = config.http2_cleartext ? 1 : 0;
     detail::EngineError error;
     detail::check(gobind_server_new(&settings, &handle_, error.get()), error,
                   "creating server failed");

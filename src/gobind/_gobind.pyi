@@ -89,6 +89,9 @@ class Server:
         idle_timeout: float = 0.0,
         max_header_bytes: int = 0,
         max_concurrent_calls: int = 0,
+        tls_cert_file: str = "",
+        tls_key_file: str = "",
+        http2_cleartext: bool = False,
     ) -> None: ...
     def set_hooks(
         self,

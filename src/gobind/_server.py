@@ -38,6 +38,10 @@ class Server:
     headers, ``read_timeout`` for each body read, ``write_timeout`` for each
     response write, ``idle_timeout`` for a keep-alive connection between
     requests. ``shutdown_timeout`` bounds the graceful part of a shutdown.
+
+    ``ssl_certfile`` and ``ssl_keyfile`` (PEM) serve HTTPS, with HTTP/2
+    negotiated by ALPN. ``http2_cleartext`` also accepts HTTP/2 without TLS
+    from clients that use prior knowledge (h2c).
     """
 
     def __init__(
@@ -51,6 +55,9 @@ class Server:
         max_header_bytes: int = 64 * 1024,
         shutdown_timeout: float = 30.0,
         access_log: bool = True,
+        ssl_certfile: Optional[str] = None,
+        ssl_keyfile: Optional[str] = None,
+        http2_cleartext: bool = False,
     ) -> None:
         if threads < 1:
             raise ValueError(f"invalid threads {threads!r}: must be 1 or more")
@@ -66,7 +73,11 @@ class Server:
             idle_timeout=idle_timeout,
             max_header_bytes=max_header_bytes,
             max_concurrent_calls=threads,
+            tls_cert_file=os.fspath(ssl_certfile) if ssl_certfile else "",
+            tls_key_file=os.fspath(ssl_keyfile) if ssl_keyfile else "",
+            http2_cleartext=http2_cleartext,
         )
+        self._scheme = "https" if ssl_certfile else "http"
         self._native.set_hooks(_log_handler_error, _log_access if access_log else None)
         self._native.set_log(_log_engine_line)
         self._address: Optional[str] = None
@@ -83,7 +94,7 @@ class Server:
         """The bound address as a URL, or None before start."""
         if self._address is None or self._address.startswith("unix:"):
             return self._address
-        return f"http://{self._address}"
+        return f"{self._scheme}://{self._address}"
 
     def route(self, pattern: str) -> Callable[[Handler], Handler]:
         """Register the decorated function for a net/http pattern such as
