@@ -59,8 +59,9 @@ func (h *callbackHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		defer func() { <-s.slots }()
 	}
 
-	// A released server runs no more callbacks; the counter is raised first
-	// so that Release either sees this call or this call sees the bit.
+	// A released server runs no more callbacks. The counter is raised
+	// before the closed bit is tested, so Release either waits for this
+	// call or this call observes the bit and returns 503.
 	if s.calls.Add(1)&closedBit != 0 {
 		s.calls.Add(-1)
 		http.Error(w, "server is shutting down", http.StatusServiceUnavailable)

@@ -55,7 +55,7 @@ func (r *registry[T]) get(handle uint64) *T {
 	return slot.value
 }
 
-// remove forgets handle; a later get of the same handle returns nil.
+// remove deletes handle, so a later get of the same handle returns nil.
 func (r *registry[T]) remove(handle uint64) {
 	index, generation := uint32(handle)-1, uint32(handle>>32)
 	r.mu.Lock()

@@ -81,12 +81,12 @@ func (c *Config) applyDefaults() {
 // Callback runs a handler outside Go. It receives the call's handle, the
 // encoded request and an area for an inline response, both valid only
 // until it returns. It reports how many bytes of an encoded response it
-// put in that area (0 when it answered through Call.Write instead).
+// put in that area, or 0 when it wrote the response through Call.Write.
 type Callback interface {
 	Call(call uint64, request []byte, response []byte) (CallResult, int)
 }
 
-// CallResult is what a Callback reports when it returns.
+// CallResult is the outcome a Callback reports when it returns.
 type CallResult int
 
 const (
