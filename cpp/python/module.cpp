@@ -9,6 +9,7 @@
 #include "gil.hpp"
 #include "gobind/server.hpp"
 #include "objects.hpp"
+#include "wsgi.hpp"
 
 namespace py = pybind11;
 using namespace gobind;
@@ -361,4 +362,11 @@ PYBIND11_MODULE(_gobind, m) {
           "Returns how many are still inside. Irreversible: for interpreter exit.");
     m.def("forked", &gobind::forked_after_start,
           "True in a child forked after gobind was imported, where the engine cannot run.");
+
+    // The WSGI adapter's native helpers (gobind.wsgi).
+    m.def("wsgi_environ", &wsgi_environ, py::arg("request"), py::arg("base"), py::arg("script_name"),
+          "Build the PEP 3333 environ of request: a copy of base plus the request's keys.");
+    m.def("wsgi_start", &wsgi_start, py::arg("writer"), py::arg("status"), py::arg("headers"),
+          "Set the status and the start_response header list on writer; returns the\n"
+          "app's Content-Length, or -1 without one.");
 }
