@@ -3,6 +3,7 @@
 #include <array>
 #include <stdexcept>
 #include <string_view>
+#include <unordered_map>
 
 namespace gobind::python {
 namespace {
@@ -29,8 +30,64 @@ py::object text(std::string_view value) {
     return header_text(value);
 }
 
-void set_item(PyObject* dict, const char* key, py::handle value) {
-    if (PyDict_SetItemString(dict, key, value.ptr()) != 0) throw py::error_already_set();
+// An interned str for a key; the object lives until the process exits.
+PyObject* intern(const char* key) {
+    PyObject* object = PyUnicode_InternFromString(key);
+    if (object == nullptr) throw py::error_already_set();
+    return object;
+}
+
+void set_item(PyObject* dict, PyObject* key, py::handle value) {
+    if (PyDict_SetItem(dict, key, value.ptr()) != 0) throw py::error_already_set();
+}
+
+// Keys that every environ has, created once.
+struct Keys {
+    PyObject* request_method = intern("REQUEST_METHOD");
+    PyObject* path_info = intern("PATH_INFO");
+    PyObject* query_string = intern("QUERY_STRING");
+    PyObject* server_protocol = intern("SERVER_PROTOCOL");
+    PyObject* url_scheme = intern("wsgi.url_scheme");
+    PyObject* remote_addr = intern("REMOTE_ADDR");
+    PyObject* remote_port = intern("REMOTE_PORT");
+    PyObject* server_name = intern("SERVER_NAME");
+    PyObject* server_port = intern("SERVER_PORT");
+    PyObject* content_type = intern("CONTENT_TYPE");
+    PyObject* content_length = intern("CONTENT_LENGTH");
+    PyObject* http_cookie = intern("HTTP_COOKIE");
+};
+
+const Keys& keys() {
+    static const Keys* instance = new Keys();
+    return *instance;
+}
+
+// The HTTP_* key of a header field name. Keys of the first names seen are
+// kept, so common headers cost no allocation; the cache is bounded because
+// clients choose the names.
+constexpr std::size_t max_cached_keys = 512;
+
+py::object cgi_key(std::string_view name) {
+    static auto* cache = new std::unordered_map<std::string, PyObject*>();
+    auto found = cache->find(std::string(name));
+    if (found != cache->end()) return py::reinterpret_borrow<py::object>(found->second);
+
+    std::string key = "HTTP_";
+    key.reserve(5 + name.size());
+    for (char c : name) {
+        if (c == '-') {
+            c = '_';
+        } else if (c >= 'a' && c <= 'z') {
+            c = static_cast<char>(c - 'a' + 'A');
+        }
+        key.push_back(c);
+    }
+    if (cache->size() >= max_cached_keys) {
+        return py::reinterpret_steal<py::object>(header_text(key).release());
+    }
+    PyObject* object = intern(key.c_str());
+    cache->emplace(std::string(name), object);
+    return py::reinterpret_borrow<py::object>(object);
 }
 
 int hex_digit(char c) {
@@ -83,38 +140,24 @@ bool split_host_port(std::string_view address, std::string_view& host, std::stri
     return true;
 }
 
-// "HTTP_" followed by the field name in upper case with '-' as '_'.
-std::string cgi_key(std::string_view name) {
-    std::string key = "HTTP_";
-    key.reserve(5 + name.size());
-    for (char c : name) {
-        if (c == '-') {
-            c = '_';
-        } else if (c >= 'a' && c <= 'z') {
-            c = static_cast<char>(c - 'a' + 'A');
-        }
-        key.push_back(c);
-    }
-    return key;
-}
-
 // Put one header field into the environ. Repeated fields are joined with
 // ", " as RFC 9110 allows, except Cookie, whose separator is "; ".
 void set_header(PyObject* environ, std::string_view name, std::string_view value,
-                std::string& pending_key, std::string& pending_value) {
-    std::string key = cgi_key(name);
-    if (key == pending_key) {
-        pending_value.append(key == "HTTP_COOKIE" ? "; " : ", ");
+                py::object& pending_key, std::string& pending_value) {
+    py::object key = cgi_key(name);
+    if (pending_key && (key.ptr() == pending_key.ptr() || key.equal(pending_key))) {
+        pending_value.append(key.ptr() == keys().http_cookie ? "; " : ", ");
         pending_value.append(value);
         return;
     }
-    if (!pending_key.empty()) set_item(environ, pending_key.c_str(), header_text(pending_value));
+    if (pending_key) set_item(environ, pending_key.ptr(), header_text(pending_value));
     pending_key = std::move(key);
     pending_value.assign(value);
 }
 
 void set_headers(PyObject* environ, const gobind::Request& request) {
-    std::string pending_key, pending_value;
+    py::object pending_key;
+    std::string pending_value;
     std::string content_type, content_length;
     bool has_type = false, has_length = false;
     for (const auto& [name, value] : request.header_fields()) {
@@ -136,9 +179,9 @@ void set_headers(PyObject* environ, const gobind::Request& request) {
         if (name.find('_') != std::string_view::npos) continue;
         set_header(environ, name, value, pending_key, pending_value);
     }
-    if (!pending_key.empty()) set_item(environ, pending_key.c_str(), header_text(pending_value));
-    if (has_type) set_item(environ, "CONTENT_TYPE", header_text(content_type));
-    if (has_length) set_item(environ, "CONTENT_LENGTH", header_text(content_length));
+    if (pending_key) set_item(environ, pending_key.ptr(), header_text(pending_value));
+    if (has_type) set_item(environ, keys().content_type, header_text(content_type));
+    if (has_length) set_item(environ, keys().content_length, header_text(content_length));
 }
 
 void set_path(PyObject* environ, const gobind::Request& request, const std::string& script_name) {
@@ -149,20 +192,20 @@ void set_path(PyObject* environ, const gobind::Request& request, const std::stri
         (path_info.size() == script_name.size() || path_info[script_name.size()] == '/')) {
         path_info.remove_prefix(script_name.size());
     }
-    set_item(environ, "PATH_INFO", header_text(path_info));
+    set_item(environ, keys().path_info, header_text(path_info));
 }
 
 void set_addresses(PyObject* environ, const gobind::Request& request, bool server_from_socket) {
     std::string_view host, port;
     if (split_host_port(request.remote_addr(), host, port)) {
-        set_item(environ, "REMOTE_ADDR", header_text(host));
-        set_item(environ, "REMOTE_PORT", header_text(port));
+        set_item(environ, keys().remote_addr, header_text(host));
+        set_item(environ, keys().remote_port, header_text(port));
     } else {
-        set_item(environ, "REMOTE_ADDR", header_text(request.remote_addr()));
+        set_item(environ, keys().remote_addr, header_text(request.remote_addr()));
     }
     if (server_from_socket && split_host_port(request.local_addr(), host, port)) {
-        set_item(environ, "SERVER_NAME", header_text(host));
-        set_item(environ, "SERVER_PORT", text(port));
+        set_item(environ, keys().server_name, header_text(host));
+        set_item(environ, keys().server_port, text(port));
     }
 }
 
@@ -174,14 +217,13 @@ py::dict wsgi_environ(PyRequest& r, py::dict base, const std::string& script_nam
     if (!environ) throw py::error_already_set();
     PyObject* dict = environ.ptr();
 
-    set_item(dict, "REQUEST_METHOD", text(request.method()));
+    set_item(dict, keys().request_method, text(request.method()));
     set_path(dict, request, script_name);
-    set_item(dict, "QUERY_STRING", header_text(request.query()));
-    set_item(dict, "SERVER_PROTOCOL", text(request.protocol()));
-    set_item(dict, "wsgi.url_scheme", text(request.scheme()));
+    set_item(dict, keys().query_string, header_text(request.query()));
+    set_item(dict, keys().server_protocol, text(request.protocol()));
+    set_item(dict, keys().url_scheme, text(request.scheme()));
     // Over a Unix socket the base environ carries SERVER_NAME and SERVER_PORT.
-    static PyObject* server_name_key = PyUnicode_InternFromString("SERVER_NAME");
-    set_addresses(dict, request, PyDict_Contains(dict, server_name_key) == 0);
+    set_addresses(dict, request, PyDict_Contains(dict, keys().server_name) == 0);
     set_headers(dict, request);
     return environ;
 }
