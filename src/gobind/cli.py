@@ -18,6 +18,7 @@ import logging
 import logging.config
 import os
 import platform
+import signal
 import sys
 from typing import Any, List, Optional, Sequence, Tuple
 
@@ -153,7 +154,7 @@ def load_app(spec: str, *, factory: bool, app_dir: str) -> Any:
         # Only the named module itself is a usage error; a module missing
         # inside the app is the app's bug and keeps its traceback.
         if error.name and (module_name == error.name or module_name.startswith(error.name + ".")):
-            raise UsageError(f"module {module_name!r} not found (app dir {os.path.abspath(app_dir)!r})") from None
+            raise UsageError(f"module {module_name!r} not found (--app-dir is {os.path.abspath(app_dir)!r})") from None
         raise
     target: Any = module
     for part in attribute.split("."):
@@ -218,6 +219,9 @@ def make_server(app: Any, interface: str, options: argparse.Namespace) -> Any:
         return app
     from . import wsgi
 
+    root_path = options.root_path
+    if root_path and (not root_path.startswith("/") or root_path.endswith("/")):
+        raise UsageError(f"invalid --root-path {root_path!r}: must start with '/' and not end with '/', such as /api")
     if options.threads < 1:
         raise UsageError(f"invalid --threads {options.threads}: must be 1 or more")
     if options.limit_request_header_bytes < 1:
@@ -247,17 +251,27 @@ def run(options: argparse.Namespace) -> None:
     interface = detect_interface(app, options.app, options.interface)
     server = make_server(app, interface, options)
     address = bind_address(options)
+    # Until serve() installs its own handlers, SIGTERM stops the server the
+    # same way Ctrl-C does.
+    signal.signal(signal.SIGTERM, _interrupt)
     try:
-        if options.uds is not None:
-            server.start(uds=options.uds)
-        else:
-            server.start(options.host, options.port)
-    except OSError as error:
-        reason = os.strerror(error.errno).lower() if error.errno else str(error)
-        raise UsageError(f"cannot listen on {address}: {reason}") from None
-    except ValueError as error:
-        raise UsageError(f"cannot listen on {address}: {error}") from None
-    server.serve()
+        try:
+            if options.uds is not None:
+                server.start(uds=options.uds)
+            else:
+                server.start(options.host, options.port)
+        except OSError as error:
+            reason = os.strerror(error.errno).lower() if error.errno else str(error)
+            raise UsageError(f"cannot listen on {address}: {reason}") from None
+        except ValueError as error:
+            raise UsageError(f"cannot listen on {address}: {error}") from None
+        server.serve()
+    except KeyboardInterrupt:
+        server.shutdown()
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
