@@ -369,4 +369,23 @@ PYBIND11_MODULE(_gobind, m) {
     m.def("wsgi_start", &wsgi_start, py::arg("writer"), py::arg("status"), py::arg("headers"),
           "Set the status and the start_response header list on writer; returns the\n"
           "app's Content-Length, or -1 without one.");
+    py::class_<WsgiResponse>(m, "WsgiResponse", "start_response of one WSGI request, valid while it runs.")
+        .def("__call__",
+             [](py::object self, py::object status, py::object headers, py::object exc_info) {
+                 return self.cast<WsgiResponse&>().start(self, std::move(status), std::move(headers),
+                                                         std::move(exc_info));
+             },
+             py::arg("status"), py::arg("headers"), py::arg("exc_info") = py::none())
+        .def("write", &WsgiResponse::write, py::arg("data"), "The write() callable of PEP 3333.");
+    py::class_<WsgiHandler>(m, "WsgiHandler", "Runs a WSGI app for each request; use gobind.wsgi instead.")
+        .def(py::init([](py::object app, py::dict base, std::string script_name, py::object input_type,
+                         py::object too_large_type, py::object defaults, py::object disconnect_log,
+                         std::int64_t max_body_bytes) {
+                 return WsgiHandler{std::move(app), std::move(base), std::move(script_name),
+                                    std::move(input_type), std::move(too_large_type),
+                                    py::tuple(defaults), std::move(disconnect_log), max_body_bytes};
+             }),
+             py::kw_only(), py::arg("app"), py::arg("base"), py::arg("script_name"), py::arg("input_type"),
+             py::arg("too_large_type"), py::arg("defaults"), py::arg("disconnect_log"), py::arg("max_body_bytes"))
+        .def("__call__", &WsgiHandler::call, py::arg("writer"), py::arg("request"));
 }

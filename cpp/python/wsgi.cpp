@@ -263,3 +263,216 @@ std::int64_t wsgi_start(PyResponseWriter& w, int status, py::handle headers) {
 }
 
 }  // namespace gobind::python
+
+namespace gobind::python {
+namespace {
+
+[[noreturn]] void raise_assertion(const char* message) {
+    PyErr_SetString(PyExc_AssertionError, message);
+    throw py::error_already_set();
+}
+
+// Body bytes of a chunk: bytes as they are, bytearray and memoryview copied.
+py::object chunk_bytes(py::handle chunk) {
+    if (PyBytes_CheckExact(chunk.ptr())) return py::reinterpret_borrow<py::object>(chunk);
+    if (PyBytes_Check(chunk.ptr()) || PyByteArray_Check(chunk.ptr()) || PyMemoryView_Check(chunk.ptr())) {
+        PyObject* copy = PyBytes_FromObject(chunk.ptr());
+        if (copy == nullptr) throw py::error_already_set();
+        return py::reinterpret_steal<py::object>(copy);
+    }
+    throw py::type_error(std::string("WSGI body chunks must be bytes, not ") + Py_TYPE(chunk.ptr())->tp_name);
+}
+
+// Parse "200 OK": three digits, a space, a reason.
+int status_code(py::handle status) {
+    if (!PyUnicode_Check(status.ptr())) {
+        throw py::type_error(std::string("status must be str, not ") + Py_TYPE(status.ptr())->tp_name +
+                             ": " + py::repr(status).cast<std::string>());
+    }
+    Py_ssize_t size = 0;
+    const char* text = PyUnicode_AsUTF8AndSize(status.ptr(), &size);
+    if (text == nullptr) throw py::error_already_set();
+    bool valid = size >= 4 && text[3] == ' ';
+    int code = 0;
+    for (int i = 0; valid && i < 3; ++i) {
+        valid = text[i] >= '0' && text[i] <= '9';
+        code = code * 10 + (text[i] - '0');
+    }
+    if (!valid) {
+        throw py::value_error("invalid status " + py::repr(status).cast<std::string>() +
+                              ": expected a 3-digit code, a space and a reason, such as '200 OK'");
+    }
+    return code;
+}
+
+bool has_header(py::handle headers, py::handle name) {
+    py::object lowered = name.attr("lower")();
+    for (py::handle pair : headers) {
+        if (py::reinterpret_borrow<py::tuple>(pair)[0].attr("lower")().equal(lowered)) return true;
+    }
+    return false;
+}
+
+// Call result.close() if it has one. While another exception propagates,
+// a failing close() is reported as unraisable instead of replacing it.
+void close_result(py::handle result, bool unwinding) {
+    if (PyList_CheckExact(result.ptr()) || PyTuple_CheckExact(result.ptr())) return;
+    try {
+        if (py::hasattr(result, "close")) result.attr("close")();
+    } catch (py::error_already_set& error) {
+        if (!unwinding) throw;
+        error.discard_as_unraisable("gobind: closing a WSGI response after an error");
+    }
+}
+
+}  // namespace
+
+py::object WsgiResponse::start(py::object self, py::object new_status, py::object new_headers,
+                               py::object exc_info) {
+    if (!exc_info.is_none()) {
+        if (sent) {
+            // PEP 3333: once the headers are out, the app's error is re-raised.
+            py::tuple info = exc_info;
+            py::object type = info[0], value = info[1], traceback = info[2];
+            PyErr_Restore(type.release().ptr(), value.release().ptr(), traceback.release().ptr());
+            throw py::error_already_set();
+        }
+    } else if (!status.is_none()) {
+        raise_assertion("start_response() called a second time without exc_info");
+    }
+    code = status_code(new_status);
+    if (!PyList_Check(new_headers.ptr())) {
+        throw py::type_error(std::string("response headers must be a list, not ") +
+                             Py_TYPE(new_headers.ptr())->tp_name);
+    }
+    status = std::move(new_status);
+    headers = std::move(new_headers);
+    return self.attr("write");
+}
+
+void WsgiResponse::begin() {
+    if (status.is_none()) {
+        raise_assertion("the application returned body data before calling start_response()");
+    }
+    py::object all = headers;
+    if (py::len(defaults) > 0) {
+        py::list merged(headers);
+        for (py::handle pair : defaults) {
+            if (!has_header(headers, py::reinterpret_borrow<py::tuple>(pair)[0])) merged.append(pair);
+        }
+        all = merged;
+    }
+    remaining = wsgi_start(*writer, code, all);
+    sent = true;
+    body_allowed = code >= 200 && code != 204 && code != 304;
+}
+
+void WsgiResponse::send(py::handle chunk, bool flush) {
+    py::object data = chunk_bytes(chunk);
+    if (!sent) begin();
+    if (!body_allowed) return;
+    auto size = static_cast<std::int64_t>(PyBytes_GET_SIZE(data.ptr()));
+    if (remaining >= 0) {
+        if (size > remaining) {
+            data = py::reinterpret_steal<py::object>(
+                PyBytes_FromStringAndSize(PyBytes_AS_STRING(data.ptr()), static_cast<Py_ssize_t>(remaining)));
+            if (!data) throw py::error_already_set();
+            size = remaining;
+        }
+        remaining -= size;
+        if (size == 0) return;
+        // The declared body is complete: the engine sends it at the end.
+        flush = flush && remaining > 0;
+    }
+    writer->write(data);
+    if (flush) writer->flush();
+}
+
+void WsgiResponse::write(py::handle data) {
+    if (status.is_none()) raise_assertion("write() called before start_response()");
+    if (PyObject_IsTrue(data.ptr()) == 1) send(data, true);
+}
+
+void WsgiHandler::call(py::object writer_object, py::object request_object) {
+    auto& writer = writer_object.cast<PyResponseWriter&>();
+    auto& request = request_object.cast<PyRequest&>();
+    if (max_body_bytes > 0 && request.get().content_length() > max_body_bytes) {
+        reject_large_body(writer);
+        return;
+    }
+
+    py::dict environ = wsgi_environ(request, base, script_name);
+    environ["wsgi.input"] = input_type(request_object, max_body_bytes);
+    auto* state = new WsgiResponse{writer_object, &writer, defaults, py::none(), py::none()};
+    py::object response = py::cast(state, py::return_value_policy::take_ownership);
+
+    py::object result;
+    try {
+        result = app(environ, response);
+    } catch (py::error_already_set& error) {
+        if (error.matches(PyExc_ConnectionError)) {
+            report_disconnect(request, error.what());
+            return;
+        }
+        if (!error.matches(too_large_type)) throw;
+        reject_large_body(writer);
+        return;
+    }
+
+    try {
+        send_body(*state, result);
+    } catch (py::error_already_set& error) {
+        close_result(result, true);
+        if (error.matches(PyExc_ConnectionError)) {
+            report_disconnect(request, error.what());
+            return;
+        }
+        if (!error.matches(too_large_type) || state->sent) throw;
+        reject_large_body(writer);
+        return;
+    } catch (const gobind::Error& error) {
+        close_result(result, true);
+        if (error.code() != ErrorCode::io_error) throw;
+        report_disconnect(request, error.what());
+        return;
+    } catch (...) {
+        close_result(result, true);
+        throw;
+    }
+    close_result(result, false);
+}
+
+void WsgiHandler::send_body(WsgiResponse& response, py::handle result) {
+    if (PyList_CheckExact(result.ptr()) || PyTuple_CheckExact(result.ptr())) {
+        // Every chunk exists already: the engine sends them at the end, in
+        // as few writes as fit its buffer.
+        py::sequence chunks = py::reinterpret_borrow<py::sequence>(result);
+        for (py::handle chunk : chunks) {
+            if (PyObject_IsTrue(chunk.ptr()) == 1) response.send(chunk, false);
+        }
+    } else {
+        // Chunks of other iterables leave as soon as they are produced.
+        py::iterator chunks = py::iter(result);
+        for (py::handle chunk : chunks) {
+            if (PyObject_IsTrue(chunk.ptr()) == 1) response.send(chunk, true);
+        }
+    }
+    if (!response.sent) response.begin();
+}
+
+// The client went away, so there is nobody to answer: one log line, no 500.
+void WsgiHandler::report_disconnect(PyRequest& request, const char* message) {
+    const auto& r = request.get();
+    disconnect_log(header_text(r.method()), header_text(r.target()), message);
+}
+
+void WsgiHandler::reject_large_body(PyResponseWriter& writer) {
+    auto& w = writer.get();
+    w.header().clear();
+    w.write_header(413);
+    w.header().set("Content-Type", "text/plain; charset=utf-8");
+    w.header().set("Connection", "close");
+    w.write("request body exceeds the limit of " + std::to_string(max_body_bytes) + " bytes\n");
+}
+
+}  // namespace gobind::python

@@ -24,9 +24,6 @@ WSGIApp = Callable[[dict, Callable], Iterable[bytes]]
 logger = logging.getLogger("gobind")
 errors_logger = logging.getLogger("gobind.wsgi.errors")
 
-_wsgi_environ = _gobind.wsgi_environ
-_wsgi_start = _gobind.wsgi_start
-
 # Size of the reads that fill wsgi.input's buffer for readline().
 _READ_CHUNK = 64 * 1024
 
@@ -173,88 +170,6 @@ class FileWrapper:
         raise StopIteration
 
 
-class _Response:
-    """State of one response: start_response, write() and the body rules.
-
-    Headers go out with the first non-empty body chunk, or at the end of an
-    empty response. A body longer than the app's Content-Length is cut
-    there. Responses whose status forbids a body (1xx, 204, 304) send none.
-    """
-
-    __slots__ = ("writer", "status", "headers", "code", "sent", "remaining", "body_allowed", "defaults")
-
-    def __init__(self, writer: _gobind.ResponseWriter, defaults: Sequence[Tuple[str, str]]) -> None:
-        self.writer = writer
-        self.status: Optional[str] = None
-        self.headers: Optional[list] = None
-        self.code = 0
-        self.sent = False
-        self.remaining = -1
-        self.body_allowed = True
-        self.defaults = defaults
-
-    def start_response(self, status: str, headers: list, exc_info: Any = None) -> Callable[[bytes], None]:
-        if exc_info is not None:
-            try:
-                if self.sent:
-                    raise exc_info[1].with_traceback(exc_info[2])
-            finally:
-                exc_info = None
-        elif self.status is not None:
-            raise AssertionError("start_response() called a second time without exc_info")
-        if type(status) is not str:
-            raise TypeError(f"status must be str, not {type(status).__name__}: {status!r}")
-        code = status[:3]
-        if len(status) < 4 or status[3] != " " or not code.isdigit():
-            raise ValueError(f"invalid status {status!r}: expected a 3-digit code, a space and a reason, such as '200 OK'")
-        self.code = int(code)
-        self.status = status
-        self.headers = headers
-        return self.write
-
-    def begin(self) -> None:
-        """Send the status line and headers (on the first body bytes)."""
-        if self.status is None:
-            raise AssertionError("the application returned body data before calling start_response()")
-        headers = self.headers
-        if self.defaults:
-            present = {name.lower() for name, _ in headers}
-            headers = headers + [pair for pair in self.defaults if pair[0].lower() not in present]
-        self.remaining = _wsgi_start(self.writer, self.code, headers)
-        self.sent = True
-        code = self.code
-        self.body_allowed = code >= 200 and code != 204 and code != 304
-
-    def send(self, data: bytes, flush: bool) -> None:
-        if type(data) is not bytes:
-            if not isinstance(data, (bytes, bytearray, memoryview)):
-                raise TypeError(f"WSGI body chunks must be bytes, not {type(data).__name__}")
-            data = bytes(data)
-        if not self.sent:
-            self.begin()
-        if not self.body_allowed:
-            return
-        remaining = self.remaining
-        if remaining >= 0:
-            if len(data) > remaining:
-                data = data[:remaining]
-            self.remaining = remaining = remaining - len(data)
-            if not data:
-                return
-            # The declared body is complete: the engine sends it at the end.
-            flush = flush and remaining > 0
-        self.writer.write(data)
-        if flush:
-            self.writer.flush()
-
-    def write(self, data: bytes) -> None:
-        """The write() callable that start_response returns."""
-        if self.status is None:
-            raise AssertionError("write() called before start_response()")
-        if data:
-            self.send(data, True)
-
-
 class WSGIHandler:
     """A gobind handler ``handler(w, req)`` that runs a WSGI app.
 
@@ -293,56 +208,25 @@ class WSGIHandler:
         if server_name is not None:
             self._base["SERVER_NAME"] = server_name
             self._base["SERVER_PORT"] = server_port or "80"
+        # Requests run in C++ (environ, start_response, body rules); only
+        # wsgi.input and the app itself are Python.
+        self.native = _gobind.WsgiHandler(
+            app=app,
+            base=self._base,
+            script_name=self._script_name,
+            input_type=_Input,
+            too_large_type=RequestBodyTooLarge,
+            defaults=self.default_headers,
+            disconnect_log=_log_disconnect,
+            max_body_bytes=max_body_bytes,
+        )
 
     def __call__(self, writer: _gobind.ResponseWriter, request: _gobind.Request) -> None:
-        limit = self.max_body_bytes
-        if limit and (request.content_length or 0) > limit:
-            _reject_large_body(writer, limit)
-            return
-        environ = _wsgi_environ(request, self._base, self._script_name)
-        environ["wsgi.input"] = _Input(request, limit)
-        response = _Response(writer, self.default_headers)
-        try:
-            result = self.app(environ, response.start_response)
-        except RequestBodyTooLarge:
-            _reject_large_body(writer, limit)
-            return
-        try:
-            self._send_body(response, result)
-        except ConnectionError as error:
-            logger.info("Client went away during %s %s: %s", environ["REQUEST_METHOD"], request.url, error)
-        except RequestBodyTooLarge:
-            if response.sent:
-                raise
-            _reject_large_body(writer, limit)
-        finally:
-            close = getattr(result, "close", None)
-            if close is not None:
-                close()
-
-    @staticmethod
-    def _send_body(response: _Response, result: Iterable[bytes]) -> None:
-        send = response.send
-        if type(result) is list or type(result) is tuple:
-            # Every chunk exists already: the engine sends them at the end,
-            # in as few writes as fit its buffer.
-            for chunk in result:
-                if chunk:
-                    send(chunk, False)
-        else:
-            # Chunks of other iterables leave as soon as they are produced.
-            for chunk in result:
-                if chunk:
-                    send(chunk, True)
-        if not response.sent:
-            response.begin()
+        self.native(writer, request)
 
 
-def _reject_large_body(writer: _gobind.ResponseWriter, limit: int) -> None:
-    writer.write_header(413)
-    writer.headers["Content-Type"] = "text/plain; charset=utf-8"
-    writer.headers["Connection"] = "close"
-    writer.write(f"request body exceeds the limit of {limit} bytes\n")
+def _log_disconnect(method: str, target: str, message: str) -> None:
+    logger.info("Client went away during %s %s: %s", method, target, message)
 
 
 def serve(
@@ -398,6 +282,6 @@ def make_server(
         multithread=threads > 1,
         server_name=server_name,
     )
-    server.handle_all(handler)
+    server.handle_all(handler.native)
     return server
 
