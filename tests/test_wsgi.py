@@ -315,6 +315,22 @@ def test_file_wrapper(validated, size):
     assert response.content == expected
 
 
+@pytest.mark.parametrize("variant, start, end", [("bytesio", 0, 102400), ("offset", 1000, 102400), ("head", 0, 5000)])
+def test_file_wrapper_variants(validated, variant, start, end):
+    response = httpx.get(validated.url + f"/file-variant?{variant}")
+    assert response.content == (bytes(range(256)) * 400)[start:end]
+
+
+def test_file_wrapper_keeps_connection(validated):
+    connection = connect(validated)
+    connection.request("GET", "/file-variant?head")
+    first = connection.getresponse().read()
+    connection.request("GET", "/write")
+    second = connection.getresponse().read()
+    connection.close()
+    assert (len(first), second) == (5000, b"written returned")
+
+
 def test_errors_stream_logged(validated):
     httpx.get(validated.url + "/errors")
     deadline = time.monotonic() + 5

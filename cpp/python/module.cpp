@@ -380,12 +380,14 @@ PYBIND11_MODULE(_gobind, m) {
     py::class_<WsgiHandler>(m, "WsgiHandler", "Runs a WSGI app for each request; use gobind.wsgi instead.")
         .def(py::init([](py::object app, py::dict base, std::string script_name, py::object input_type,
                          py::object too_large_type, py::object defaults, py::object disconnect_log,
-                         std::int64_t max_body_bytes) {
+                         py::object file_wrapper_type, std::int64_t max_body_bytes) {
                  return WsgiHandler{std::move(app), std::move(base), std::move(script_name),
                                     std::move(input_type), std::move(too_large_type),
-                                    py::tuple(defaults), std::move(disconnect_log), max_body_bytes};
+                                    py::tuple(defaults), std::move(disconnect_log),
+                                    std::move(file_wrapper_type), max_body_bytes};
              }),
              py::kw_only(), py::arg("app"), py::arg("base"), py::arg("script_name"), py::arg("input_type"),
-             py::arg("too_large_type"), py::arg("defaults"), py::arg("disconnect_log"), py::arg("max_body_bytes"))
+             py::arg("too_large_type"), py::arg("defaults"), py::arg("disconnect_log"),
+             py::arg("file_wrapper_type"), py::arg("max_body_bytes"))
         .def("__call__", &WsgiHandler::call, py::arg("writer"), py::arg("request"));
 }

@@ -1,9 +1,15 @@
 #include "wsgi.hpp"
 
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <array>
+#include <cstring>
 #include <stdexcept>
 #include <string_view>
 #include <unordered_map>
+
+#include "gobind.h"
 
 namespace gobind::python {
 namespace {
@@ -305,6 +311,25 @@ int status_code(py::handle status) {
     return code;
 }
 
+void append_u32(std::string& out, std::uint32_t value) {
+    char bytes[sizeof value];
+    std::memcpy(bytes, &value, sizeof value);
+    out.append(bytes, sizeof value);
+}
+
+// A header block encoded as gobind.h lays it out.
+std::string encode_header(const gobind::Header& header) {
+    std::string out;
+    append_u32(out, static_cast<std::uint32_t>(header.size()));
+    for (const auto& [name, value] : header.fields()) {
+        append_u32(out, static_cast<std::uint32_t>(name.size()));
+        out.append(name);
+        append_u32(out, static_cast<std::uint32_t>(value.size()));
+        out.append(value);
+    }
+    return out;
+}
+
 bool has_header(py::handle headers, py::handle name) {
     py::object lowered = name.attr("lower")();
     for (py::handle pair : headers) {
@@ -420,7 +445,7 @@ void WsgiHandler::call(py::object writer_object, py::object request_object) {
     }
 
     try {
-        send_body(*state, result);
+        send_body(*state, result, request);
     } catch (py::error_already_set& error) {
         close_result(result, true);
         if (error.matches(PyExc_ConnectionError)) {
@@ -442,7 +467,11 @@ void WsgiHandler::call(py::object writer_object, py::object request_object) {
     close_result(result, false);
 }
 
-void WsgiHandler::send_body(WsgiResponse& response, py::handle result) {
+void WsgiHandler::send_body(WsgiResponse& response, py::handle result, PyRequest& request) {
+    if (Py_TYPE(result.ptr()) == reinterpret_cast<PyTypeObject*>(file_wrapper_type.ptr()) &&
+        send_file(response, result, request)) {
+        return;
+    }
     if (PyList_CheckExact(result.ptr()) || PyTuple_CheckExact(result.ptr())) {
         // Every chunk exists already: the engine sends them at the end, in
         // as few writes as fit its buffer.
@@ -458,6 +487,49 @@ void WsgiHandler::send_body(WsgiResponse& response, py::handle result) {
         }
     }
     if (!response.sent) response.begin();
+}
+
+// Send a wsgi.file_wrapper's file from Go, by descriptor. Returns false,
+// having sent nothing, when the file has no descriptor or is not a regular
+// file; the wrapper is then iterated like any other body.
+bool WsgiHandler::send_file(WsgiResponse& response, py::handle result, PyRequest& request) {
+    int fd = -1;
+    try {
+        py::object file = result.attr("filelike");
+        fd = file.attr("fileno")().cast<int>();
+        // A buffered file's position can differ from its descriptor's.
+        auto position = file.attr("tell")().cast<std::int64_t>();
+        struct stat info {};
+        if (fstat(fd, &info) != 0 || !S_ISREG(info.st_mode)) return false;
+        if (lseek(fd, static_cast<off_t>(position), SEEK_SET) < 0) return false;
+    } catch (py::error_already_set&) {
+        return false;  // no fileno() or tell(), such as io.BytesIO
+    } catch (py::cast_error&) {
+        return false;
+    }
+
+    response.begin();
+    if (!response.body_allowed) return true;
+    auto& writer = response.writer->get();
+    std::string header = encode_header(writer.header());
+    std::int64_t sent = 0;
+    gobind_error error{};
+    int rc;
+    {
+        py::gil_scoped_release release;
+        rc = gobind_response_send_file(request.get().call(), writer.status(), header.data(), header.size(), fd,
+                                       response.remaining, &sent, &error);
+    }
+    // NOTE: the access log counts only bytes written through the response
+    // writer, so it shows 0 bytes for a file sent this way.
+    if (response.remaining >= 0) response.remaining -= sent;
+    if (rc != GOBIND_OK) {
+        std::string message = error.message != nullptr ? error.message : "sending file failed";
+        int sys_errno = error.sys_errno;
+        gobind_error_clear(&error);
+        throw gobind::Error(static_cast<ErrorCode>(rc), message, sys_errno);
+    }
+    return true;
 }
 
 // The client went away, so there is nobody to answer: one log line, no 500.

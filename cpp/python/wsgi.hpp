@@ -60,12 +60,14 @@ struct WsgiHandler {
     py::object too_large_type;      // exception type that wsgi.input raises past the limit
     py::object defaults;            // default response headers, tuple of pairs
     py::object disconnect_log;      // disconnect_log(method, target, message)
+    py::object file_wrapper_type;   // wsgi.file_wrapper, whose files Go sends
     std::int64_t max_body_bytes = 0;  // 0: no limit
 
     void call(py::object writer, py::object request);
 
 private:
-    void send_body(WsgiResponse& response, py::handle result);
+    void send_body(WsgiResponse& response, py::handle result, PyRequest& request);
+    bool send_file(WsgiResponse& response, py::handle result, PyRequest& request);
     void reject_large_body(PyResponseWriter& writer);
     void report_disconnect(PyRequest& request, const char* message);
 };

@@ -218,6 +218,7 @@ class WSGIHandler:
             too_large_type=RequestBodyTooLarge,
             defaults=self.default_headers,
             disconnect_log=_log_disconnect,
+            file_wrapper_type=FileWrapper,
             max_body_bytes=max_body_bytes,
         )
 

@@ -1,6 +1,7 @@
 """Plain WSGI apps for the adapter tests. ``validated`` wraps ``app`` in
 wsgiref.validate.validator, which asserts PEP 3333 rules on both sides."""
 
+import io
 import json
 import os
 import sys
@@ -164,6 +165,27 @@ def file_wrapper(environ, start_response):
     return environ["wsgi.file_wrapper"](handle, 8192)
 
 
+def file_wrapper_variants(environ, start_response):
+    """/file-variant?bytesio: a file object without a descriptor;
+    ?offset: a file read from position 1000; ?head: a file cut by Content-Length."""
+    variant = environ["QUERY_STRING"]
+    data = bytes(range(256)) * 400
+    length = len(data)
+    if variant == "bytesio":
+        handle = io.BytesIO(data)
+    else:
+        handle = tempfile.TemporaryFile()
+        handle.write(data)
+        handle.seek(0)
+        if variant == "offset":
+            handle.read(1000)
+            length -= 1000
+        elif variant == "head":
+            length = 5000
+    start_response("200 OK", [("Content-Type", "application/octet-stream"), ("Content-Length", str(length))])
+    return environ["wsgi.file_wrapper"](handle)
+
+
 def errors_stream(environ, start_response):
     environ["wsgi.errors"].write("message from the app\n")
     environ["wsgi.errors"].flush()
@@ -193,6 +215,7 @@ ROUTES = {
     "/second-start": second_start,
     "/empty": empty,
     "/file": file_wrapper,
+    "/file-variant": file_wrapper_variants,
     "/errors": errors_stream,
     "/closed": show_closed,
     "/pid": pid,
