@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 from typing import List, Optional, Sequence
 
@@ -58,6 +59,14 @@ class CLIServer:
     @property
     def output(self) -> str:
         return "".join(self.lines)
+
+    def wait_output(self, text: str, timeout: float = 10.0) -> bool:
+        """Wait until text appears in the output; log lines can follow the
+        response they describe."""
+        deadline = time.monotonic() + timeout
+        while text not in self.output and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return text in self.output
 
     def stop(self, sig: int = signal.SIGTERM) -> int:
         if self.process.poll() is None:

@@ -284,7 +284,7 @@ def test_status_reason_from_go(validated):
 def test_error_before_start_is_500(validated):
     response = httpx.get(validated.url + "/error-before-start")
     assert (response.status_code, response.text) == (500, "Internal Server Error\n")
-    assert "RuntimeError: failed before start_response" in validated.output
+    assert validated.wait_output("RuntimeError: failed before start_response")
 
 
 def test_exc_info_replaces_response(validated):
@@ -333,10 +333,7 @@ def test_file_wrapper_keeps_connection(validated):
 
 def test_errors_stream_logged(validated):
     httpx.get(validated.url + "/errors")
-    deadline = time.monotonic() + 5
-    while "message from the app" not in validated.output and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert "ERROR gobind.wsgi.errors: message from the app" in validated.output
+    assert validated.wait_output("ERROR gobind.wsgi.errors: message from the app")
 
 
 @pytest.fixture(scope="module")

@@ -1,7 +1,6 @@
 """A real Flask app (tests/apps/flask_app.py) served by the gobind command."""
 
 import hashlib
-import time
 
 import httpx
 import pytest
@@ -66,10 +65,7 @@ def test_flask_error_is_500(flask_server):
 
 def test_flask_error_logged(flask_server):
     httpx.get(flask_server.url + "/error")
-    deadline = time.monotonic() + 5
-    while "deliberate failure" not in flask_server.output and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert "RuntimeError: deliberate failure in a Flask view" in flask_server.output
+    assert flask_server.wait_output("RuntimeError: deliberate failure in a Flask view")
 
 
 def test_flask_not_found(flask_server):
@@ -83,10 +79,7 @@ def test_flask_url(flask_server):
 
 def test_flask_access_log(flask_server):
     httpx.get(flask_server.url + "/?logged=1")
-    deadline = time.monotonic() + 5
-    while "logged=1" not in flask_server.output and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert '"GET /?logged=1 HTTP/1.1" 200 16' in flask_server.output
+    assert flask_server.wait_output('"GET /?logged=1 HTTP/1.1" 200 16')
 
 
 @pytest.fixture(scope="module")

@@ -364,11 +364,6 @@ PYBIND11_MODULE(_gobind, m) {
           "True in a child forked after gobind was imported, where the engine cannot run.");
 
     // The WSGI adapter's native helpers (gobind.wsgi).
-    m.def("wsgi_environ", &wsgi_environ, py::arg("request"), py::arg("base"), py::arg("script_name"),
-          "Build the PEP 3333 environ of request: a copy of base plus the request's keys.");
-    m.def("wsgi_start", &wsgi_start, py::arg("writer"), py::arg("status"), py::arg("headers"),
-          "Set the status and the start_response header list on writer; returns the\n"
-          "app's Content-Length, or -1 without one.");
     py::class_<WsgiResponse>(m, "WsgiResponse", "start_response of one WSGI request, valid while it runs.")
         .def("__call__",
              [](py::object self, py::object status, py::object headers, py::object exc_info) {

@@ -179,9 +179,9 @@ void set_headers(PyObject* environ, const gobind::Request& request) {
             has_length = true;
             continue;
         }
-        // A name with '_' would collide with the same name spelled with
-        // '-' once mapped to a CGI key; such fields are dropped, as nginx
-        // and gunicorn do by default.
+        // A name with '_' maps to the same CGI key as the name spelled
+        // with '-', so a client could forge a header that a proxy sets.
+        // Such fields are dropped, as nginx and gunicorn do by default.
         if (name.find('_') != std::string_view::npos) continue;
         set_header(environ, name, value, pending_key, pending_value);
     }
@@ -491,7 +491,7 @@ void WsgiHandler::send_body(WsgiResponse& response, py::handle result, PyRequest
 
 // Send a wsgi.file_wrapper's file from Go, by descriptor. Returns false,
 // having sent nothing, when the file has no descriptor or is not a regular
-// file; the wrapper is then iterated like any other body.
+// file. The caller then iterates the wrapper like any other body.
 bool WsgiHandler::send_file(WsgiResponse& response, py::handle result, PyRequest& request) {
     int fd = -1;
     try {
@@ -532,7 +532,7 @@ bool WsgiHandler::send_file(WsgiResponse& response, py::handle result, PyRequest
     return true;
 }
 
-// The client went away, so there is nobody to answer: one log line, no 500.
+// The client went away, so no response can reach it: one log line, no 500.
 void WsgiHandler::report_disconnect(PyRequest& request, const char* message) {
     const auto& r = request.get();
     disconnect_log(header_text(r.method()), header_text(r.target()), message);

@@ -175,7 +175,7 @@ class WSGIHandler:
 
     ``root_path`` is the mount prefix (SCRIPT_NAME). ``default_headers`` are
     added to every response that lacks a header of the same name.
-    ``max_body_bytes`` (0: no limit) answers larger request bodies with 413.
+    ``max_body_bytes`` (0: no limit) rejects larger request bodies with 413.
     """
 
     def __init__(

@@ -12,7 +12,7 @@ from wsgiref.validate import validator
 # Responses whose close() ran, by path; read back through /closed.
 closed = []
 closed_lock = threading.Lock()
-# Set by /stream-wait's generator when it may yield its second chunk.
+# Set by /release; /stream's generator waits for it before its second chunk.
 release = threading.Event()
 
 ENVIRON_KEYS = (
