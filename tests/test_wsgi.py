@@ -298,6 +298,12 @@ def test_error_after_body_closes_connection(validated):
     assert wait_closed(validated, "/error-after-body")
 
 
+def test_exc_info_after_body_reraises(raw):
+    with pytest.raises(httpx.RemoteProtocolError):
+        httpx.get(raw.url + "/exc-info-after-body")
+    assert raw.wait_output("ValueError: failed after the headers were sent")
+
+
 def test_second_start_response_rejected(raw):
     response = httpx.get(raw.url + "/second-start")
     assert response.text == "start_response() called a second time without exc_info"

@@ -142,6 +142,21 @@ def error_after_body(environ, start_response):
     return Tracked(environ["PATH_INFO"], chunks())
 
 
+def exc_info_after_body(environ, start_response):
+    start_response("200 OK", [("Content-Type", "text/plain")])
+
+    def chunks():
+        yield b"partial"
+        try:
+            raise ValueError("failed after the headers were sent")
+        except ValueError:
+            # PEP 3333: start_response re-raises once the headers are out.
+            start_response("500 Internal Server Error", [("Content-Type", "text/plain")], sys.exc_info())
+        yield b"never sent"
+
+    return Tracked(environ["PATH_INFO"], chunks())
+
+
 def second_start(environ, start_response):
     start_response("200 OK", [("Content-Type", "text/plain")])
     try:
@@ -213,6 +228,7 @@ ROUTES = {
     "/error-exc-info": error_with_exc_info,
     "/error-after-body": error_after_body,
     "/second-start": second_start,
+    "/exc-info-after-body": exc_info_after_body,
     "/empty": empty,
     "/file": file_wrapper,
     "/file-variant": file_wrapper_variants,
