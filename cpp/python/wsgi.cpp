@@ -207,7 +207,8 @@ void set_addresses(PyObject* environ, const gobind::Request& request, bool serve
         set_item(environ, keys().remote_addr, header_text(host));
         set_item(environ, keys().remote_port, header_text(port));
     } else {
-        set_item(environ, keys().remote_addr, header_text(request.remote_addr()));
+        // A Unix socket's client is unnamed (Go reports "@"): no address.
+        set_item(environ, keys().remote_addr, header_text(""));
     }
     if (server_from_socket && split_host_port(request.local_addr(), host, port)) {
         set_item(environ, keys().server_name, header_text(host));

@@ -59,7 +59,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--port", type=int, default=8000,
                         help="TCP port to bind, 0 for any free port (default: %(default)s)")
     parser.add_argument("--uds", metavar="PATH", default=None,
-                        help="bind a Unix domain socket at PATH instead of --host and --port")
+                        help="bind a Unix domain socket at PATH instead of --host and --port "
+                        "(default: none)")
     parser.add_argument("--threads", type=int, default=1,
                         help="how many requests run the app at once; more wait in Go (default: %(default)s)")
     parser.add_argument("--root-path", default="", metavar="PATH",
