@@ -21,12 +21,18 @@ START_TIMEOUT = 60.0
 class CLIServer:
     """`python -m gobind ARGS` started in tests/apps, with output collected."""
 
-    def __init__(self, args: Sequence[str], env: Optional[dict] = None, cwd: Path = APPS) -> None:
+    def __init__(
+        self,
+        args: Sequence[str],
+        env: Optional[dict] = None,
+        cwd: Path = APPS,
+        command: Sequence[str] = ("-m", "gobind"),
+    ) -> None:
         environ = dict(os.environ)
         environ.update(env or {})
         self.args = list(args)
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "gobind", *args],
+            [sys.executable, *command, *args],
             cwd=cwd,
             env=environ,
             stdout=subprocess.PIPE,

@@ -202,6 +202,35 @@ def test_cli_log_config_json(tmp_path):
     assert "CUSTOM gobind Serving on http://127.0.0.1:" in server.output
 
 
+def test_cli_log_config_ini(tmp_path):
+    path = tmp_path / "logging.ini"
+    path.write_text(
+        "[loggers]\nkeys=root,gobind\n\n"
+        "[handlers]\nkeys=err\n\n"
+        "[formatters]\nkeys=plain\n\n"
+        "[logger_root]\nlevel=WARNING\nhandlers=\n\n"
+        "[logger_gobind]\nlevel=INFO\nhandlers=err\nqualname=gobind\npropagate=0\n\n"
+        "[handler_err]\nclass=StreamHandler\nformatter=plain\nargs=(sys.stderr,)\n\n"
+        "[formatter_plain]\nformat=INI %(name)s %(message)s\n"
+    )
+    server = start("cli_apps:hello", "--log-config", str(path))
+    server.stop()
+    assert "INI gobind Serving on http://127.0.0.1:" in server.output
+
+
+def test_wsgi_serve_function():
+    code = (
+        "import gobind.wsgi, cli_apps; "
+        "gobind.wsgi.serve(cli_apps.hello, host='127.0.0.1', port=0, threads=2, root_path='/m')"
+    )
+    server = CLIServer([], command=("-c", code)).wait_ready()
+    try:
+        assert httpx.get(server.url + "/m/x").text == "hello"
+    finally:
+        code = server.stop(signal.SIGTERM)
+    assert code == 0
+
+
 def test_cli_log_config_missing():
     result = run_to_exit("cli_apps:hello", "--log-config", "/nonexistent/logging.json")
     assert last_error_line(result) == (
