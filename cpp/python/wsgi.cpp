@@ -201,7 +201,7 @@ void set_path(PyObject* environ, const gobind::Request& request, const std::stri
     set_item(environ, keys().path_info, header_text(path_info));
 }
 
-void set_addresses(PyObject* environ, const gobind::Request& request, bool server_from_socket) {
+void set_addresses(PyObject* environ, const gobind::Request& request) {
     std::string_view host, port;
     if (split_host_port(request.remote_addr(), host, port)) {
         set_item(environ, keys().remote_addr, header_text(host));
@@ -210,9 +210,13 @@ void set_addresses(PyObject* environ, const gobind::Request& request, bool serve
         // A Unix socket's client is unnamed (Go reports "@"): no address.
         set_item(environ, keys().remote_addr, header_text(""));
     }
-    if (server_from_socket && split_host_port(request.local_addr(), host, port)) {
+    if (split_host_port(request.local_addr(), host, port)) {
         set_item(environ, keys().server_name, header_text(host));
         set_item(environ, keys().server_port, text(port));
+    } else {
+        // A Unix socket has no host or port; PEP 3333 requires both keys.
+        set_item(environ, keys().server_name, header_text("localhost"));
+        set_item(environ, keys().server_port, text("80"));
     }
 }
 
@@ -229,8 +233,7 @@ py::dict wsgi_environ(PyRequest& r, py::dict base, const std::string& script_nam
     set_item(dict, keys().query_string, header_text(request.query()));
     set_item(dict, keys().server_protocol, text(request.protocol()));
     set_item(dict, keys().url_scheme, text(request.scheme()));
-    // Over a Unix socket the base environ carries SERVER_NAME and SERVER_PORT.
-    set_addresses(dict, request, PyDict_Contains(dict, keys().server_name) == 0);
+    set_addresses(dict, request);
     set_headers(dict, request);
     return environ;
 }

@@ -236,7 +236,6 @@ def make_server(app: Any, interface: str, options: argparse.Namespace) -> Any:
             root_path=options.root_path,
             default_headers=parse_headers(options.header),
             max_body_bytes=options.limit_request_body_bytes,
-            uds=options.uds,
             idle_timeout=options.timeout_keep_alive,
             max_header_bytes=options.limit_request_header_bytes,
             shutdown_timeout=options.timeout_graceful_shutdown,

@@ -17,7 +17,7 @@ from typing import Any, Callable, Iterable, Optional, Sequence, Tuple
 from . import _gobind
 from ._server import Server
 
-__all__ = ["FileWrapper", "WSGIHandler", "serve"]
+__all__ = ["FileWrapper", "RequestBodyTooLarge", "WSGIHandler", "make_server", "serve"]
 
 WSGIApp = Callable[[dict, Callable], Iterable[bytes]]
 
@@ -151,8 +151,9 @@ class _ErrorStream:
 
 
 class FileWrapper:
-    """wsgi.file_wrapper: iterates a file in blocks and closes it at the end
-    of the response."""
+    """wsgi.file_wrapper. The server sends a regular file that has a
+    descriptor from Go; any other file object is iterated in blocks. The
+    file is closed at the end of the response."""
 
     def __init__(self, filelike: Any, blksize: int = 64 * 1024) -> None:
         self.filelike = filelike
@@ -186,8 +187,6 @@ class WSGIHandler:
         default_headers: Sequence[Tuple[str, str]] = (),
         max_body_bytes: int = 0,
         multithread: bool = True,
-        server_name: Optional[str] = None,
-        server_port: Optional[str] = None,
     ) -> None:
         if root_path and (not root_path.startswith("/") or root_path.endswith("/")):
             raise ValueError(f"invalid root path {root_path!r}: must start with '/' and not end with '/'")
@@ -205,9 +204,6 @@ class WSGIHandler:
             "wsgi.input_terminated": True,
             "wsgi.file_wrapper": FileWrapper,
         }
-        if server_name is not None:
-            self._base["SERVER_NAME"] = server_name
-            self._base["SERVER_PORT"] = server_port or "80"
         # Requests run in C++ (environ, start_response, body rules); only
         # wsgi.input and the app itself are Python.
         self.native = _gobind.WsgiHandler(
@@ -254,7 +250,6 @@ def serve(
         root_path=root_path,
         default_headers=default_headers,
         max_body_bytes=max_body_bytes,
-        uds=uds,
         **server_options,
     )
     server.run(host, port, uds=uds)
@@ -267,21 +262,16 @@ def make_server(
     root_path: str = "",
     default_headers: Sequence[Tuple[str, str]] = (),
     max_body_bytes: int = 0,
-    uds: Optional[str] = None,
     **server_options: Any,
 ) -> Server:
     """Create a gobind.Server that sends every request to a WSGI app."""
     server = Server(threads=threads, **server_options)
-    server_name = None
-    if uds is not None:
-        server_name = "localhost"
     handler = WSGIHandler(
         app,
         root_path=root_path,
         default_headers=default_headers,
         max_body_bytes=max_body_bytes,
         multithread=threads > 1,
-        server_name=server_name,
     )
     server.handle_all(handler.native)
     return server
