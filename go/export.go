@@ -344,3 +344,36 @@ func cBytes(p *C.char, n C.size_t) []byte {
 	}
 	return unsafe.Slice((*byte)(unsafe.Pointer(p)), int(n))
 }
+
+// The WSGI adapter's export: wsgi.file_wrapper responses copied by Go.
+
+//export gobind_response_send_file
+func gobind_response_send_file(handle C.gobind_call_t, status C.int, header *C.char, headerLen C.size_t,
+	fd C.int, count C.int64_t, sent *C.int64_t, errOut *C.gobind_error) (rc C.int) {
+	defer recoverInto(errOut, &rc)
+	if sent != nil {
+		*sent = 0
+	}
+	call := calls.get(uint64(handle))
+	if call == nil {
+		return unknownCall(errOut)
+	}
+	n, err := call.SendFile(int(status), cBytes(header, headerLen), int(fd), int64(count))
+	if sent != nil {
+		*sent = C.int64_t(n)
+	}
+	var syscallErr *os.SyscallError
+	switch {
+	case err == nil:
+		return C.GOBIND_OK
+	case errors.Is(err, errFinished):
+		return fail(errOut, C.GOBIND_ERR_STATE, err)
+	case errors.Is(err, errInvalidResponse):
+		return fail(errOut, C.GOBIND_ERR_INVALID, err)
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		return fail(errOut, C.GOBIND_ERR_TIMEOUT, fmt.Errorf("sending file timed out: %w", err))
+	case errors.As(err, &syscallErr) && syscallErr.Syscall == "dup":
+		return fail(errOut, C.GOBIND_ERR_OS, fmt.Errorf("sending file failed: %w", err))
+	}
+	return fail(errOut, C.GOBIND_ERR_IO, fmt.Errorf("sending file failed: %w", err))
+}

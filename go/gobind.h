@@ -169,6 +169,16 @@ int gobind_request_read(gobind_call_t call, char* buf, size_t cap, size_t* n,
 int gobind_response_write(gobind_call_t call, int status, char* header, size_t header_len,
                           char* body, size_t body_len, int flags, gobind_error* err);
 
+/* WSGI adapter: send the response header (the first time, as in
+   gobind_response_write) and then the file open as descriptor fd, from its
+   current offset: count bytes, or to its end when count is negative. The
+   copy uses sendfile(2) where net/http can. fd stays the caller's; its
+   offset moves past the bytes sent, and *sent (when not NULL) gets their
+   number. Blocks until the file is sent, at most the write timeout. An
+   invalid fd gives GOBIND_ERR_OS. */
+int gobind_response_send_file(gobind_call_t call, int status, char* header, size_t header_len,
+                              int fd, int64_t count, int64_t* sent, gobind_error* err);
+
 #endif /* GOBIND_CGO_PREAMBLE */
 
 #ifdef __cplusplus

@@ -9,6 +9,7 @@
 #include "gil.hpp"
 #include "gobind/server.hpp"
 #include "objects.hpp"
+#include "wsgi.hpp"
 
 namespace py = pybind11;
 using namespace gobind;
@@ -366,4 +367,27 @@ PYBIND11_MODULE(_gobind, m) {
           "Returns how many are still inside. Irreversible: for interpreter exit.");
     m.def("forked", &gobind::forked_after_start,
           "True in a child forked after gobind was imported, where the engine cannot run.");
+
+    // The WSGI adapter's native helpers (gobind.wsgi).
+    py::class_<WsgiResponse>(m, "WsgiResponse", "start_response of one WSGI request, valid while it runs.")
+        .def("__call__",
+             [](py::object self, py::object status, py::object headers, py::object exc_info) {
+                 return self.cast<WsgiResponse&>().start(self, std::move(status), std::move(headers),
+                                                         std::move(exc_info));
+             },
+             py::arg("status"), py::arg("headers"), py::arg("exc_info") = py::none())
+        .def("write", &WsgiResponse::write, py::arg("data"), "The write() callable of PEP 3333.");
+    py::class_<WsgiHandler>(m, "WsgiHandler", "Runs a WSGI app for each request; use gobind.wsgi instead.")
+        .def(py::init([](py::object app, py::dict base, std::string script_name, py::object input_type,
+                         py::object too_large_type, py::object defaults, py::object disconnect_log,
+                         py::object file_wrapper_type, std::int64_t max_body_bytes) {
+                 return WsgiHandler{std::move(app), std::move(base), std::move(script_name),
+                                    std::move(input_type), std::move(too_large_type),
+                                    py::tuple(defaults), std::move(disconnect_log),
+                                    std::move(file_wrapper_type), max_body_bytes};
+             }),
+             py::kw_only(), py::arg("app"), py::arg("base"), py::arg("script_name"), py::arg("input_type"),
+             py::arg("too_large_type"), py::arg("defaults"), py::arg("disconnect_log"),
+             py::arg("file_wrapper_type"), py::arg("max_body_bytes"))
+        .def("__call__", &WsgiHandler::call, py::arg("writer"), py::arg("request"));
 }

@@ -1,0 +1,288 @@
+"""The gobind command: serve a WSGI app or a gobind.Server.
+
+    gobind myproject.wsgi:application --host 0.0.0.0 --port 8000 --threads 8
+    python -m gobind myproject.wsgi:application
+
+Every option can also come from an environment variable named GOBIND_ and
+the option name in upper case with '_' for '-' (GOBIND_PORT=8000). A
+command-line option wins over its variable.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import inspect
+import json
+import logging
+import logging.config
+import os
+import platform
+import signal
+import sys
+from typing import Any, List, Optional, Sequence, Tuple
+
+ENV_PREFIX = "GOBIND_"
+LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
+INTERFACES = ("auto", "wsgi", "gobind")
+
+logger = logging.getLogger("gobind")
+
+
+class UsageError(Exception):
+    """A mistake in the command line or the app it names: reported as one
+    line, without a traceback."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="gobind",
+        description="Serve a WSGI application or a gobind.Server with Go's net/http engine.",
+        epilog="Every option also reads GOBIND_<OPTION> from the environment, such as GOBIND_PORT=9000 "
+        "or GOBIND_ACCESS_LOG=false; GOBIND_HEADER takes one NAME:VALUE per line.",
+    )
+    parser.add_argument(
+        "app",
+        metavar="APP",
+        nargs="?",
+        help="the application as MODULE:ATTRIBUTE, such as myproject.wsgi:application",
+    )
+    parser.add_argument("--factory", action="store_true", default=False,
+                        help="call APP with no arguments to get the application (default: off)")
+    parser.add_argument("--app-dir", default=".", metavar="DIR",
+                        help="directory put first on sys.path before APP is imported (default: %(default)s)")
+    parser.add_argument("--interface", choices=INTERFACES, default="auto",
+                        help="how to serve APP: wsgi for a WSGI callable, gobind for a gobind.Server, "
+                        "auto to detect (default: %(default)s)")
+    parser.add_argument("--host", default="127.0.0.1",
+                        help="address to bind; 0.0.0.0 or :: for every interface (default: %(default)s)")
+    parser.add_argument("--port", type=int, default=8000,
+                        help="TCP port to bind, 0 for any free port (default: %(default)s)")
+    parser.add_argument("--uds", metavar="PATH", default=None,
+                        help="bind a Unix domain socket at PATH instead of --host and --port "
+                        "(default: none)")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="how many requests run the app at once; more wait in Go (default: %(default)s)")
+    parser.add_argument("--root-path", default="", metavar="PATH",
+                        help="mount prefix such as /api: SCRIPT_NAME of every request, removed from "
+                        "PATH_INFO (default: none)")
+    parser.add_argument("--log-level", choices=LOG_LEVELS, default="info",
+                        help="level of the gobind loggers (default: %(default)s)")
+    parser.add_argument("--log-config", metavar="FILE", default=None,
+                        help="logging configuration: a .json file for logging.config.dictConfig, "
+                        "any other file for logging.config.fileConfig (default: none)")
+    parser.add_argument("--access-log", action=argparse.BooleanOptionalAction, default=True,
+                        help="log one line per request to the gobind.access logger (default: on)")
+    parser.add_argument("--timeout-keep-alive", type=float, default=75.0, metavar="SECONDS",
+                        help="how long an idle keep-alive connection stays open, in seconds "
+                        "(default: %(default)s)")
+    parser.add_argument("--timeout-graceful-shutdown", type=float, default=30.0, metavar="SECONDS",
+                        help="how long a shutdown waits for running requests before it closes their "
+                        "connections, in seconds (default: %(default)s)")
+    parser.add_argument("--header", action="append", default=[], metavar="NAME:VALUE",
+                        help="response header added to every response that lacks one of that name; "
+                        "repeat for more (default: none)")
+    parser.add_argument("--limit-request-header-bytes", type=int, default=64 * 1024, metavar="BYTES",
+                        help="maximum size of the request line and header block, in bytes; larger "
+                        "requests get 431 (default: %(default)s)")
+    parser.add_argument("--limit-request-body-bytes", type=int, default=0, metavar="BYTES",
+                        help="maximum size of a request body, in bytes; larger bodies get 413; "
+                        "0 for no limit (default: %(default)s)")
+    parser.add_argument("--version", action="version", version=version_text())
+    return parser
+
+
+def version_text() -> str:
+    from . import __version__
+
+    return f"gobind {__version__} (Python {platform.python_version()}, {platform.system()})"
+
+
+def apply_environment(parser: argparse.ArgumentParser, environ: "os._Environ[str] | dict") -> None:
+    """Replace the defaults of parser with GOBIND_* environment variables."""
+    for action in parser._actions:
+        if not action.dest or action.dest in ("help", "version"):
+            continue
+        name = ENV_PREFIX + action.dest.upper()
+        if name not in environ:
+            continue
+        raw = environ[name]
+        parser.set_defaults(**{action.dest: _convert_env(action, name, raw)})
+
+
+def _convert_env(action: argparse.Action, name: str, raw: str) -> Any:
+    if isinstance(action, (argparse.BooleanOptionalAction, argparse._StoreTrueAction)):
+        lowered = raw.strip().lower()
+        if lowered in ("1", "true", "yes", "on"):
+            return True
+        if lowered in ("0", "false", "no", "off", ""):
+            return False
+        raise UsageError(f"invalid {name} {raw!r}: expected true or false")
+    if isinstance(action, argparse._AppendAction):
+        return [line for line in raw.splitlines() if line.strip()]
+    value: Any = raw
+    if action.type is not None:
+        try:
+            value = action.type(raw)
+        except ValueError:
+            kind = "an integer" if action.type is int else "a number"
+            raise UsageError(f"invalid {name} {raw!r}: expected {kind}") from None
+    if action.choices is not None and value not in action.choices:
+        raise UsageError(f"invalid {name} {raw!r}: expected one of {', '.join(action.choices)}")
+    return value
+
+
+def parse_headers(values: Sequence[str]) -> List[Tuple[str, str]]:
+    headers = []
+    for value in values:
+        name, sep, content = value.partition(":")
+        if not sep or not name.strip():
+            raise UsageError(f"invalid --header {value!r}: expected NAME:VALUE, such as 'Server:gobind'")
+        headers.append((name.strip(), content.strip()))
+    return headers
+
+
+def load_app(spec: str, *, factory: bool, app_dir: str) -> Any:
+    """Import MODULE:ATTRIBUTE (with app_dir first on sys.path) and return
+    it, or what it returns when factory is set."""
+    module_name, sep, attribute = spec.partition(":")
+    if not sep or not module_name or not attribute:
+        raise UsageError(f"invalid APP {spec!r}: expected MODULE:ATTRIBUTE, such as myproject.wsgi:application")
+    sys.path.insert(0, os.path.abspath(app_dir))
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as error:
+        # Only the named module itself is a usage error; a module missing
+        # inside the app is the app's bug and keeps its traceback.
+        if error.name and (module_name == error.name or module_name.startswith(error.name + ".")):
+            raise UsageError(f"module {module_name!r} not found (--app-dir is {os.path.abspath(app_dir)!r})") from None
+        raise
+    target: Any = module
+    for part in attribute.split("."):
+        try:
+            target = getattr(target, part)
+        except AttributeError:
+            raise UsageError(f"attribute {attribute!r} not found in module {module_name!r}") from None
+    if factory:
+        if not callable(target):
+            raise UsageError(f"--factory: {spec!r} is not callable: got {type(target).__name__}")
+        target = target()
+    return target
+
+
+def detect_interface(app: Any, spec: str, interface: str) -> str:
+    from ._server import Server
+
+    if isinstance(app, Server):
+        found = "gobind"
+    elif callable(app):
+        call = app if inspect.isroutine(app) else getattr(type(app), "__call__", None)
+        if inspect.iscoroutinefunction(call):
+            raise UsageError(f"{spec!r} is an ASGI application (an async callable); gobind serves WSGI apps and gobind.Server")
+        found = "wsgi"
+    else:
+        raise UsageError(f"{spec!r} is not a WSGI application or gobind.Server: got {type(app).__name__}")
+    if interface != "auto" and interface != found:
+        kind = "a gobind.Server" if found == "gobind" else "a WSGI application"
+        raise UsageError(f"--interface {interface}: {spec!r} is {kind}")
+    return found
+
+
+def configure_logging(level: str, config_file: Optional[str]) -> None:
+    if config_file is not None:
+        try:
+            if config_file.endswith(".json"):
+                with open(config_file, encoding="utf-8") as file:
+                    logging.config.dictConfig(json.load(file))
+            else:
+                logging.config.fileConfig(config_file, disable_existing_loggers=False)
+        except (OSError, ValueError, KeyError, TypeError, RuntimeError) as error:
+            raise UsageError(f"cannot load log config {config_file!r}: {error}") from None
+    elif not logger.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        logger.addHandler(handler)
+        logger.propagate = False
+    logger.setLevel(level.upper())
+
+
+def bind_address(options: argparse.Namespace) -> str:
+    if options.uds is not None:
+        return f"unix:{options.uds}"
+    host = options.host
+    if ":" in host and not host.startswith("["):
+        host = f"[{host}]"
+    return f"{host}:{options.port}"
+
+
+def make_server(app: Any, interface: str, options: argparse.Namespace) -> Any:
+    if interface == "gobind":
+        return app
+    from . import wsgi
+
+    root_path = options.root_path
+    if root_path and (not root_path.startswith("/") or root_path.endswith("/")):
+        raise UsageError(f"invalid --root-path {root_path!r}: must start with '/' and not end with '/', such as /api")
+    if options.threads < 1:
+        raise UsageError(f"invalid --threads {options.threads}: must be 1 or more")
+    if options.limit_request_header_bytes < 1:
+        raise UsageError(f"invalid --limit-request-header-bytes {options.limit_request_header_bytes}: must be 1 or more")
+    if options.limit_request_body_bytes < 0:
+        raise UsageError(f"invalid --limit-request-body-bytes {options.limit_request_body_bytes}: must be 0 or more")
+    try:
+        return wsgi.make_server(
+            app,
+            threads=options.threads,
+            root_path=options.root_path,
+            default_headers=parse_headers(options.header),
+            max_body_bytes=options.limit_request_body_bytes,
+            idle_timeout=options.timeout_keep_alive,
+            max_header_bytes=options.limit_request_header_bytes,
+            shutdown_timeout=options.timeout_graceful_shutdown,
+            access_log=options.access_log,
+        )
+    except ValueError as error:
+        raise UsageError(str(error)) from None
+
+
+def run(options: argparse.Namespace) -> None:
+    configure_logging(options.log_level, options.log_config)
+    app = load_app(options.app, factory=options.factory, app_dir=options.app_dir)
+    interface = detect_interface(app, options.app, options.interface)
+    server = make_server(app, interface, options)
+    address = bind_address(options)
+    # Until serve() installs its own handlers, SIGTERM stops the server the
+    # same way Ctrl-C does.
+    signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        try:
+            if options.uds is not None:
+                server.start(uds=options.uds)
+            else:
+                server.start(options.host, options.port)
+        except OSError as error:
+            reason = os.strerror(error.errno).lower() if error.errno else str(error)
+            raise UsageError(f"cannot listen on {address}: {reason}") from None
+        except ValueError as error:
+            raise UsageError(f"cannot listen on {address}: {error}") from None
+        server.serve()
+    except KeyboardInterrupt:
+        server.shutdown()
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    parser = build_parser()
+    try:
+        apply_environment(parser, os.environ)
+        options = parser.parse_args(argv)
+        if options.app is None:
+            parser.error("the following arguments are required: APP (or GOBIND_APP)")
+        run(options)
+    except UsageError as error:
+        print(f"gobind: error: {error}", file=sys.stderr)
+        return 1
+    return 0

@@ -1,0 +1,274 @@
+"""The gobind command: loading APP, options, environment variables, errors
+and shutdown."""
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import httpx
+import pytest
+
+from cliserver import APPS, CLIServer, run_to_exit, start
+
+
+def last_error_line(result):
+    return result.stderr.strip().splitlines()[-1]
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["nosuch:app"], f"gobind: error: module 'nosuch' not found (--app-dir is '{APPS}')"),
+        (["cli_apps:missing"], "gobind: error: attribute 'missing' not found in module 'cli_apps'"),
+        (["cli_apps:value"], "gobind: error: 'cli_apps:value' is not a WSGI application or gobind.Server: got int"),
+        (["cli_apps:asgi_app"],
+         "gobind: error: 'cli_apps:asgi_app' is an ASGI application (an async callable); "
+         "gobind serves WSGI apps and gobind.Server"),
+        (["cli_apps"], "gobind: error: invalid APP 'cli_apps': expected MODULE:ATTRIBUTE, such as myproject.wsgi:application"),
+        (["cli_apps:hello", "--interface", "gobind"], "gobind: error: --interface gobind: 'cli_apps:hello' is a WSGI application"),
+        (["cli_apps:server", "--interface", "wsgi"], "gobind: error: --interface wsgi: 'cli_apps:server' is a gobind.Server"),
+        (["cli_apps:value", "--factory"], "gobind: error: --factory: 'cli_apps:value' is not callable: got int"),
+        (["cli_apps:hello", "--threads", "0"], "gobind: error: invalid --threads 0: must be 1 or more"),
+        (["cli_apps:hello", "--header", "bad"], "gobind: error: invalid --header 'bad': expected NAME:VALUE, such as 'Server:gobind'"),
+        (["cli_apps:hello", "--root-path", "api/"],
+         "gobind: error: invalid --root-path 'api/': must start with '/' and not end with '/', such as /api"),
+        (["cli_apps:hello", "--uds", "/sys/gobind-test.sock"],
+         "gobind: error: cannot listen on unix:/sys/gobind-test.sock: operation not permitted"),
+    ],
+)
+def test_cli_usage_error(args, message):
+    result = run_to_exit(*args)
+    assert last_error_line(result) == message
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+
+
+def test_cli_port_in_use():
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = run_to_exit("cli_apps:hello", "--port", str(port))
+    assert last_error_line(result) == f"gobind: error: cannot listen on 127.0.0.1:{port}: address already in use"
+    assert result.returncode == 1
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root may bind a socket in any directory")
+def test_cli_uds_permission_denied(tmp_path):
+    locked = tmp_path / "locked"
+    locked.mkdir(mode=0o500)
+    result = run_to_exit("cli_apps:hello", "--uds", str(locked / "app.sock"))
+    assert last_error_line(result) == f"gobind: error: cannot listen on unix:{locked}/app.sock: permission denied"
+    assert result.returncode == 1
+
+
+def test_cli_env_invalid_number():
+    result = run_to_exit("cli_apps:hello", env={"GOBIND_PORT": "abc"})
+    assert last_error_line(result) == "gobind: error: invalid GOBIND_PORT 'abc': expected an integer"
+    assert result.returncode == 1
+
+
+def test_cli_env_invalid_bool():
+    result = run_to_exit("cli_apps:hello", env={"GOBIND_ACCESS_LOG": "maybe"})
+    assert last_error_line(result) == "gobind: error: invalid GOBIND_ACCESS_LOG 'maybe': expected true or false"
+
+
+def test_cli_env_invalid_choice():
+    result = run_to_exit("cli_apps:hello", env={"GOBIND_LOG_LEVEL": "loud"})
+    assert last_error_line(result) == (
+        "gobind: error: invalid GOBIND_LOG_LEVEL 'loud': expected one of critical, error, warning, info, debug"
+    )
+
+
+def test_cli_missing_app():
+    result = run_to_exit()
+    assert last_error_line(result) == "gobind: error: the following arguments are required: APP (or GOBIND_APP)"
+    assert result.returncode == 2
+
+
+def test_cli_version():
+    from gobind import __version__
+
+    result = run_to_exit("--version")
+    assert f"gobind {__version__} (Python " in result.stdout
+    assert result.returncode == 0
+
+
+def test_cli_help_states_defaults():
+    result = run_to_exit("--help")
+    text = " ".join(result.stdout.split())
+    assert "in seconds (default: 75.0)" in text
+    assert "in bytes; larger requests get 431 (default: 65536)" in text
+
+
+def test_cli_startup_log_pid_and_url():
+    server = start("cli_apps:hello")
+    try:
+        assert server.pid == server.process.pid
+        assert server.url.startswith("http://127.0.0.1:")
+    finally:
+        server.stop()
+
+
+def test_cli_sigterm_graceful():
+    server = start("cli_apps:hello")
+    assert httpx.get(server.url).text == "hello"
+    code = server.stop(signal.SIGTERM)
+    assert code == 0
+    assert "Stopped" in server.output
+
+
+def test_cli_sigint_graceful():
+    server = start("cli_apps:hello")
+    code = server.stop(signal.SIGINT)
+    assert code == 0
+    assert "Shutting down: 0 requests in flight" in server.output
+
+
+def test_cli_factory():
+    server = start("cli_apps:make_app", "--factory")
+    try:
+        assert httpx.get(server.url).text == "made by factory"
+    finally:
+        server.stop()
+
+
+def test_cli_gobind_interface():
+    server = start("cli_apps:server")
+    try:
+        assert httpx.get(server.url + "/native").text == "native handler"
+    finally:
+        server.stop()
+
+
+def test_cli_app_dir(tmp_path):
+    (tmp_path / "elsewhere.py").write_text(
+        "def app(environ, start_response):\n"
+        "    start_response('200 OK', [('Content-Type', 'text/plain')])\n"
+        "    return [b'from app dir']\n"
+    )
+    server = start("elsewhere:app", "--app-dir", str(tmp_path))
+    try:
+        assert httpx.get(server.url).text == "from app dir"
+    finally:
+        server.stop()
+
+
+def test_cli_env_options():
+    server = start("wsgi_apps:app", env={"GOBIND_ROOT_PATH": "/env", "GOBIND_HEADER": "X-One: 1\nX-Two: 2",
+                                         "GOBIND_ACCESS_LOG": "false"})
+    try:
+        response = httpx.get(server.url + "/env/x")
+        environ = response.json()
+        assert environ["SCRIPT_NAME"] == "/env"
+        assert (response.headers["x-one"], response.headers["x-two"]) == ("1", "2")
+    finally:
+        server.stop()
+    assert "gobind.access" not in server.output
+
+
+def test_cli_option_beats_env():
+    server = start("wsgi_apps:app", "--root-path", "/option", env={"GOBIND_ROOT_PATH": "/env"})
+    try:
+        assert httpx.get(server.url + "/option/x").json()["SCRIPT_NAME"] == "/option"
+    finally:
+        server.stop()
+
+
+def test_cli_env_app():
+    server = start(env={"GOBIND_APP": "cli_apps:hello"})
+    try:
+        assert httpx.get(server.url).text == "hello"
+    finally:
+        server.stop()
+
+
+def test_cli_log_config_json(tmp_path):
+    config = {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {"plain": {"format": "CUSTOM %(name)s %(message)s"}},
+        "handlers": {"out": {"class": "logging.StreamHandler", "formatter": "plain", "stream": "ext://sys.stderr"}},
+        "loggers": {"gobind": {"handlers": ["out"], "level": "INFO"}},
+    }
+    path = tmp_path / "logging.json"
+    path.write_text(json.dumps(config))
+    server = start("cli_apps:hello", "--log-config", str(path))
+    server.stop()
+    assert "CUSTOM gobind Serving on http://127.0.0.1:" in server.output
+
+
+def test_cli_log_config_ini(tmp_path):
+    path = tmp_path / "logging.ini"
+    path.write_text(
+        "[loggers]\nkeys=root,gobind\n\n"
+        "[handlers]\nkeys=err\n\n"
+        "[formatters]\nkeys=plain\n\n"
+        "[logger_root]\nlevel=WARNING\nhandlers=\n\n"
+        "[logger_gobind]\nlevel=INFO\nhandlers=err\nqualname=gobind\npropagate=0\n\n"
+        "[handler_err]\nclass=StreamHandler\nformatter=plain\nargs=(sys.stderr,)\n\n"
+        "[formatter_plain]\nformat=INI %(name)s %(message)s\n"
+    )
+    server = start("cli_apps:hello", "--log-config", str(path))
+    server.stop()
+    assert "INI gobind Serving on http://127.0.0.1:" in server.output
+
+
+def test_wsgi_serve_function():
+    code = (
+        "import gobind.wsgi, cli_apps; "
+        "gobind.wsgi.serve(cli_apps.hello, host='127.0.0.1', port=0, threads=2, root_path='/m')"
+    )
+    server = CLIServer([], command=("-c", code)).wait_ready()
+    try:
+        assert httpx.get(server.url + "/m/x").text == "hello"
+    finally:
+        code = server.stop(signal.SIGTERM)
+    assert code == 0
+
+
+def test_cli_log_config_missing():
+    result = run_to_exit("cli_apps:hello", "--log-config", "/nonexistent/logging.json")
+    assert last_error_line(result) == (
+        "gobind: error: cannot load log config '/nonexistent/logging.json': "
+        "[Errno 2] No such file or directory: '/nonexistent/logging.json'"
+    )
+
+
+def test_cli_log_level_warning_hides_startup(tmp_path):
+    path = tmp_path / "quiet.sock"
+    server = CLIServer(["cli_apps:hello", "--uds", str(path), "--log-level", "warning"])
+    try:
+        deadline = time.monotonic() + 60
+        while not path.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        with httpx.Client(transport=httpx.HTTPTransport(uds=str(path))) as client:
+            assert client.get("http://localhost/").text == "hello"
+    finally:
+        code = server.stop(signal.SIGTERM)
+    assert "Serving on" not in server.output
+    assert code == 0
+
+
+def test_cli_uds(tmp_path):
+    path = tmp_path / "app.sock"
+    server = CLIServer(["wsgi_apps:app", "--uds", str(path)]).wait_ready()
+    try:
+        transport = httpx.HTTPTransport(uds=str(path))
+        with httpx.Client(transport=transport) as client:
+            environ = client.get("http://localhost/x").json()
+        assert server.url == f"unix:{path}"
+        assert (environ["SERVER_NAME"], environ["SERVER_PORT"], environ["PATH_INFO"]) == ("localhost", "80", "/x")
+        assert (environ["REMOTE_ADDR"], "REMOTE_PORT" in environ) == ("", False)
+    finally:
+        server.stop()
+
+
+def test_cli_console_script():
+    script = os.path.join(os.path.dirname(sys.executable), "gobind")
+    result = subprocess.run([script, "--version"], capture_output=True, text=True, timeout=60)
+    assert "gobind " in result.stdout
