@@ -245,10 +245,11 @@ void Server::serve_until_signal(SignalGuard& signals) {
     try {
         int signal = next_signal();
         if (signal != 0) {
+            std::int64_t active = stats().active_requests;
             log("received " + signal_name(signal) + ": shutting down, waiting up to " +
                 std::to_string(config_.shutdown_timeout.count()) + " ms for " +
-                std::to_string(stats().active_requests) +
-                " in-flight requests; send it again to close every connection now");
+                std::to_string(active) + (active == 1 ? " in-flight request" : " in-flight requests") +
+                "; send it again to close every connection now");
             stopper = std::thread([this, &stop_error] {
                 try {
                     if (!shutdown()) {
