@@ -107,12 +107,12 @@ protected:
                 done += n;
                 continue;
             }
-            std::size_t wanted = static_cast<std::size_t>(count - done);
-            if (wanted < sizeof buffer_) {
+            std::size_t requested = static_cast<std::size_t>(count - done);
+            if (requested < sizeof buffer_) {
                 if (traits_type::eq_int_type(underflow(), traits_type::eof())) break;
                 continue;
             }
-            std::size_t n = request_.read(out + done, wanted);
+            std::size_t n = request_.read(out + done, requested);
             if (n == 0) break;
             done += static_cast<std::streamsize>(n);
         }

@@ -215,10 +215,10 @@ void Server::listen_and_serve(SignalGuard& signals) {
     serve_until_signal(signals);
 }
 
-// Three threads cooperate: a watcher waits for the server to stop and then
-// wakes this thread; a stopper runs the graceful shutdown after the first
-// signal; this thread waits for signals, so that a second one can still
-// force the close while the stopper waits for in-flight requests.
+// Three threads cooperate. A watcher waits for the server to stop and then
+// wakes this thread. A stopper runs the graceful shutdown after the first
+// signal. This thread keeps waiting for signals, so that a second one can
+// still force the close while the stopper waits for in-flight requests.
 void Server::serve_until_signal(SignalGuard& signals) {
     std::atomic<bool> stopped{false};
     std::exception_ptr serve_error;

@@ -41,6 +41,14 @@ TEST(ServerStart, UsesConfigAddress) {
     EXPECT_EQ(request(address, "GET", "/").body, "up");
 }
 
+// C++20 designated initializers, which GCC also accepts in C++17 mode as an
+// extension (with a warning under -Wpedantic).
+TEST(ServerStart, DesignatedConfig) {
+    Server server({.address = "127.0.0.1:0", .max_concurrent_calls = 4});
+    EXPECT_EQ(server.config().max_concurrent_calls, 4);
+    EXPECT_EQ(server.start().rfind("127.0.0.1:", 0), 0u);
+}
+
 TEST(ServerStart, DefaultConfigAddress) {
     EXPECT_EQ(Config().address, "127.0.0.1:8000");
 }

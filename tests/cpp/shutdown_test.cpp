@@ -29,7 +29,7 @@ bool refuses_connections(const std::string& address) {
 }
 
 // A server whose "GET /slow" handler signals `entered` and then waits for
-// `release` before it answers.
+// `release` before it responds.
 struct SlowServer {
     Server server;
     Event entered;

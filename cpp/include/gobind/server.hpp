@@ -116,7 +116,7 @@ public:
     /// Bind address ("host:port", port 0 for any free port, "[::1]:0", or
     /// "unix:/path") and serve in the background. Returns the bound address,
     /// such as "127.0.0.1:41234". Throws Error: ErrorCode::os_error when
-    /// binding fails (sys_errno() tells why, such as EADDRINUSE),
+    /// binding fails (sys_errno() returns the errno, such as EADDRINUSE),
     /// invalid_argument for a malformed address, wrong_state when the server
     /// was started before.
     std::string start(std::string_view address);

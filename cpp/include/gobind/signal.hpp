@@ -12,9 +12,9 @@ namespace gobind {
 
 /// Catches termination signals while it lives and turns them into events
 /// that a thread can wait for. Construction installs a handler for each
-/// signal (with SA_ONSTACK, as the Go runtime requires of foreign handlers)
-/// that writes the signal number into a pipe; destruction restores the
-/// previous handlers. The Go engine never installs handlers for these
+/// signal that writes the signal number into a pipe. The handler uses
+/// SA_ONSTACK, because the Go runtime requires it of foreign handlers that
+/// can run on its threads. Destruction restores the previous handlers. The Go engine never installs handlers for these
 /// signals, so without a SignalGuard they keep the disposition the program
 /// gave them (by default, SIGINT and SIGTERM terminate the process).
 ///
@@ -38,8 +38,8 @@ public:
 
     /// Block until a caught signal arrives, interrupt() is called, or
     /// timeout passes (none: no limit). Returns the signal number, or 0 for
-    /// an interrupt or a timeout. Signals that arrive while nobody waits are
-    /// queued and returned by later calls, in order.
+    /// an interrupt or a timeout. Signals that arrive while no thread waits
+    /// are queued and returned by later calls, in order.
     int wait(std::optional<std::chrono::milliseconds> timeout = std::nullopt);
 
     /// Wake the thread blocked in wait(), which then returns 0; if none
