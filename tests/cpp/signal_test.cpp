@@ -172,5 +172,13 @@ TEST(ListenAndServeSignals, ConfigFlagInstallsGuard) {
     EXPECT_EQ(current_handler(SIGTERM), SIG_DFL);
 }
 
+TEST(ListenAndServeSignals, ConfigFlagWithExistingGuardThrows) {
+    SignalGuard guard({SIGUSR1});
+    Config config = local_config();
+    config.handle_signals = true;
+    Server server(config);
+    EXPECT_THROW(server.listen_and_serve(), std::logic_error);
+}
+
 }  // namespace
 }  // namespace gobind::test

@@ -130,7 +130,8 @@ public:
     /// Start on Config::address unless started, then block until the server
     /// stops: after shutdown() or close() from another thread or a handler,
     /// or, with Config::handle_signals, after SIGINT or SIGTERM. Throws
-    /// Error when starting fails or the listener fails while serving.
+    /// Error when starting fails or the listener fails while serving, and
+    /// std::logic_error when handle_signals is set but a SignalGuard exists.
     void listen_and_serve();
 
     /// Like listen_and_serve(), with signals caught by a guard that the
