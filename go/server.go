@@ -311,6 +311,13 @@ func (s *Server) Wait(timeout time.Duration) (bool, error) {
 		<-s.done
 		return true, s.serveError()
 	}
+	// A stopped server reports so even with a zero timeout, which the
+	// select below would pick at random against the expired timer.
+	select {
+	case <-s.done:
+		return true, s.serveError()
+	default:
+	}
 	timer := time.NewTimer(timeout)
 	defer timer.Stop()
 	select {

@@ -4,7 +4,9 @@
 
 #include <atomic>
 #include <cstdio>
+#include <ctime>
 #include <exception>
+#include <thread>
 #include <utility>
 
 #include "gobind.h"
@@ -23,6 +25,40 @@ std::atomic<bool> forked{false};
 
 std::int64_t to_ms(std::chrono::milliseconds duration) { return duration.count(); }
 
+// Write a line as the engine's default log does: local time, "gobind:", text.
+void log_to_stderr(std::string_view line) noexcept {
+    std::time_t now = std::time(nullptr);
+    std::tm local{};
+    char stamp[32] = "";
+    if (localtime_r(&now, &local) != nullptr) {
+        std::strftime(stamp, sizeof stamp, "%Y-%m-%d %H:%M:%S ", &local);
+    }
+    std::fprintf(stderr, "%sgobind: %.*s\n", stamp, static_cast<int>(line.size()), line.data());
+}
+
+// Pass a line to log when it is set, else to standard error; never throws.
+void write_log(const LogFunction* log, std::string_view line) noexcept {
+    if (log == nullptr || !*log) {
+        log_to_stderr(line);
+        return;
+    }
+    try {
+        (*log)(line);
+    } catch (...) {
+        log_to_stderr("log function threw an exception; the line it received follows");
+        log_to_stderr(line);
+    }
+}
+
+void check_not_forked() {
+    if (forked_after_start()) {
+        throw Error(ErrorCode::wrong_state,
+                    "gobind cannot run in a process forked after it was loaded: the Go runtime "
+                    "does not survive fork(). Start worker processes with spawn or exec instead "
+                    "(multiprocessing.set_start_method(\"spawn\")).");
+    }
+}
+
 }  // namespace
 
 bool forked_after_start() noexcept { return forked.load(std::memory_order_relaxed); }
@@ -34,18 +70,18 @@ struct Server::Route {
     std::string pattern;
 };
 
-Server::Server(Config config) : log_(std::make_shared<LogFunction>()) {
-    check_open();
+Server::Server(Config config) : log_(std::make_shared<LogFunction>()), config_(std::move(config)) {
+    check_not_forked();
     gobind_config settings{};
-    settings.read_header_timeout_ms = to_ms(config.read_header_timeout);
-    settings.read_timeout_ms = to_ms(config.read_timeout);
-    settings.write_timeout_ms = to_ms(config.write_timeout);
-    settings.idle_timeout_ms = to_ms(config.idle_timeout);
-    settings.max_header_bytes = config.max_header_bytes;
-    settings.max_concurrent_calls = config.max_concurrent_calls;
-    settings.tls_cert_file = config.tls_cert_file.c_str();
-    settings.tls_key_file = config.tls_key_file.c_str();
-    settings.http2_cleartext = config.http2_cleartext ? 1 : 0;
+    settings.read_header_timeout_ms = to_ms(config_.read_header_timeout);
+    settings.read_timeout_ms = to_ms(config_.read_timeout);
+    settings.write_timeout_ms = to_ms(config_.write_timeout);
+    settings.idle_timeout_ms = to_ms(config_.idle_timeout);
+    settings.max_header_bytes = config_.max_header_bytes;
+    settings.max_concurrent_calls = config_.max_concurrent_calls;
+    settings.tls_cert_file = config_.tls_cert_file.c_str();
+    settings.tls_key_file = config_.tls_key_file.c_str();
+    settings.http2_cleartext = config_.http2_cleartext ? 1 : 0;
     detail::EngineError error;
     detail::check(gobind_server_new(&settings, &handle_, error.get()), error,
                   "creating server failed");
@@ -56,7 +92,11 @@ Server::~Server() { release(); }
 Server::Server(Server&& other) noexcept
     : handle_(std::exchange(other.handle_, 0)),
       routes_(std::move(other.routes_)),
-      log_(std::move(other.log_)) {}
+      log_(std::move(other.log_)),
+      config_(std::move(other.config_)),
+      address_(std::move(other.address_)) {
+    other.address_.clear();
+}
 
 Server& Server::operator=(Server&& other) noexcept {
     if (this != &other) {
@@ -64,16 +104,16 @@ Server& Server::operator=(Server&& other) noexcept {
         handle_ = std::exchange(other.handle_, 0);
         routes_ = std::move(other.routes_);
         log_ = std::move(other.log_);
+        config_ = std::move(other.config_);
+        address_ = std::exchange(other.address_, std::string());
     }
     return *this;
 }
 
 void Server::check_open() const {
-    if (forked_after_start()) {
-        throw Error(ErrorCode::wrong_state,
-                    "gobind cannot run in a process forked after it was loaded: the Go runtime "
-                    "does not survive fork(). Start worker processes with spawn or exec instead "
-                    "(multiprocessing.set_start_method(\"spawn\")).");
+    check_not_forked();
+    if (handle_ == 0) {
+        throw Error(ErrorCode::unknown_handle, "server is empty: it was moved from or released");
     }
 }
 
@@ -119,8 +159,11 @@ std::string Server::start(std::string_view address) {
     detail::check(gobind_server_start(handle_, const_cast<char*>(address.data()), address.size(),
                                       bound, sizeof bound, error.get()),
                   error, "starting server failed");
-    return bound;
+    address_ = bound;
+    return address_;
 }
+
+std::string Server::start() { return start(config_.address); }
 
 bool Server::wait(std::optional<std::chrono::milliseconds> timeout) {
     check_open();
@@ -130,6 +173,8 @@ bool Server::wait(std::optional<std::chrono::milliseconds> timeout) {
     detail::check(status, error, "waiting for server failed");
     return true;
 }
+
+bool Server::shutdown() { return shutdown(config_.shutdown_timeout); }
 
 bool Server::shutdown(std::chrono::milliseconds timeout) {
     check_open();
@@ -141,6 +186,7 @@ bool Server::shutdown(std::chrono::milliseconds timeout) {
 }
 
 void Server::close() {
+    if (handle_ == 0) return;
     check_open();
     gobind_server_close(handle_);
 }
@@ -151,6 +197,91 @@ void Server::release() noexcept {
     gobind_server_set_log(handle_, nullptr, nullptr);
     gobind_server_free(handle_);
     handle_ = 0;
+}
+
+void Server::log(std::string_view line) const { write_log(log_.get(), line); }
+
+void Server::listen_and_serve() {
+    if (!config_.handle_signals) {
+        check_open();
+        if (address_.empty()) start();
+        wait();
+        return;
+    }
+    SignalGuard signals;
+    listen_and_serve(signals);
+}
+
+void Server::listen_and_serve(SignalGuard& signals) {
+    check_open();
+    if (address_.empty()) start();
+    serve_until_signal(signals);
+}
+
+// Three threads cooperate. A watcher waits for the server to stop and then
+// wakes this thread. A stopper runs the graceful shutdown after the first
+// signal. This thread keeps waiting for signals, so that a second one can
+// still force the close while the stopper waits for in-flight requests.
+void Server::serve_until_signal(SignalGuard& signals) {
+    std::atomic<bool> stopped{false};
+    std::exception_ptr serve_error;
+    std::thread watcher([this, &signals, &stopped, &serve_error] {
+        try {
+            wait();
+        } catch (...) {
+            serve_error = std::current_exception();
+        }
+        stopped.store(true);
+        signals.interrupt();
+    });
+    // Returns the next signal, or 0 once the server has stopped. Interrupts
+    // that others sent to the guard are ignored.
+    auto next_signal = [&signals, &stopped] {
+        for (;;) {
+            int signal = signals.wait();
+            if (signal != 0 || stopped.load()) return signal;
+        }
+    };
+
+    std::thread stopper;
+    std::exception_ptr stop_error;
+    try {
+        int signal = next_signal();
+        if (signal != 0) {
+            std::int64_t active = stats().active_requests;
+            log("received " + signal_name(signal) + ": shutting down, waiting up to " +
+                std::to_string(config_.shutdown_timeout.count()) + " ms for " +
+                std::to_string(active) + (active == 1 ? " in-flight request" : " in-flight requests") +
+                "; send it again to close every connection now");
+            stopper = std::thread([this, &stop_error] {
+                try {
+                    if (!shutdown()) {
+                        log("graceful shutdown timed out after " +
+                            std::to_string(config_.shutdown_timeout.count()) +
+                            " ms; closed the remaining connections");
+                    }
+                } catch (...) {
+                    stop_error = std::current_exception();
+                }
+            });
+            int again = next_signal();
+            if (again != 0) {
+                log("received " + signal_name(again) + " again: closing every connection");
+                close();
+            }
+        }
+    } catch (...) {
+        // The threads must end before their captures go out of scope.
+        gobind_server_close(handle_);
+        if (stopper.joinable()) stopper.join();
+        watcher.join();
+        throw;
+    }
+
+    if (stopper.joinable()) stopper.join();
+    watcher.join();
+    if (serve_error) std::rethrow_exception(serve_error);
+    if (stop_error) std::rethrow_exception(stop_error);
 }
 
 Stats Server::stats() const {
@@ -167,11 +298,7 @@ std::int64_t Server::dispatch(void* user_data, std::uint64_t call, const char* d
     auto report = [route](const char* what) {
         try {
             std::string line = std::string("handler for \"") + route->pattern + "\" failed: " + what;
-            if (route->log && *route->log) {
-                (*route->log)(line);
-            } else {
-                std::fprintf(stderr, "gobind: %s\n", line.c_str());
-            }
+            write_log(route->log.get(), line);
         } catch (...) {
         }
     };

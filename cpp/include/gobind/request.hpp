@@ -3,6 +3,8 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <istream>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -14,13 +16,21 @@ namespace gobind {
 /// One HTTP request, valid only while its handler runs: every string_view
 /// points into memory that the engine reuses once the handler returns.
 /// A Request may be read from the handler's thread only.
+///
+/// The body is a stream that can be read once, through read(), read_full(),
+/// read_all() or body(). Bytes that body() has buffered are not seen by the
+/// other three, so pick one way per request.
 class Request {
 public:
     using Pair = std::pair<std::string_view, std::string_view>;
 
-    /// Parse an encoded request as laid out in gobind.h. Throws
+    /// Parse an encoded request, laid out as the engine's C ABI documents
+    /// (the server does this; handlers receive a ready Request). Throws
     /// std::invalid_argument if the buffer is malformed.
     Request(std::uint64_t call, const char* data, std::size_t size);
+    ~Request();
+    Request(const Request&) = delete;
+    Request& operator=(const Request&) = delete;
 
     std::string_view method() const noexcept { return method_; }
     /// Request target exactly as sent: "/items/a%2Fb?x=1".
@@ -53,20 +63,42 @@ public:
     const std::vector<Pair>& header_fields() const noexcept { return header_fields_; }
     /// First value of header `name`, ignoring case.
     std::optional<std::string_view> header(std::string_view name) const noexcept;
+    /// Every value of header `name`, ignoring case, in arrival order.
+    std::vector<std::string_view> header_values(std::string_view name) const;
+
+    /// First value of query parameter `name`, percent-decoded with "+" as
+    /// a space (application/x-www-form-urlencoded), or nullopt when absent.
+    std::optional<std::string> query_value(std::string_view name) const;
 
     /// Read up to `capacity` body bytes into `buffer`; returns 0 at the end
     /// of the body. Blocks until data arrives; throws gobind::Error with
     /// ErrorCode::timeout when the client stays silent past the read timeout.
     std::size_t read(char* buffer, std::size_t capacity);
 
+    /// Read until `size` bytes arrived or the body ended; returns the count,
+    /// less than `size` only at the end of the body. Throws like read().
+    std::size_t read_full(char* buffer, std::size_t size);
+
     /// Read the rest of the body. Throws std::length_error when it exceeds
     /// `limit` bytes.
     std::string read_all(std::size_t limit = SIZE_MAX);
+
+    /// The body as a std::istream, created on first use, reading through a
+    /// 64 KiB buffer. Engine failures propagate as gobind::Error out of the
+    /// stream's read functions (badbit is in its exceptions mask); the end
+    /// of the body is end-of-file.
+    std::istream& body();
+
+    /// Whether the end of the body was reached by read(), read_full(),
+    /// read_all() or body().
+    bool body_ended() const noexcept { return body_ended_; }
 
     /// Handle of this request in the engine.
     std::uint64_t call() const noexcept { return call_; }
 
 private:
+    class BodyBuffer;
+
     std::uint64_t call_;
     std::string_view method_, target_, path_, raw_path_, query_, protocol_, scheme_, host_,
         remote_addr_, local_addr_;
@@ -74,6 +106,8 @@ private:
     std::vector<Pair> path_values_;
     std::vector<Pair> header_fields_;
     bool body_ended_ = false;
+    std::unique_ptr<BodyBuffer> body_buffer_;
+    std::unique_ptr<std::istream> body_stream_;
 };
 
 }  // namespace gobind

@@ -19,6 +19,7 @@ class ResponseWriter {
 public:
     static constexpr std::size_t buffer_limit = 64 * 1024;
 
+    /// Writer for engine call `call`; the server creates one per request.
     explicit ResponseWriter(std::uint64_t call) noexcept : call_(call) {}
     ResponseWriter(const ResponseWriter&) = delete;
     ResponseWriter& operator=(const ResponseWriter&) = delete;

@@ -1,0 +1,192 @@
+// ResponseWriter: status, header fields, flush and large bodies.
+#include <gtest/gtest.h>
+
+#include <stdexcept>
+#include <string>
+
+#include "http_client.hpp"
+#include "test_support.hpp"
+
+namespace gobind::test {
+namespace {
+
+std::vector<std::string> values_of(const HttpResponse& response, const std::string& name) {
+    std::vector<std::string> found;
+    for (const auto& [key, value] : response.headers) {
+        if (key == name) found.push_back(value);
+    }
+    return found;
+}
+
+TEST(ResponseStatus, DefaultIs200WithEmptyBody) {
+    Server server;
+    server.handle("GET /", [](const Request&, ResponseWriter&) {});
+    std::string address = server.start("127.0.0.1:0");
+    HttpResponse response = request(address, "GET", "/");
+    EXPECT_EQ(response.status, 200);
+    EXPECT_EQ(response.header("Content-Length"), std::optional<std::string>("0"));
+    EXPECT_EQ(response.body, "");
+}
+
+TEST(ResponseStatus, CustomStatusAndFields) {
+    Server server;
+    server.handle("POST /items", [](const Request&, ResponseWriter& w) {
+        w.write_header(201);
+        w.header().set("Location", "/items/7");
+        w.header().add("X-Tag", "a");
+        w.header().add("X-Tag", "b");
+        w.write("created");
+    });
+    std::string address = server.start("127.0.0.1:0");
+    HttpResponse response = request(address, "POST", "/items");
+    EXPECT_EQ(response.status, 201);
+    EXPECT_EQ(response.header("Location"), std::optional<std::string>("/items/7"));
+    EXPECT_EQ(values_of(response, "X-Tag"), (std::vector<std::string>{"a", "b"}));
+    EXPECT_EQ(response.header("Content-Length"), std::optional<std::string>("7"));
+    EXPECT_EQ(response.body, "created");
+}
+
+TEST(ResponseStatus, InvalidStatusThrows) {
+    Server server;
+    std::string message;
+    server.handle("GET /", [&message](const Request&, ResponseWriter& w) {
+        try {
+            w.write_header(1000);
+        } catch (const std::invalid_argument& error) {
+            message = error.what();
+        }
+    });
+    std::string address = server.start("127.0.0.1:0");
+    ASSERT_EQ(request(address, "GET", "/").status, 200);
+    EXPECT_EQ(message, "invalid status code 1000: must be 100-999");
+}
+
+TEST(ResponseStatus, WriteHeaderAfterFlushThrows) {
+    Server server;
+    std::string message;
+    server.handle("GET /", [&message](const Request&, ResponseWriter& w) {
+        w.write("started");
+        w.flush();
+        try {
+            w.write_header(404);
+        } catch (const std::logic_error& error) {
+            message = error.what();
+        }
+    });
+    std::string address = server.start("127.0.0.1:0");
+    HttpResponse response = request(address, "GET", "/");
+    EXPECT_EQ(response.status, 200);
+    EXPECT_EQ(message, "write_header called after the response header was sent");
+}
+
+TEST(ResponseHeader, InvalidNameThrows) {
+    Server server;
+    std::string message;
+    server.handle("GET /", [&message](const Request&, ResponseWriter& w) {
+        try {
+            w.header().set("Bad Name", "x");
+        } catch (const std::invalid_argument& error) {
+            message = error.what();
+        }
+    });
+    std::string address = server.start("127.0.0.1:0");
+    ASSERT_EQ(request(address, "GET", "/").status, 200);
+    EXPECT_EQ(message.rfind("invalid header name \"Bad Name\"", 0), 0u) << message;
+}
+
+TEST(ResponseFlush, DeliversBeforeHandlerReturns) {
+    Server server;
+    Event client_saw_first;
+    bool handler_waited = false;
+    server.handle("GET /stream", [&](const Request&, ResponseWriter& w) {
+        w.write("first");
+        w.flush();
+        handler_waited = client_saw_first.wait();
+        w.write("second");
+    });
+    std::string address = server.start("127.0.0.1:0");
+
+    HttpConnection connection(address);
+    connection.send_request("GET", "/stream");
+    HttpResponse head = connection.read_head();
+    EXPECT_EQ(head.status, 200);
+    EXPECT_EQ(head.header("Transfer-Encoding"), std::optional<std::string>("chunked"));
+    EXPECT_EQ(connection.read_body_piece(head), std::optional<std::string>("first"));
+    client_saw_first.set();
+    EXPECT_EQ(connection.read_body_piece(head), std::optional<std::string>("second"));
+    EXPECT_EQ(connection.read_body_piece(head), std::nullopt);
+    EXPECT_TRUE(handler_waited);
+}
+
+TEST(ResponseWriter, AccessorsTrackProgress) {
+    Server server;
+    int status = 0;
+    std::uint64_t written = 0;
+    bool sent_before = true, sent_after = false;
+    server.handle("GET /", [&](const Request&, ResponseWriter& w) {
+        w.write_header(202);
+        sent_before = w.header_sent();
+        w.write("12345");
+        w.flush();
+        sent_after = w.header_sent();
+        status = w.status();
+        written = w.bytes_written();
+    });
+    std::string address = server.start("127.0.0.1:0");
+    ASSERT_EQ(request(address, "GET", "/").status, 202);
+    EXPECT_FALSE(sent_before);
+    EXPECT_TRUE(sent_after);
+    EXPECT_EQ(status, 202);
+    EXPECT_EQ(written, 5u);
+}
+
+TEST(ResponseBody, Download20MegabytesInPieces) {
+    constexpr std::size_t size = 20 << 20;
+    Server server;
+    server.handle("GET /download", [](const Request&, ResponseWriter& w) {
+        for (std::size_t offset = 0; offset < size; offset += 1 << 20) w.write(pattern_bytes(offset, 1 << 20));
+    });
+    std::string address = server.start("127.0.0.1:0");
+
+    HttpConnection connection(address);
+    connection.send_request("GET", "/download");
+    HttpResponse head = connection.read_head();
+    ASSERT_EQ(head.status, 200);
+    std::size_t received = 0;
+    std::uint64_t hash = fnv1a({});
+    while (auto piece = connection.read_body_piece(head)) {
+        hash = fnv1a(*piece, hash);
+        received += piece->size();
+    }
+    EXPECT_EQ(received, size);
+    EXPECT_EQ(hash, fnv1a(pattern_bytes(0, size)));
+}
+
+TEST(ResponseBody, Echo20Megabytes) {
+    constexpr std::size_t size = 20 << 20;
+    Server server;
+    server.handle("POST /echo", [](Request& r, ResponseWriter& w) {
+        w.header().set("Content-Type", "application/octet-stream");
+        w.write(r.read_all());
+    });
+    std::string address = server.start("127.0.0.1:0");
+    std::string payload = pattern_bytes(0, size);
+    HttpResponse response = request(address, "POST", "/echo", {}, payload);
+    EXPECT_EQ(response.status, 200);
+    EXPECT_EQ(response.body.size(), size);
+    EXPECT_EQ(fnv1a(response.body), fnv1a(payload));
+}
+
+TEST(ResponseBody, SmallWritesAreCoalesced) {
+    Server server;
+    server.handle("GET /", [](const Request&, ResponseWriter& w) {
+        for (int i = 0; i < 1000; ++i) w.write("x");
+    });
+    std::string address = server.start("127.0.0.1:0");
+    HttpResponse response = request(address, "GET", "/");
+    EXPECT_EQ(response.header("Content-Length"), std::optional<std::string>("1000"));
+    EXPECT_EQ(response.body, std::string(1000, 'x'));
+}
+
+}  // namespace
+}  // namespace gobind::test
