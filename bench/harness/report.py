@@ -1,0 +1,213 @@
+"""docs/benchmarks.md, written from the raw results only."""
+
+from __future__ import annotations
+
+import shlex
+from typing import Dict, List, Optional
+
+from . import analysis
+from .workloads import BY_NAME, H2_STREAMS
+
+MIB = 1024 * 1024
+
+LENS_TEXT = {
+    "pinned": "Pinned: the server runs on CPU 0 (`taskset -c 0`) and the load generator on CPU 1 (`taskset -c 1`). "
+    "Go's GOMAXPROCS is left to Go, which follows the CPU affinity, so Go uses one CPU.",
+    "unpinned": "Unpinned: server and load generator share every CPU, as the scheduler decides.",
+}
+
+
+def _number(value: Optional[float], digits: int = 0) -> str:
+    if value is None:
+        return "—"
+    return f"{value:,.{digits}f}"
+
+
+def _ratio(value: Optional[float]) -> str:
+    return "—" if value is None else f"{value:.2f}×"
+
+
+def _relative(path: str, link_base: str) -> str:
+    return f"{link_base}/{path}" if link_base else path
+
+
+def _table(rows: List[dict], refs: dict) -> List[str]:
+    lines = [
+        "| Server | req/s | × best peer | × Go | p50 ms | p99 ms | CPU µs/req | peak RSS MiB | threads | errors | note |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
+    ]
+    ok = sorted((row for row in rows if row["status"] == "ok"), key=lambda row: -row["median"]["requests_per_second"])
+    others = [row for row in rows if row["status"] != "ok"]
+    for row in ok:
+        median = row["median"]
+        ref = refs.get((row["lens"], row["group"], row["workload"]), {})
+        value = median["requests_per_second"]
+        note = ""
+        if row["workers"] > 1:
+            note = f"{row['workers']} workers"
+        lines.append(
+            f"| {row['server_title']} | {_number(value)} | {_ratio(analysis.ratio(value, ref.get('best_peer')))} "
+            f"| {_ratio(analysis.ratio(value, ref.get('go')))} | {_number(median['latency_p50_ms'], 2)} "
+            f"| {_number(median['latency_p99_ms'], 2)} | {_number(median['cpu_us_per_request'], 1)} "
+            f"| {_number(median['peak_rss_bytes'] / MIB, 1)} | {_number(median['threads'])} "
+            f"| {median['errors']:,} | {note} |"
+        )
+    for row in others:
+        reason = row["reason"].replace("|", "\\|").replace("\n", " ")
+        lines.append(f"| {row['server_title']} | — | — | — | — | — | — | — | — | — | {reason} |")
+    return lines
+
+
+def _targets(checks: List[dict]) -> List[str]:
+    lines = [
+        "| Target | lens | workload | measured | target | met |",
+        "| --- | --- | --- | ---: | ---: | --- |",
+    ]
+    for check in checks:
+        met = "not measured" if check["met"] is None else ("yes" if check["met"] else "**no**")
+        lines.append(
+            f"| {check['description']} | {check['lens']} | {check['workload']} | {_ratio(check['ratio'])} "
+            f"| ≥ {check['target']:.2f}× | {met} |"
+        )
+    return lines
+
+
+def _method(meta: dict) -> List[str]:
+    plan = meta["plan"]
+    lines = [
+        "## Method",
+        "",
+        f"- Mode: {meta['mode']}. Each configuration: the server is started, one request is checked for status "
+        f"and body, a {plan['warmup_seconds']:g} s warm-up run is discarded, then {plan['repeats']} runs of "
+        f"{plan['seconds']:g} s each. Tables show medians of the runs; errors are summed over them.",
+        "- Traffic goes over loopback (127.0.0.1) only. HTTP/1.1 load: wrk with keep-alive connections and a Lua "
+        "script that sets the request and prints its summary; HTTP/2 load: h2load with prior knowledge over "
+        f"cleartext (h2c), {H2_STREAMS} concurrent streams per connection, latencies from its per-request log.",
+        "- Lenses: " + " ".join(LENS_TEXT[lens] for lens in meta["lenses"]),
+        "- Each server runs as one process (one worker) with access logs off. Sync servers (gobind handler, "
+        f"gobind WSGI, gunicorn gthread, granian WSGI) run {plan['sync_threads']} Python thread(s) for the "
+        f"workloads that do not block and {plan['blocking_threads']} for the handler that waits 10 ms. "
+        "Async servers use uvloop where they can.",
+        f"- Multi-core rows (unpinned lens only) run {meta['machine']['nproc']} worker processes, one per CPU, "
+        "for the servers that have workers; Go uses every CPU.",
+        "- req/s: completed requests divided by the run time. Latency: p50 and p99 of request latency as the "
+        "load generator measured it.",
+        "- CPU µs/req: user plus system CPU time of the server process and all its descendants "
+        "(utime + stime from /proc/PID/stat, plus cutime + cstime of reaped children), the delta over a run "
+        "divided by the requests it completed.",
+        "- Peak RSS: VmHWM from /proc/PID/status, summed over the server's processes at the end of the last run.",
+        "- Threads: OS threads (/proc/PID/task) of the server and its descendants, 0.5 s before a run ends, "
+        "while the load is on.",
+        "- Errors: socket errors (connect, read, write, timeout after "
+        "5 s) plus responses with status 400 or more.",
+        "- × best peer: requests/s divided by the best non-gobind, non-Go server of the same table. "
+        "× Go: divided by the Go net/http row of the same table. Both come from the same run of the runner.",
+        "",
+    ]
+    return lines
+
+
+def _machine(meta: dict) -> List[str]:
+    machine = meta["machine"]
+    memory = machine.get("memory_bytes")
+    return [
+        "## Machine",
+        "",
+        f"- CPUs: {machine['nproc']} ({machine['cpu_model']})",
+        f"- Memory: {_number(memory / (1024 ** 3), 1) if memory else 'unknown'} GiB",
+        f"- Kernel: {machine['system']} {machine['kernel']}",
+        f"- Load average (1, 5, 15 min) at start: {', '.join(f'{value:.2f}' for value in machine['load_average_start'])}; "
+        f"at end: {', '.join(f'{value:.2f}' for value in meta.get('load_average_end', []))}",
+        "",
+    ]
+
+
+def _versions(meta: dict) -> List[str]:
+    gobind = meta["gobind"]
+    lines = [
+        "## Versions",
+        "",
+        "| Component | Version |",
+        "| --- | --- |",
+        f"| Python | {meta['machine']['python_implementation']} {meta['machine']['python']} |",
+        f"| Go (builds bench/gohello) | {meta['go']['version'] or 'not found'} (from {meta['go']['source']}) |",
+        f"| gobind | {gobind.get('version', 'not importable')} (commit {gobind.get('commit') or 'unknown'}) |",
+    ]
+    for name, version in meta["packages"].items():
+        lines.append(f"| {name} | {version or 'not installed'} |")
+    for name, version in meta["tools"].items():
+        lines.append(f"| {name} | {version or 'not installed'} |")
+    if meta.get("cpp_binary"):
+        lines.append(f"| C++ hello binary | `{meta['cpp_binary']}` |")
+    lines.append("")
+    return lines
+
+
+def _commands(results: List[dict]) -> List[str]:
+    lines = ["## Exact commands", "", "Server commands run with `bench/` as the working directory and on it `PYTHONPATH`. "
+             "Ports are free ports picked at run time.", ""]
+    seen = set()
+    for row in results:
+        if not row.get("server_command"):
+            continue
+        load = row["load_commands"][0] if row.get("load_commands") else None
+        key = (row["lens"], row["group"], row["workload"], row["server"])
+        if key in seen:
+            continue
+        seen.add(key)
+        lines.append(f"- {row['lens']}, {row['workload']}, {row['server_title']}:")
+        lines.append(f"  - server: `{shlex.join(row['server_command'])}`")
+        if load:
+            lines.append(f"  - load: `{shlex.join(load)}`")
+    lines.append("")
+    return lines
+
+
+def render(data: dict, plots: List[dict], plot_dir_link: str) -> str:
+    """Return the whole page as Markdown."""
+    meta = data["meta"]
+    results = data["results"]
+    refs = analysis.references(results)
+    lines = [
+        "# Benchmarks",
+        "",
+        "This page is written by `bench/run.py`; it is not edited by hand. To produce it again, see "
+        "[bench/README.md](../bench/README.md).",
+        "",
+        f"- Run: `{meta['command_line']}`",
+        f"- Started {meta['started']} UTC, took {meta['elapsed_minutes']:.1f} min. Raw results: "
+        f"[{plot_dir_link}/results.json]({plot_dir_link}/results.json).",
+    ]
+    if meta.get("note"):
+        lines.append(f"- Note: {meta['note']}")
+    lines.append("")
+
+    if meta["missing"]:
+        lines += ["## Missing on this machine", ""] + [f"- {line}" for line in meta["missing"]] + [""]
+
+    checks = analysis.check_targets(results, meta["lenses"])
+    if any(check["ratio"] is not None for check in checks) or checks:
+        lines += ["## Targets", "", "Single-process rows, same run. \"not measured\" means a row is missing or skipped.", ""]
+        lines += _targets(checks) + [""]
+
+    for lens in meta["lenses"]:
+        lines += [f"## Results: {lens}", "", LENS_TEXT[lens], ""]
+        for group, label in (("single", "one process"), ("multi", "workers = cores")):
+            group_rows = [row for row in results if row["lens"] == lens and row["group"] == group]
+            if not group_rows:
+                continue
+            if group == "multi":
+                lines += [f"### Multi-core ({label})", ""]
+            for plot in plots:
+                if plot["lens"] == lens and plot["group"] == group:
+                    lines += [f"![{plot['kind']}, {lens}, {label}]({plot_dir_link}/{plot['file']})", ""]
+            for name in meta["workloads"]:
+                rows = [row for row in group_rows if row["workload"] == name]
+                if not rows:
+                    continue
+                heading = "###" if group == "single" else "####"
+                lines += [f"{heading} {BY_NAME[name].title} ({name}, {label})", ""]
+                lines += _table(rows, refs) + [""]
+
+    lines += _method(meta) + _machine(meta) + _versions(meta) + _commands(results)
+    return "\n".join(lines)
