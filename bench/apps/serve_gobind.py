@@ -23,13 +23,15 @@ def main() -> None:
     parser.add_argument("app", help="application as module:attribute")
     parser.add_argument("--host", default="127.0.0.1", help="listen host (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=8000, help="listen port (default 8000)")
-    parser.add_argument("--threads", type=int, default=1, help="handlers running at once (default 1)")
+    parser.add_argument("--threads", type=int, default=1, help="WSGI only: requests running the app at once (default 1)")
     args = parser.parse_args()
 
     adapter = importlib.import_module(f"gobind.{args.interface}")
     # Access logs are off for every server in the benchmarks.
     logging.getLogger("gobind.access").setLevel(logging.WARNING)
-    options = {"host": args.host, "port": args.port, "threads": args.threads, "access_log": False}
+    options = {"host": args.host, "port": args.port, "access_log": False}
+    if args.interface == "wsgi":
+        options["threads"] = args.threads
     accepted = inspect.signature(adapter.serve).parameters
     if not any(parameter.kind is inspect.Parameter.VAR_KEYWORD for parameter in accepted.values()):
         for name in [name for name in options if name not in accepted]:

@@ -13,6 +13,8 @@ import subprocess
 import sys
 from typing import Dict, List, Optional, Tuple
 
+from .servers import Context
+
 BENCH_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 REPO_DIR = os.path.dirname(BENCH_DIR)
 BUILD_DIR = os.path.join(BENCH_DIR, ".build")
@@ -77,7 +79,10 @@ def probe_gobind(python: str) -> dict:
     if info.get("cli"):
         help_text = subprocess.run([python, "-m", "gobind", "--help"], capture_output=True, text=True, timeout=120, cwd=BENCH_DIR).stdout
         info["cli_options"] = sorted(set(re.findall(r"(--[a-z][a-z0-9-]*)", help_text)))
-        if "--interface" in info["cli_options"]:
+        choices = re.search(r"--interface \{([^}]*)\}", help_text)
+        if choices:
+            info["cli_interfaces"] = [name for name in choices.group(1).split(",") if name in ("wsgi", "asgi")]
+        elif "--interface" in info["cli_options"]:
             info["cli_interfaces"] = [name for name in ("wsgi", "asgi") if re.search(rf"\b{name}\b", help_text)]
         else:
             info["cli_interfaces"] = ["wsgi"]
@@ -205,3 +210,26 @@ def missing_report(tools: Dict[str, Optional[str]], packages: Dict[str, Optional
         if version is None:
             lines.append(f"missing: Python package {name} (pip install -r bench/requirements.txt)")
     return lines
+
+
+def build_context(
+    gobind: dict, go: Optional[str], cpp_binary: Optional[str], cpp_args: str, sync_threads: int, blocking_threads: int
+) -> Context:
+    """Build bench/gohello and collect what the server commands need."""
+    gohello, gohello_missing = build_gohello(go)
+    cpp_path = os.path.abspath(cpp_binary) if cpp_binary else None
+    extra = {}
+    if cpp_path and not (os.path.isfile(cpp_path) and os.access(cpp_path, os.X_OK)):
+        extra["cpp_missing"] = f"missing: --cpp-binary {cpp_path} is not an executable file"
+        cpp_path = None
+    return Context(
+        python=sys.executable,
+        gohello=gohello,
+        gohello_missing=gohello_missing,
+        cpp_binary=cpp_path,
+        cpp_args=cpp_args,
+        gobind=gobind,
+        sync_threads=sync_threads,
+        blocking_threads=blocking_threads,
+        **extra,
+    )

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import shlex
 from typing import Dict, List, Optional
 
 from . import analysis
+from .environment import REPO_DIR
 from .workloads import BY_NAME, H2_STREAMS
 
 MIB = 1024 * 1024
@@ -15,6 +17,12 @@ LENS_TEXT = {
     "Go's GOMAXPROCS is left to Go, which follows the CPU affinity, so Go uses one CPU.",
     "unpinned": "Unpinned: server and load generator share every CPU, as the scheduler decides.",
 }
+
+
+def command_text(argv: List[str]) -> str:
+    """Return argv as a shell command with paths relative to the repository root."""
+    prefix = REPO_DIR + os.sep
+    return shlex.join(arg.replace(prefix, "") for arg in argv) if argv else "none"
 
 
 def _number(value: Optional[float], digits: int = 0) -> str:
@@ -42,9 +50,10 @@ def _table(rows: List[dict], refs: dict) -> List[str]:
         median = row["median"]
         ref = refs.get((row["lens"], row["group"], row["workload"]), {})
         value = median["requests_per_second"]
-        note = ""
-        if row["workers"] > 1:
-            note = f"{row['workers']} workers"
+        notes = [f"{row['workers']} workers"] if row["workers"] > 1 else []
+        if row.get("note"):
+            notes.append(row["note"])
+        note = "; ".join(notes).replace("|", "\\|")
         lines.append(
             f"| {row['server_title']} | {_number(value)} | {_ratio(analysis.ratio(value, ref.get('best_peer')))} "
             f"| {_ratio(analysis.ratio(value, ref.get('go')))} | {_number(median['latency_p50_ms'], 2)} "
@@ -144,8 +153,13 @@ def _versions(meta: dict) -> List[str]:
 
 
 def _commands(results: List[dict]) -> List[str]:
-    lines = ["## Exact commands", "", "Server commands run with `bench/` as the working directory and on it `PYTHONPATH`. "
-             "Ports are free ports picked at run time.", ""]
+    lines = [
+        "## Exact commands",
+        "",
+        "Paths are relative to the repository root. Servers run with `bench/` as the working directory and on "
+        "`PYTHONPATH`; ports are free ports picked at run time.",
+        "",
+    ]
     seen = set()
     for row in results:
         if not row.get("server_command"):
@@ -156,9 +170,9 @@ def _commands(results: List[dict]) -> List[str]:
             continue
         seen.add(key)
         lines.append(f"- {row['lens']}, {row['workload']}, {row['server_title']}:")
-        lines.append(f"  - server: `{shlex.join(row['server_command'])}`")
+        lines.append(f"  - server: `{command_text(row['server_command'])}`")
         if load:
-            lines.append(f"  - load: `{shlex.join(load)}`")
+            lines.append(f"  - load: `{command_text(load)}`")
     lines.append("")
     return lines
 

