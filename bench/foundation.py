@@ -111,42 +111,56 @@ def thread_counts(context: servers.Context, plan: session.Plan, thread_options: 
     return rows
 
 
+class _Sender:
+    """Sends wrk runs of the hello workload until a request count is reached
+    or the time cap passes, sizing each run from the rate of the last one."""
+
+    def __init__(self, url: str, plan: session.Plan, cap_seconds: int) -> None:
+        self.workload = workloads.BY_NAME["hello-64"]
+        self.url = url
+        self.plan = plan
+        self.script = load.write_wrk_script(self.workload, environment.BUILD_DIR)
+        self.deadline = time.monotonic() + cap_seconds
+        self.sent = 0
+        self.rate: Optional[float] = None
+        self.command: List[str] = []
+
+    def send_until(self, target: int) -> None:
+        while self.sent < target:
+            left = self.deadline - time.monotonic()
+            if left < 1:
+                return
+            seconds = 1 if self.rate is None else math.ceil((target - self.sent) / self.rate)
+            seconds = int(max(1, min(seconds, left, 60)))
+            self.command = load.wrk_command(self.workload, self.url, seconds, self.plan.load_threads, self.plan.load_cpu, self.script)
+            outcome = load.run_wrk(self.command, seconds)
+            self.sent += outcome.requests
+            self.rate = max(outcome.requests_per_second, 1.0)
+
+
 def memory_growth(context: servers.Context, plan: session.Plan, total: int, cap_seconds: int) -> dict:
-    """Send total requests in chunks of wrk runs, reading RSS after a tenth of them and at the end."""
+    """Send total requests to one gobind process, reading its RSS after a tenth of them and at the end."""
     workload = workloads.BY_NAME["hello-64"]
     port = session.free_port()
     server = session.ServerProcess(servers.BY_NAME["gobind"].build(context, workload, port, 1), plan.server_cpu, port)
-    checkpoints = [total // 10, total]
+    sender = _Sender(f"http://127.0.0.1:{port}", plan, cap_seconds)
     readings = []
-    sent = 0
-    rate = None
-    command: List[str] = []
     started = time.monotonic()
-    script = load.write_wrk_script(workload, environment.BUILD_DIR)
-    url = f"http://127.0.0.1:{port}"
     try:
         server.wait_ready()
         session.check_response(workload, port)
-        for checkpoint in checkpoints:
-            while sent < checkpoint:
-                left = cap_seconds - (time.monotonic() - started)
-                if left < 1:
-                    break
-                seconds = 1 if rate is None else math.ceil((checkpoint - sent) / rate)
-                seconds = int(max(1, min(seconds, left, 60)))
-                command = load.wrk_command(workload, url, seconds, plan.load_threads, plan.load_cpu, script)
-                outcome = load.run_wrk(command, seconds)
-                sent += outcome.requests
-                rate = max(outcome.requests_per_second, 1.0)
+        for target in (total // 10, total):
+            sender.send_until(target)
             stats = procstat.sample(server.pid)
-            readings.append({"target": checkpoint, "requests": sent, "rss_bytes": stats.rss_bytes, "peak_rss_bytes": stats.peak_rss_bytes})
-            print(f"after {sent:,} requests: RSS {stats.rss_bytes / MIB:.1f} MiB", flush=True)
+            readings.append({"target": target, "requests": sender.sent, "rss_bytes": stats.rss_bytes, "peak_rss_bytes": stats.peak_rss_bytes})
+            print(f"after {sender.sent:,} requests: RSS {stats.rss_bytes / MIB:.1f} MiB", flush=True)
     finally:
         server.stop()
+
     first, last = readings[0]["rss_bytes"], readings[-1]["rss_bytes"]
     return {
         "server_command": server.argv,
-        "load_command_example": command,
+        "load_command_example": sender.command,
         "readings": readings,
         "ratio": last / first if first else None,
         "capped": readings[-1]["requests"] < total,
@@ -155,23 +169,27 @@ def memory_growth(context: servers.Context, plan: session.Plan, total: int, cap_
     }
 
 
-def render(data: dict) -> str:
-    meta = data["meta"]
-    lines = [
-        BEGIN_MARKER,
-        "",
-        f"Measured {meta['started']} UTC with `{meta['command_line']}` on {meta['machine']['nproc']} CPUs "
-        f"({meta['machine']['cpu_model']}), Linux {meta['machine']['kernel']}, Python {meta['machine']['python']}, "
+def _render_header(meta: dict) -> List[str]:
+    machine = meta["machine"]
+    load_average = ", ".join(f"{value:.2f}" for value in machine["load_average_start"])
+    return [
+        f"Measured {meta['started']} UTC with `{meta['command_line']}` on {machine['nproc']} CPUs "
+        f"({machine['cpu_model']}), Linux {machine['kernel']}, Python {machine['python']}, "
         f"{meta['go_version']}, gobind {meta['gobind'].get('version')} (commit {meta['gobind'].get('commit')}). "
         f"Lens: {meta['lens']}; {meta['seconds']} s runs after a warm-up, medians of {meta['repeats']}. "
-        f"Load average at start: {', '.join(f'{value:.2f}' for value in meta['machine']['load_average_start'])}.",
+        f"Load average at start: {load_average}.",
         "",
+    ]
+
+
+def _render_hello(rows: List[dict]) -> List[str]:
+    lines = [
         "#### Plain Python handler against pure Go",
         "",
         "| connections | gobind req/s | Go req/s | gobind / Go | gobind CPU µs/req | Go CPU µs/req | gobind p99 ms | Go p99 ms |",
         "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
-    for row in data["hello"]:
+    for row in rows:
         gobind, go = row["gobind"]["median"], row["go"]["median"]
         ratio = gobind["requests_per_second"] / go["requests_per_second"] if go["requests_per_second"] else float("nan")
         lines.append(
@@ -179,8 +197,11 @@ def render(data: dict) -> str:
             f"| {gobind['cpu_us_per_request']:.1f} | {go['cpu_us_per_request']:.1f} "
             f"| {gobind['latency_p99_ms']:.2f} | {go['latency_p99_ms']:.2f} |"
         )
-    lines += [
-        "",
+    return lines + [""]
+
+
+def _render_threads(rows: List[dict]) -> List[str]:
+    lines = [
         "#### OS threads at 512 connections",
         "",
         "OS threads of the gobind process, 0.5 s before the end of a run, with the 10-byte hello handler and with a",
@@ -189,27 +210,38 @@ def render(data: dict) -> str:
         "| configured Python threads | OS threads, hello | OS threads, 10 ms wait | 10 ms wait req/s |",
         "| ---: | ---: | ---: | ---: |",
     ]
-    for row in data["threads"]:
+    for row in rows:
         hello, wait = row["hello-512"]["median"], row["sleep-512"]["median"]
         lines.append(
             f"| {row['configured_threads']} | {hello['threads']:.0f} | {wait['threads']:.0f} | {wait['requests_per_second']:,.0f} |"
         )
-    memory = data["memory"]
-    lines += ["", "#### Resident memory (VmRSS) as requests accumulate", "", "| requests served | RSS MiB |", "| ---: | ---: |"]
+    return lines + [""]
+
+
+def _render_memory(memory: dict) -> List[str]:
+    lines = ["#### Resident memory (VmRSS) as requests accumulate", "", "| requests served | RSS MiB |", "| ---: | ---: |"]
     for reading in memory["readings"]:
         lines.append(f"| {reading['requests']:,} | {reading['rss_bytes'] / MIB:.1f} |")
-    ratio = memory["ratio"]
     lines.append("")
-    lines.append(f"Last reading / first reading: {ratio:.3f}." if ratio else "No memory reading.")
+    if memory["ratio"]:
+        lines.append(f"Last reading / first reading: {memory['ratio']:.3f}.")
     if memory["capped"]:
         lines.append(f"The run stopped at its time cap of {memory['cap_seconds']} s before the last target.")
+    return lines + [""]
+
+
+def render(data: dict) -> str:
+    """Return the README section, markers included."""
+    first = data["hello"][0]
+    memory = data["memory"]
+    lines = [BEGIN_MARKER, ""]
+    lines += _render_header(data["meta"])
+    lines += _render_hello(data["hello"])
+    lines += _render_threads(data["threads"])
+    lines += _render_memory(memory)
     lines += [
-        "",
         "Commands, with paths relative to the repository root; servers start in `bench/` and ports are picked at run time:",
         "",
-    ]
-    first = data["hello"][0]
-    lines += [
         f"- gobind: `{report.command_text(first['gobind']['server_command'])}`",
         f"- Go: `{report.command_text(first['go']['server_command'])}`",
         f"- load: `{report.command_text(first['gobind']['load_command'])}`",

@@ -84,10 +84,13 @@ def _whole_seconds(value: float) -> int:
 def _settings(args: argparse.Namespace) -> dict:
     quick = args.quick
     lens = args.lens or ("pinned" if quick else "both")
+    warmup = args.warmup
+    if warmup is None:
+        warmup = 1 if quick else 3
     return {
         "mode": "quick" if quick else "full",
         "seconds": _whole_seconds(args.duration or (3 if quick else 10)),
-        "warmup_seconds": _whole_seconds(args.warmup if args.warmup is not None else (1 if quick else 3)),
+        "warmup_seconds": _whole_seconds(warmup),
         "repeats": args.repeat or (1 if quick else 3),
         "lenses": ["pinned", "unpinned"] if lens == "both" else [lens],
         "servers": _select([spec.name for spec in servers.ALL], args.only, "server"),

@@ -81,6 +81,7 @@ def check_targets(results: List[dict], lenses: List[str]) -> List[dict]:
                 checks.append(
                     {
                         "lens": lens,
+                        "server": server,
                         "description": description,
                         "workload": workload,
                         "target": target,

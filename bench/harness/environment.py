@@ -1,5 +1,5 @@
-"""What is on this machine: tools, Python packages, gobind's capabilities,
-versions, and the hardware the numbers come from."""
+"""Inventory of this machine: load generators, Python packages, gobind's
+capabilities, versions, and the hardware that the numbers come from."""
 
 from __future__ import annotations
 

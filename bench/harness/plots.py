@@ -21,7 +21,7 @@ def _legend(figure) -> None:
     from matplotlib.patches import Patch
 
     handles = [Patch(color=COLORS[GO], label="Go"), Patch(color=COLORS[GOBIND], label="gobind"), Patch(color=PEER_COLOR, label="peers")]
-    figure.legend(handles=handles, loc="upper right", fontsize=8, ncols=3)
+    figure.legend(handles=handles, loc="lower center", fontsize=8, ncols=3, frameon=False)
 
 
 def _grid(count: int):
@@ -50,7 +50,7 @@ def plot_requests(rows: List[dict], workload_order: List[str], titles: Dict[str,
         return False
     nrows, ncols = _grid(len(grouped))
     tallest = max(len(members) for members in grouped.values())
-    figure, axes = plt.subplots(nrows, ncols, figsize=(5.2 * ncols, (0.35 * tallest + 1.3) * nrows), squeeze=False)
+    figure, axes = plt.subplots(nrows, ncols, figsize=(max(7.0, 5.2 * ncols), (0.35 * tallest + 1.3) * nrows + 0.6), squeeze=False)
     for axis in axes.flat[len(grouped) :]:
         axis.set_visible(False)
     for axis, (name, members) in zip(axes.flat, grouped.items()):
@@ -65,7 +65,7 @@ def plot_requests(rows: List[dict], workload_order: List[str], titles: Dict[str,
         axis.set_xlim(0, max(values) * 1.25)
     _legend(figure)
     figure.suptitle(heading, fontsize=11)
-    figure.tight_layout(rect=(0, 0, 1, 0.95))
+    figure.tight_layout(rect=(0, 0.04, 1, 0.97))
     figure.savefig(path, dpi=110)
     plt.close(figure)
     return True
@@ -85,7 +85,7 @@ def plot_latency(rows: List[dict], workload_order: List[str], titles: Dict[str, 
         return False
     nrows, ncols = _grid(len(grouped))
     tallest = max(len(members) for members in grouped.values())
-    figure, axes = plt.subplots(nrows, ncols, figsize=(5.2 * ncols, (0.35 * tallest + 1.4) * nrows), squeeze=False)
+    figure, axes = plt.subplots(nrows, ncols, figsize=(max(7.0, 5.2 * ncols), (0.35 * tallest + 1.4) * nrows + 0.6), squeeze=False)
     for axis in axes.flat[len(grouped) :]:
         axis.set_visible(False)
     markers = [("latency_p50_ms", "p50", "o"), ("latency_p90_ms", "p90", "s"), ("latency_p99_ms", "p99", "^")]
@@ -108,7 +108,7 @@ def plot_latency(rows: List[dict], workload_order: List[str], titles: Dict[str, 
         axis.grid(axis="x", which="major", alpha=0.3)
     _legend(figure)
     figure.suptitle(heading, fontsize=11)
-    figure.tight_layout(rect=(0, 0, 1, 0.95))
+    figure.tight_layout(rect=(0, 0.04, 1, 0.97))
     figure.savefig(path, dpi=110)
     plt.close(figure)
     return True

@@ -6,7 +6,7 @@ import os
 import shlex
 from typing import Dict, List, Optional
 
-from . import analysis
+from . import analysis, servers
 from .environment import REPO_DIR
 from .workloads import BY_NAME, H2_STREAMS
 
@@ -33,10 +33,6 @@ def _number(value: Optional[float], digits: int = 0) -> str:
 
 def _ratio(value: Optional[float]) -> str:
     return "—" if value is None else f"{value:.2f}×"
-
-
-def _relative(path: str, link_base: str) -> str:
-    return f"{link_base}/{path}" if link_base else path
 
 
 def _table(rows: List[dict], refs: dict) -> List[str]:
@@ -73,7 +69,12 @@ def _targets(checks: List[dict]) -> List[str]:
         "| --- | --- | --- | ---: | ---: | --- |",
     ]
     for check in checks:
-        met = "not measured" if check["met"] is None else ("yes" if check["met"] else "**no**")
+        if check["met"] is None:
+            met = "not measured"
+        elif check["met"]:
+            met = "yes"
+        else:
+            met = "**no**"
         lines.append(
             f"| {check['description']} | {check['lens']} | {check['workload']} | {_ratio(check['ratio'])} "
             f"| ≥ {check['target']:.2f}× | {met} |"
@@ -99,6 +100,8 @@ def _method(meta: dict) -> List[str]:
         "Async servers use uvloop where they can.",
         f"- Multi-core rows (unpinned lens only) run {meta['machine']['nproc']} worker processes, one per CPU, "
         "for the servers that have workers; Go uses every CPU.",
+        "- In the Flask and FastAPI tables the Go row serves the same JSON document from Go (bench/gohello), "
+        "as a ceiling; every other row runs the Flask or FastAPI app.",
         "- req/s: completed requests divided by the run time. Latency: p50 and p99 of request latency as the "
         "load generator measured it.",
         "- CPU µs/req: user plus system CPU time of the server process and all its descendants "
@@ -114,6 +117,14 @@ def _method(meta: dict) -> List[str]:
         "",
     ]
     return lines
+
+
+def _configurations(meta: dict) -> List[str]:
+    lines = ["## Server configurations", "", "N is the thread count given under Method.", "", "| Server | Configuration |", "| --- | --- |"]
+    for name in meta["servers"]:
+        spec = servers.BY_NAME[name]
+        lines.append(f"| {spec.title} | {spec.configuration} |")
+    return lines + [""]
 
 
 def _machine(meta: dict) -> List[str]:
@@ -199,8 +210,8 @@ def render(data: dict, plots: List[dict], plot_dir_link: str) -> str:
     if meta["missing"]:
         lines += ["## Missing on this machine", ""] + [f"- {line}" for line in meta["missing"]] + [""]
 
-    checks = analysis.check_targets(results, meta["lenses"])
-    if any(check["ratio"] is not None for check in checks) or checks:
+    checks = [check for check in analysis.check_targets(results, meta["lenses"]) if check["server"] in meta["servers"]]
+    if checks:
         lines += ["## Targets", "", "Single-process rows, same run. \"not measured\" means a row is missing or skipped.", ""]
         lines += _targets(checks) + [""]
 
@@ -223,5 +234,5 @@ def render(data: dict, plots: List[dict], plot_dir_link: str) -> str:
                 lines += [f"{heading} {BY_NAME[name].title} ({name}, {label})", ""]
                 lines += _table(rows, refs) + [""]
 
-    lines += _method(meta) + _machine(meta) + _versions(meta) + _commands(results)
+    lines += _method(meta) + _configurations(meta) + _machine(meta) + _versions(meta) + _commands(results)
     return "\n".join(lines)

@@ -29,7 +29,7 @@ PEER = "peer"  # another server, compared against
 
 @dataclass
 class Context:
-    """What the runner found on this machine, used to build server commands."""
+    """Paths and capabilities found on this machine, used to build server commands."""
 
     python: str
     gohello: Optional[str]  # path of the built bench/gohello binary
@@ -65,6 +65,7 @@ class ServerSpec:
     build: Callable[[Context, Workload, int, int], Launch]  # (context, workload, port, workers)
     missing_extra: Callable[[Context, int], Optional[str]] = lambda context, workers: None
     strict_body: bool = True  # False: a different response body is noted, not a failure
+    configuration: str = ""  # how it is run, for the results page
 
     def missing(self, context: Context, workload: Workload, workers: int = 1) -> Optional[str]:
         """Return why this server cannot run the workload here, or None when it can."""
@@ -211,20 +212,58 @@ _BASIC_WSGI = (APP_BASIC, APP_FLASK)
 _BASIC_ASGI = (APP_BASIC, APP_FASTAPI)
 
 ALL = [
-    ServerSpec("gohello", "Go net/http", GO, "go", (APP_BASIC,), True, True, (), _gohello, _gohello_missing),
-    ServerSpec("gobind", "gobind handler", GOBIND, "gobind", (APP_BASIC,), True, False, (), _gobind_plain, _gobind_plain_missing),
-    ServerSpec("gobind-wsgi", "gobind WSGI", GOBIND, "wsgi", _BASIC_WSGI, True, True, (), _gobind_adapter("wsgi"), _gobind_adapter_missing("wsgi")),
-    ServerSpec("gobind-asgi", "gobind ASGI", GOBIND, "asgi", _BASIC_ASGI, True, True, (), _gobind_adapter("asgi"), _gobind_adapter_missing("asgi")),
     ServerSpec(
-        "gobind-cpp", "gobind C++ handler", GOBIND, "c++", (APP_BASIC,), True, False, (), _gobind_cpp, _gobind_cpp_missing, strict_body=False
+        "gohello", "Go net/http", GO, "go", (APP_BASIC,), True, True, (), _gohello, _gohello_missing,
+        configuration="bench/gohello: net/http with gobind's default timeouts, HTTP/1.1 and h2c; GOMAXPROCS left to Go.",
     ),
-    ServerSpec("granian-rsgi", "granian RSGI", PEER, "rsgi", (APP_BASIC,), True, True, ("granian", "uvloop"), _granian("rsgi")),
-    ServerSpec("granian-asgi", "granian ASGI", PEER, "asgi", _BASIC_ASGI, True, True, ("granian", "uvloop"), _granian("asgi")),
-    ServerSpec("granian-wsgi", "granian WSGI", PEER, "wsgi", _BASIC_WSGI, True, True, ("granian",), _granian("wsgi")),
-    ServerSpec("uvicorn", "uvicorn (uvloop, httptools)", PEER, "asgi", _BASIC_ASGI, False, True, ("uvicorn", "uvloop", "httptools"), _uvicorn),
-    ServerSpec("gunicorn-gthread", "gunicorn gthread", PEER, "wsgi", _BASIC_WSGI, False, True, ("gunicorn",), _gunicorn_gthread),
-    ServerSpec("gunicorn-uvicorn", "gunicorn + UvicornWorker", PEER, "asgi", _BASIC_ASGI, False, True, ("gunicorn", "uvicorn", "uvloop", "httptools"), _gunicorn_uvicorn),
-    ServerSpec("hypercorn", "hypercorn (uvloop)", PEER, "asgi", _BASIC_ASGI, True, True, ("hypercorn", "uvloop"), _hypercorn),
+    ServerSpec(
+        "gobind", "gobind handler", GOBIND, "gobind", (APP_BASIC,), True, False, (), _gobind_plain, _gobind_plain_missing,
+        configuration="apps/gobind_app.py: gobind.Server(threads=N, access_log=False), one handler per route.",
+    ),
+    ServerSpec(
+        "gobind-wsgi", "gobind WSGI", GOBIND, "wsgi", _BASIC_WSGI, True, True, (), _gobind_adapter("wsgi"), _gobind_adapter_missing("wsgi"),
+        configuration="`python -m gobind APP --interface wsgi --threads N --no-access-log`, or gobind.wsgi.serve without the command.",
+    ),
+    ServerSpec(
+        "gobind-asgi", "gobind ASGI", GOBIND, "asgi", _BASIC_ASGI, True, True, (), _gobind_adapter("asgi"), _gobind_adapter_missing("asgi"),
+        configuration="`python -m gobind APP --interface asgi --no-access-log`, or gobind.asgi.serve without the command; "
+        "uvloop when installed.",
+    ),
+    ServerSpec(
+        "gobind-cpp", "gobind C++ handler", GOBIND, "c++", (APP_BASIC,), True, False, (), _gobind_cpp, _gobind_cpp_missing,
+        strict_body=False,
+        configuration="The C++ hello-world binary given with --cpp-binary; it serves GET /hello only.",
+    ),
+    ServerSpec(
+        "granian-rsgi", "granian RSGI", PEER, "rsgi", (APP_BASIC,), True, True, ("granian", "uvloop"), _granian("rsgi"),
+        configuration="RSGI, granian's own interface: `--loop uvloop --no-access-log`, `--http 2` for h2c.",
+    ),
+    ServerSpec(
+        "granian-asgi", "granian ASGI", PEER, "asgi", _BASIC_ASGI, True, True, ("granian", "uvloop"), _granian("asgi"),
+        configuration="`--interface asgi --loop uvloop --no-access-log`, `--http 2` for h2c.",
+    ),
+    ServerSpec(
+        "granian-wsgi", "granian WSGI", PEER, "wsgi", _BASIC_WSGI, True, True, ("granian",), _granian("wsgi"),
+        configuration="`--interface wsgi --blocking-threads N --no-access-log`, `--http 2` for h2c.",
+    ),
+    ServerSpec(
+        "uvicorn", "uvicorn (uvloop, httptools)", PEER, "asgi", _BASIC_ASGI, False, True, ("uvicorn", "uvloop", "httptools"), _uvicorn,
+        configuration="`--loop uvloop --http httptools --no-access-log`: the C implementations of `uvicorn[standard]`.",
+    ),
+    ServerSpec(
+        "gunicorn-gthread", "gunicorn gthread", PEER, "wsgi", _BASIC_WSGI, False, True, ("gunicorn",), _gunicorn_gthread,
+        configuration="`--worker-class gthread --threads N`; gunicorn writes no access log unless asked.",
+    ),
+    ServerSpec(
+        "gunicorn-uvicorn", "gunicorn + UvicornWorker", PEER, "asgi", _BASIC_ASGI, False, True, ("gunicorn", "uvicorn", "uvloop", "httptools"),
+        _gunicorn_uvicorn,
+        configuration="`--worker-class uvicorn_worker.UvicornWorker` (uvicorn.workers without the uvicorn-worker package); "
+        "uvloop and httptools picked by the worker.",
+    ),
+    ServerSpec(
+        "hypercorn", "hypercorn (uvloop)", PEER, "asgi", _BASIC_ASGI, True, True, ("hypercorn", "uvloop"), _hypercorn,
+        configuration="`--worker-class uvloop --backlog 2048`; hypercorn writes no access log unless asked.",
+    ),
 ]
 
 BY_NAME = {spec.name: spec for spec in ALL}

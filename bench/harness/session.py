@@ -1,4 +1,4 @@
-"""One measurement: start a server, check its answer, warm it up, run the
+"""One measurement: start a server, check its response, warm it up, run the
 load generator several times, read the server's statistics, stop it."""
 
 from __future__ import annotations
@@ -38,11 +38,11 @@ class Plan:
 
 
 class Skip(Exception):
-    """The server cannot take part in this workload; the message says why."""
+    """The server cannot take part in this workload. The message gives the reason."""
 
 
 class ServerFailed(Exception):
-    """The server did not start or answered wrongly; the message says how."""
+    """The server did not start or sent a wrong response. The message describes the failure."""
 
 
 def free_port() -> int:
@@ -112,7 +112,7 @@ def check_response(workload: Workload, port: int, strict_body: bool = True) -> O
     """Send one request like the load generator's and check status and body.
 
     Raises Skip for a 404 (the server has no such route) or a server without
-    h2c, and ServerFailed for any other wrong answer. With strict_body False
+    h2c, and ServerFailed for any other wrong response. With strict_body False
     a different body is allowed and described in the returned note.
     """
     if workload.http2:
