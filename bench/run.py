@@ -60,6 +60,7 @@ def parse_arguments(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument("--output", default="docs/benchmarks.md", help="results page, relative to the repository (default: %(default)s)")
     parser.add_argument("--plots-dir", default="docs/benchmarks", help="plots and results.json, relative to the repository (default: %(default)s)")
     parser.add_argument("--note", help="a sentence put at the top of the page, such as the state of the machine")
+    parser.add_argument("--from-json", metavar="PATH", help="measure nothing: write the page and plots again from a results.json")
     return parser.parse_args(argv)
 
 
@@ -244,6 +245,10 @@ def _write_outputs(data: dict, args: argparse.Namespace) -> None:
 
 def main(argv: Optional[List[str]] = None) -> int:
     args = parse_arguments(argv)
+    if args.from_json:
+        with open(args.from_json) as file:
+            _write_outputs(json.load(file), args)
+        return 0
     settings = _settings(args)
     tools = {name: environment.tool_version(name) for name in ("wrk", "h2load", "oha")}
     packages = environment.python_packages()

@@ -88,10 +88,11 @@ def _method(meta: dict) -> List[str]:
         "## Method",
         "",
         f"- Mode: {meta['mode']}. Each configuration: the server is started, one request is checked for status "
-        f"and body, a {plan['warmup_seconds']:g} s warm-up run is discarded, then {plan['repeats']} runs of "
-        f"{plan['seconds']:g} s each. Tables show medians of the runs; errors are summed over them.",
+        f"and body, a {plan['warmup_seconds']:g} s warm-up run is discarded, then {plan['repeats']} "
+        f"run{'s' if plan['repeats'] != 1 else ''} of {plan['seconds']:g} s each. Tables show medians of the runs; errors are summed over them.",
         "- Traffic goes over loopback (127.0.0.1) only. HTTP/1.1 load: wrk with keep-alive connections and a Lua "
-        "script that sets the request and prints its summary; HTTP/2 load: h2load with prior knowledge over "
+        "script (written by bench/harness/load.py into bench/.build/) that sets the method and body and prints the "
+        "summary as JSON; HTTP/2 load: h2load with prior knowledge over "
         f"cleartext (h2c), {H2_STREAMS} concurrent streams per connection, latencies from its per-request log.",
         "- Lenses: " + " ".join(LENS_TEXT[lens] for lens in meta["lenses"]),
         "- Each server runs as one process (one worker) with access logs off. Sync servers (gobind handler, "
@@ -169,6 +170,7 @@ def _commands(results: List[dict]) -> List[str]:
         "",
         "Paths are relative to the repository root. Servers run with `bench/` as the working directory and on "
         "`PYTHONPATH`; ports are free ports picked at run time.",
+        "<details><summary>Server and load-generator command of every row</summary>",
         "",
     ]
     seen = set()
@@ -184,7 +186,7 @@ def _commands(results: List[dict]) -> List[str]:
         lines.append(f"  - server: `{command_text(row['server_command'])}`")
         if load:
             lines.append(f"  - load: `{command_text(load)}`")
-    lines.append("")
+    lines += ["", "</details>", ""]
     return lines
 
 

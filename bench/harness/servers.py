@@ -202,8 +202,8 @@ def _gunicorn_uvicorn(context: Context, workload: Workload, port: int, workers: 
 
 def _hypercorn(context: Context, workload: Workload, port: int, workers: int) -> Launch:
     argv = [context.python, "-m", "hypercorn", "--worker-class", "uvloop", "--workers", str(workers)]
-    # hypercorn's default listen backlog of 100 drops SYNs when 512
-    # connections open at once; 2048 is uvicorn's and gunicorn's default.
+    # hypercorn 0.18 listens with a backlog of 100, so Linux can drop SYNs
+    # when 512 connections open at once; 2048 is uvicorn's and gunicorn's default.
     argv += ["--bind", f"127.0.0.1:{port}", "--backlog", "2048", "--log-level", "warning"]
     return Launch(argv + [APPS[("asgi", workload.app)]])
 

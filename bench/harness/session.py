@@ -81,7 +81,7 @@ class ServerProcess:
         deadline = time.monotonic() + STARTUP_SECONDS
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise ServerFailed(f"exited with {self.process.returncode} at start: {self.log_tail()}")
+                raise ServerFailed(f"exited with {self.process.returncode} at start: {self.log_tail() or 'no output'}")
             try:
                 with socket.create_connection(("127.0.0.1", self.port), timeout=1):
                     return
