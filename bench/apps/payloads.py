@@ -5,7 +5,7 @@ HELLO = b"helloworld"
 BODY_10KB = b"x" * (10 * 1024)
 BODY_1MB = b"x" * (1024 * 1024)
 
-# Seconds that the /sleep handler waits before it answers.
+# Seconds that the /sleep handler waits before it responds.
 SLEEP_SECONDS = 0.010
 
 # Size of the chunks that the /echo handlers read and write back.

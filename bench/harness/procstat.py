@@ -65,7 +65,7 @@ def _memory_bytes(pid: int) -> Dict[str, int]:
 def sample(root: int) -> TreeSample:
     """Read CPU time, threads and memory of root and its descendants.
 
-    Processes that exit while being read are left out; the CPU time of
+    Processes that exit while being read are left out. The CPU time of
     children that the root already reaped is in the root's cutime and cstime.
     """
     pids = []

@@ -90,10 +90,10 @@ def _method(meta: dict) -> List[str]:
         f"- Mode: {meta['mode']}. Each configuration: the server is started, one request is checked for status "
         f"and body, a {plan['warmup_seconds']:g} s warm-up run is discarded, then {plan['repeats']} "
         f"run{'s' if plan['repeats'] != 1 else ''} of {plan['seconds']:g} s each. Tables show medians of the runs; errors are summed over them.",
-        "- Traffic goes over loopback (127.0.0.1) only. HTTP/1.1 load: wrk with keep-alive connections and a Lua "
-        "script (written by bench/harness/load.py into bench/.build/) that sets the method and body and prints the "
-        "summary as JSON; HTTP/2 load: h2load with prior knowledge over "
-        f"cleartext (h2c), {H2_STREAMS} concurrent streams per connection, latencies from its per-request log.",
+        "- Traffic goes over loopback (127.0.0.1) only. HTTP/1.1 load comes from wrk with keep-alive connections. "
+        "Its Lua script, written by bench/harness/load.py into bench/.build/, sets the method and body and prints "
+        "the summary as JSON. HTTP/2 load comes from h2load with prior knowledge over cleartext (h2c), "
+        f"{H2_STREAMS} concurrent streams per connection, with latencies from its per-request log.",
         "- Lenses: " + " ".join(LENS_TEXT[lens] for lens in meta["lenses"]),
         "- Each server runs as one process (one worker) with access logs off. Sync servers (gobind handler, "
         f"gobind WSGI, gunicorn gthread, granian WSGI) run {plan['sync_threads']} Python thread(s) for the "
