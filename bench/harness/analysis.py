@@ -71,7 +71,8 @@ def check_targets(results: List[dict], lenses: List[str]) -> List[dict]:
     for lens in lenses:
         for description, server, workloads, kind, reference_server, target in TARGETS:
             for workload in workloads:
-                value = rps(find(results, lens, "single", workload, server))
+                row = find(results, lens, "single", workload, server)
+                value = rps(row)
                 if kind == "sleep":
                     best_peer = refs.get((lens, "single", workload), {}).get("best_peer")
                     reference = min(SLEEP_IDEAL_RPS, best_peer) if best_peer else SLEEP_IDEAL_RPS
@@ -85,8 +86,11 @@ def check_targets(results: List[dict], lenses: List[str]) -> List[dict]:
                         "description": description,
                         "workload": workload,
                         "target": target,
+                        "value": value,
+                        "reference": reference,
                         "ratio": measured,
                         "met": None if measured is None else measured >= target,
+                        "median": row["median"] if value is not None else None,
                     }
                 )
     return checks

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shlex
 from typing import Dict, List, Optional
 
@@ -23,6 +24,44 @@ def command_text(argv: List[str]) -> str:
     """Return argv as a shell command with paths relative to the repository root."""
     prefix = REPO_DIR + os.sep
     return shlex.join(arg.replace(prefix, "") for arg in argv) if argv else "none"
+
+
+TARGETS_TEXT = [
+    "Single-process rows of the same run. The reference is the row named in the target; for the 10 ms wait it is "
+    "the lower of 51,200 req/s (512 connections / 10 ms) and the best peer. \"not measured\" means a row is "
+    "missing or skipped. The last four columns are the gobind row's.",
+]
+README_BEGIN = "<!-- targets: begin (written by bench/run.py) -->"
+README_END = "<!-- targets: end -->"
+
+
+def replace_section(path: str, begin: str, end: str, section: str) -> None:
+    """Replace the text from begin to end (markers included) in the file at path, or append section."""
+    with open(path) as file:
+        text = file.read()
+    pattern = re.compile(re.escape(begin) + ".*?" + re.escape(end), re.DOTALL)
+    if pattern.search(text):
+        text = pattern.sub(lambda _: section, text)
+    else:
+        text = text.rstrip("\n") + "\n\n" + section + "\n"
+    with open(path, "w") as file:
+        file.write(text)
+
+
+def readme_targets(data: dict, page_link: str) -> str:
+    """Return the bench/README.md section with the speed targets of a run, markers included."""
+    meta = data["meta"]
+    lines = [
+        README_BEGIN,
+        "",
+        f"From `{meta['command_line']}`, started {meta['started']} UTC ({meta['mode']} mode). "
+        f"Every table, the exact commands and the machine are on [the results page]({page_link}).",
+        "",
+    ]
+    if meta.get("note"):
+        lines += [f"Note: {meta['note']}", ""]
+    lines += TARGETS_TEXT + [""] + targets_table(selected_targets(data)) + ["", README_END]
+    return "\n".join(lines)
 
 
 def _number(value: Optional[float], digits: int = 0) -> str:
@@ -63,10 +102,12 @@ def _table(rows: List[dict], refs: dict) -> List[str]:
     return lines
 
 
-def _targets(checks: List[dict]) -> List[str]:
+def targets_table(checks: List[dict]) -> List[str]:
+    """Return the Markdown table of the speed targets, with the gobind row's own figures."""
     lines = [
-        "| Target | lens | workload | measured | target | met |",
-        "| --- | --- | --- | ---: | ---: | --- |",
+        "| Target | lens | workload | gobind req/s | reference req/s | measured | target | met "
+        "| CPU µs/req | p99 ms | threads | peak RSS MiB |",
+        "| --- | --- | --- | ---: | ---: | ---: | ---: | --- | ---: | ---: | ---: | ---: |",
     ]
     for check in checks:
         if check["met"] is None:
@@ -75,9 +116,13 @@ def _targets(checks: List[dict]) -> List[str]:
             met = "yes"
         else:
             met = "**no**"
+        median = check["median"] or {}
+        peak = median.get("peak_rss_bytes")
         lines.append(
-            f"| {check['description']} | {check['lens']} | {check['workload']} | {_ratio(check['ratio'])} "
-            f"| ≥ {check['target']:.2f}× | {met} |"
+            f"| {check['description']} | {check['lens']} | {check['workload']} | {_number(check['value'])} "
+            f"| {_number(check['reference'])} | {_ratio(check['ratio'])} | ≥ {check['target']:.2f}× | {met} "
+            f"| {_number(median.get('cpu_us_per_request'), 1)} | {_number(median.get('latency_p99_ms'), 2)} "
+            f"| {_number(median.get('threads'))} | {_number(peak / MIB if peak else None, 1)} |"
         )
     return lines
 
@@ -190,6 +235,12 @@ def _commands(results: List[dict]) -> List[str]:
     return lines
 
 
+def selected_targets(data: dict) -> List[dict]:
+    """Return the target checks whose gobind server took part in the run."""
+    meta = data["meta"]
+    return [check for check in analysis.check_targets(data["results"], meta["lenses"]) if check["server"] in meta["servers"]]
+
+
 def render(data: dict, plots: List[dict], plot_dir_link: str) -> str:
     """Return the whole page as Markdown."""
     meta = data["meta"]
@@ -212,10 +263,10 @@ def render(data: dict, plots: List[dict], plot_dir_link: str) -> str:
     if meta["missing"]:
         lines += ["## Missing on this machine", ""] + [f"- {line}" for line in meta["missing"]] + [""]
 
-    checks = [check for check in analysis.check_targets(results, meta["lenses"]) if check["server"] in meta["servers"]]
+    checks = selected_targets(data)
     if checks:
-        lines += ["## Targets", "", "Single-process rows, same run. \"not measured\" means a row is missing or skipped.", ""]
-        lines += _targets(checks) + [""]
+        lines += ["## Targets", ""] + TARGETS_TEXT + [""]
+        lines += targets_table(checks) + [""]
 
     for lens in meta["lenses"]:
         lines += [f"## Results: {lens}", "", LENS_TEXT[lens], ""]
