@@ -189,6 +189,9 @@ def _measure_row(row: dict, context: servers.Context, tools: dict, workload, spe
         row["runs"] = [{"load": run.load, "cpu_us_per_request": run.cpu_us_per_request, "threads": run.threads_near_end} for run in measurement.runs]
         row["load_commands"] = measurement.load_commands
         row["median"] = measurement.medians()
+        if not row["median"]["requests"]:
+            row["status"] = "failed"
+            row["reason"] = f"failed: no request completed ({row['median']['errors']} errors)"
     finally:
         server.stop()
 
