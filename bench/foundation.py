@@ -8,7 +8,7 @@
 3. resident memory after 1,000,000 requests against after 100,000.
 
     python bench/foundation.py            # 10 s runs, 3 repeats, pinned
-    python bench/foundation.py --quick    # 3 s runs, 1 repeat, 200,000 requests
+    python bench/foundation.py --quick    # 3 s runs, 200,000 requests
 
 The README section between the foundation markers and
 docs/benchmarks/foundation.json are this script's output.
@@ -38,10 +38,10 @@ MIB = 1024 * 1024
 
 def parse_arguments(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="3 s runs, 1 repeat, the memory test to 200,000 requests")
+    parser.add_argument("--quick", action="store_true", help="3 s runs, the memory test to 200,000 requests")
     parser.add_argument("--lens", choices=["pinned", "unpinned"], default="pinned", help="CPU placement (default: %(default)s)")
     parser.add_argument("--duration", type=int, help="whole seconds per timed run (default 10, 3 with --quick)")
-    parser.add_argument("--repeat", type=int, help="timed runs per configuration, medians reported (default 3, 1 with --quick)")
+    parser.add_argument("--repeat", type=int, help="timed runs per configuration, medians reported (default 3)")
     parser.add_argument("--threads", default="1,8", help="configured Python threads for the thread count test (default: %(default)s)")
     parser.add_argument("--requests", type=int, help="requests of the memory test (default 1,000,000, 200,000 with --quick)")
     parser.add_argument("--memory-cap", type=int, default=600, help="seconds the memory test may take at most (default: %(default)s)")
@@ -256,7 +256,7 @@ def render(data: dict) -> str:
 def main(argv: Optional[List[str]] = None) -> int:
     args = parse_arguments(argv)
     seconds = args.duration or (3 if args.quick else 10)
-    repeats = args.repeat or (1 if args.quick else 3)
+    repeats = args.repeat or 3
     total = args.requests or (200_000 if args.quick else 1_000_000)
     plan = _plan(args.lens, seconds, repeats)
     go, _ = environment.find_go(args.go)

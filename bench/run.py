@@ -2,7 +2,7 @@
 results page docs/benchmarks.md with its plots and raw JSON.
 
     python bench/run.py --check            # what is present, what is missing
-    python bench/run.py --quick            # short runs, a few workloads
+    python bench/run.py --quick            # 3 s runs, a few workloads: about 15 min
     python bench/run.py                    # the full suite (hours on 2 CPUs)
     python bench/run.py --quick --only gohello,gobind
 
@@ -37,7 +37,7 @@ OVERHEAD_SECONDS = 4
 
 def parse_arguments(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="3 s runs, 1 repeat, fewer workloads, pinned lens only")
+    parser.add_argument("--quick", action="store_true", help="3 s runs, 1 s warm-up, fewer workloads, pinned lens only")
     parser.add_argument("--check", action="store_true", help="print what is present and missing, then exit")
     parser.add_argument(
         "--only", help="comma-separated server names or globs (default all): " + ", ".join(spec.name for spec in servers.ALL)
@@ -49,7 +49,7 @@ def parse_arguments(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument("--lens", choices=["pinned", "unpinned", "both"], help="CPU placement (default: both; pinned with --quick)")
     parser.add_argument("--duration", type=int, help="whole seconds per timed run (default 10, 3 with --quick)")
     parser.add_argument("--warmup", type=int, help="whole seconds of the discarded warm-up run (default 3, 1 with --quick)")
-    parser.add_argument("--repeat", type=int, help="timed runs per configuration, medians reported (default 3, 1 with --quick)")
+    parser.add_argument("--repeat", type=int, help="timed runs per configuration, medians reported (default 3)")
     parser.add_argument("--no-multicore", action="store_true", help="skip the rows with one worker per CPU")
     parser.add_argument("--sync-threads", type=int, default=1, help="Python threads of sync servers for non-blocking workloads (default 1)")
     parser.add_argument("--blocking-threads", type=int, default=512, help="Python threads of sync servers for the 10 ms wait (default 512)")
@@ -93,7 +93,7 @@ def _settings(args: argparse.Namespace) -> dict:
         "mode": "quick" if quick else "full",
         "seconds": _whole_seconds(args.duration or (3 if quick else 10)),
         "warmup_seconds": _whole_seconds(warmup),
-        "repeats": args.repeat or (1 if quick else 3),
+        "repeats": args.repeat or 3,
         "lenses": ["pinned", "unpinned"] if lens == "both" else [lens],
         "servers": _select([spec.name for spec in servers.ALL], args.only, "server"),
         "workloads": _select(
