@@ -52,7 +52,7 @@ def parse_arguments(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument("--repeat", type=int, help="timed runs per configuration, medians reported (default 3)")
     parser.add_argument("--no-multicore", action="store_true", help="skip the rows with one worker per CPU")
     parser.add_argument("--sync-threads", type=int, default=1, help="Python threads of sync servers for non-blocking workloads (default 1)")
-    parser.add_argument("--blocking-threads", type=int, default=512, help="Python threads of sync servers for the 10 ms wait (default 512)")
+    parser.add_argument("--blocking-threads", type=int, default=512, help="Python threads of sync servers for the handlers that wait 10 ms and 100 ms (default 512)")
     parser.add_argument("--cpp-binary", help="path of gobind's C++ hello-world server binary")
     parser.add_argument(
         "--cpp-args", default="{host}:{port}", help="arguments of the C++ binary; {host} and {port} are replaced (default: %(default)s)"

@@ -2,7 +2,7 @@
 
 import asyncio
 
-from .payloads import BODY_1MB, BODY_10KB, HELLO, SLEEP_SECONDS
+from .payloads import BODY_1MB, BODY_10KB, HELLO, SLEEP_SECONDS, SLOW_SECONDS
 
 
 async def _fixed(send, content_type, body):
@@ -50,6 +50,9 @@ async def app(scope, receive, send):
         await _echo(receive, send)
     elif method == "GET" and path == "/sleep":
         await asyncio.sleep(SLEEP_SECONDS)
+        await _fixed(send, b"text/plain", HELLO)
+    elif method == "GET" and path == "/slow":
+        await asyncio.sleep(SLOW_SECONDS)
         await _fixed(send, b"text/plain", HELLO)
     else:
         await send({"type": "http.response.start", "status": 404, "headers": [(b"content-length", b"9")]})

@@ -8,7 +8,7 @@ import time
 
 import gobind
 
-from .payloads import BODY_1MB, BODY_10KB, HELLO, SLEEP_SECONDS
+from .payloads import BODY_1MB, BODY_10KB, HELLO, SLEEP_SECONDS, SLOW_SECONDS
 
 
 def build(threads: int) -> gobind.Server:
@@ -39,6 +39,12 @@ def build(threads: int) -> gobind.Server:
     @app.route("GET /sleep")
     def sleep(w, req):
         time.sleep(SLEEP_SECONDS)
+        w.headers["Content-Type"] = "text/plain"
+        w.write(HELLO)
+
+    @app.route("GET /slow")
+    def slow(w, req):
+        time.sleep(SLOW_SECONDS)
         w.headers["Content-Type"] = "text/plain"
         w.write(HELLO)
 

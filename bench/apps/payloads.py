@@ -5,8 +5,9 @@ HELLO = b"helloworld"
 BODY_10KB = b"x" * (10 * 1024)
 BODY_1MB = b"x" * (1024 * 1024)
 
-# Seconds that the /sleep handler waits before it responds.
+# Seconds that the /sleep and /slow handlers wait before they respond.
 SLEEP_SECONDS = 0.010
+SLOW_SECONDS = 0.100
 
 # Size of the chunks that the /echo handlers read and write back.
 ECHO_CHUNK = 64 * 1024

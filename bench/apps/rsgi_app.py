@@ -2,7 +2,7 @@
 
 import asyncio
 
-from .payloads import BODY_1MB, BODY_10KB, HELLO, SLEEP_SECONDS
+from .payloads import BODY_1MB, BODY_10KB, HELLO, SLEEP_SECONDS, SLOW_SECONDS
 
 _TEXT = [("content-type", "text/plain")]
 _OCTETS = [("content-type", "application/octet-stream")]
@@ -27,6 +27,9 @@ async def app(scope, protocol):
         await _echo(protocol)
     elif method == "GET" and path == "/sleep":
         await asyncio.sleep(SLEEP_SECONDS)
+        protocol.response_bytes(200, _TEXT, HELLO)
+    elif method == "GET" and path == "/slow":
+        await asyncio.sleep(SLOW_SECONDS)
         protocol.response_bytes(200, _TEXT, HELLO)
     else:
         protocol.response_bytes(404, _TEXT, b"not found")

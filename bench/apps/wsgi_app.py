@@ -2,7 +2,7 @@
 
 import time
 
-from .payloads import BODY_1MB, BODY_10KB, ECHO_CHUNK, HELLO, SLEEP_SECONDS
+from .payloads import BODY_1MB, BODY_10KB, ECHO_CHUNK, HELLO, SLEEP_SECONDS, SLOW_SECONDS
 
 
 def _fixed(start_response, content_type, body):
@@ -36,6 +36,9 @@ def app(environ, start_response):
         return _echo(environ)
     if method == "GET" and path == "/sleep":
         time.sleep(SLEEP_SECONDS)
+        return _fixed(start_response, "text/plain", HELLO)
+    if method == "GET" and path == "/slow":
+        time.sleep(SLOW_SECONDS)
         return _fixed(start_response, "text/plain", HELLO)
     start_response("404 Not Found", [("Content-Type", "text/plain"), ("Content-Length", "9")])
     return [b"not found"]

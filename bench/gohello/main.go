@@ -77,6 +77,10 @@ func newMux() *http.ServeMux {
 		time.Sleep(10 * time.Millisecond)
 		writeBytes(w, "text/plain", hello)
 	})
+	mux.HandleFunc("GET /slow", func(w http.ResponseWriter, r *http.Request) {
+		time.Sleep(100 * time.Millisecond)
+		writeBytes(w, "text/plain", hello)
+	})
 	mux.HandleFunc("GET /users/{id}", func(w http.ResponseWriter, r *http.Request) {
 		id, err := strconv.Atoi(r.PathValue("id"))
 		if err != nil {

@@ -142,7 +142,7 @@ def _method(meta: dict) -> List[str]:
         "- Lenses: " + " ".join(LENS_TEXT[lens] for lens in meta["lenses"]),
         "- Each server runs as one process (one worker) with access logs off. Sync servers (gobind handler, "
         f"gobind WSGI, gunicorn gthread, granian WSGI) run {plan['sync_threads']} Python thread(s) for the "
-        f"workloads that do not block and {plan['blocking_threads']} for the handler that waits 10 ms. "
+        f"workloads that do not block and {plan['blocking_threads']} for the handlers that wait 10 ms and 100 ms. "
         "Async servers use uvloop where they can.",
         f"- Multi-core rows (unpinned lens only) run {meta['machine']['nproc']} worker processes, one per CPU, "
         "for the servers that have workers; Go uses every CPU.",

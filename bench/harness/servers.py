@@ -38,7 +38,7 @@ class Context:
     cpp_args: str  # argument template with {host} and {port}
     gobind: dict  # capabilities reported by harness.probe_gobind
     sync_threads: int  # threads of sync servers for workloads that do not block
-    blocking_threads: int  # threads of sync servers for the waiting handler
+    blocking_threads: int  # threads of sync servers for the handlers that wait
     cpp_missing: str = "missing: C++ hello binary (pass --cpp-binary PATH)"  # why cpp_binary is None
 
 

@@ -11,7 +11,7 @@ BODY_1MB_SIZE = 1024 * 1024
 
 # Application families: each server runs the app of its interface that
 # serves the workload's route.
-APP_BASIC = "basic"  # /hello, /10k, /1m, /echo, /sleep
+APP_BASIC = "basic"  # /hello, /10k, /1m, /echo, /sleep, /slow
 APP_FLASK = "flask"  # Flask app, GET /users/{id}
 APP_FASTAPI = "fastapi"  # FastAPI app, GET /users/{id}
 
@@ -55,6 +55,7 @@ ALL = [
     Workload("post-10k", "10 KB POST echoed as a stream, 64 connections", "POST", "/echo", 64, body_size=10 * 1024),
     Workload("get-1m", "1 MB response, 64 connections", "GET", "/1m", 64),
     Workload("sleep-512", "handler waits 10 ms, 512 connections", "GET", "/sleep", 512, blocking=True),
+    Workload("slow-512", "handler waits 100 ms, 512 connections", "GET", "/slow", 512, blocking=True),
     Workload("flask-64", "Flask JSON with a path parameter, 64 connections", "GET", "/users/42", 64, app=APP_FLASK),
     Workload("fastapi-64", "FastAPI JSON with a path parameter, 64 connections", "GET", "/users/42", 64, app=APP_FASTAPI),
     Workload("h2-hello-64", "HTTP/2 (h2c) 10-byte hello, 64 connections x 10 streams", "GET", "/hello", 64, http2=True),
