@@ -22,6 +22,7 @@ import shlex
 import shutil
 import sys
 import time
+import traceback
 from typing import List, Optional
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -185,6 +186,10 @@ def _measure_row(row: dict, context: servers.Context, tools: dict, workload, spe
     except (session.ServerFailed, LoadError) as error:
         row["status"] = "failed"
         row["reason"] = f"failed: {error}"
+    except Exception as error:  # noqa: BLE001 - one broken row must not end a run of hours
+        traceback.print_exc()
+        row["status"] = "failed"
+        row["reason"] = f"failed: runner error {type(error).__name__}: {error}"
     else:
         row["runs"] = [{"load": run.load, "cpu_us_per_request": run.cpu_us_per_request, "threads": run.threads_near_end} for run in measurement.runs]
         row["load_commands"] = measurement.load_commands

@@ -182,6 +182,10 @@ def _run(command: List[str], seconds: float, near_end: Optional[Callable[[], Non
             time.sleep(max(seconds - 0.5, seconds * 0.8))
             near_end()
         output, _ = process.communicate(timeout=seconds + 60)
+    except subprocess.TimeoutExpired as error:
+        process.kill()
+        process.wait()
+        raise LoadError(f"{command} did not finish within {seconds + 60:g} s") from error
     except BaseException:
         process.kill()
         process.wait()

@@ -141,11 +141,14 @@ def _check_http2(workload: Workload, port: int, strict_body: bool) -> Optional[s
         raise Skip(f"skipped: no HTTP/2 over cleartext with prior knowledge ({reason})")
     if shutil.which("curl") is None:
         return "body not checked: curl is missing"
-    completed = subprocess.run(
-        ["curl", "--silent", "--http2-prior-knowledge", "--write-out", "\n%{http_code} %{http_version}", url],
-        capture_output=True,
-        timeout=30,
-    )
+    try:
+        completed = subprocess.run(
+            ["curl", "--silent", "--http2-prior-knowledge", "--write-out", "\n%{http_code} %{http_version}", url],
+            capture_output=True,
+            timeout=30,
+        )
+    except subprocess.TimeoutExpired as error:
+        raise ServerFailed(f"HTTP/2 {workload.method} {workload.path} timed out after 30 s") from error
     data, _, trailer = completed.stdout.rpartition(b"\n")
     if completed.returncode != 0 or trailer != b"200 2":
         raise ServerFailed(f"HTTP/2 {workload.method} {workload.path} failed: curl exit {completed.returncode}, {trailer!r}")
