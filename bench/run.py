@@ -161,7 +161,15 @@ def _row(lens: str, group: str, workers: int, workload: workloads.Workload, spec
     }
 
 
-def _measure_row(row: dict, context: servers.Context, tools: dict, workload, spec, plan: session.Plan, lens_problem) -> None:
+def _measure_row(
+    row: dict,
+    context: servers.Context,
+    tools: dict,
+    workload: workloads.Workload,
+    spec: servers.ServerSpec,
+    plan: Optional[session.Plan],
+    lens_problem: Optional[str],
+) -> None:
     """Fill row with a measurement or with the reason there is none."""
     missing = lens_problem or spec.missing(context, workload, row["workers"])
     tool = "h2load" if workload.http2 else "wrk"
@@ -174,7 +182,12 @@ def _measure_row(row: dict, context: servers.Context, tools: dict, workload, spe
 
     port = session.free_port()
     launch = spec.build(context, workload, port, row["workers"])
-    server = session.ServerProcess(launch, plan.server_cpu, port)
+    try:
+        server = session.ServerProcess(launch, plan.server_cpu, port)
+    except OSError as error:
+        row["status"] = "failed"
+        row["reason"] = f"failed: could not start {launch.argv[0]}: {error}"
+        return
     row["server_command"] = server.argv
     try:
         server.wait_ready()
