@@ -66,7 +66,7 @@ def parse_arguments(argv: Optional[List[str]] = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def _select(names: List[str], patterns: Optional[str], what: str) -> List[str]:
+def _select(names: List[str], patterns: Optional[str], kind: str) -> List[str]:
     if not patterns:
         return names
     chosen = []
@@ -74,7 +74,7 @@ def _select(names: List[str], patterns: Optional[str], what: str) -> List[str]:
         pattern = pattern.strip()
         matches = [name for name in names if fnmatch.fnmatchcase(name, pattern)]
         if not matches:
-            raise SystemExit(f"run.py: unknown {what} {pattern!r}; choose from {', '.join(names)}")
+            raise SystemExit(f"run.py: unknown {kind} {pattern!r}; choose from {', '.join(names)}")
         chosen += [name for name in matches if name not in chosen]
     return chosen
 
