@@ -1,0 +1,1 @@
+"""Benchmark applications: the same routes for every server interface."""

@@ -1,0 +1,64 @@
+"""The benchmark routes as plain gobind handlers.
+
+    python -m apps.gobind_app --port 8000 --threads 1
+"""
+
+import argparse
+import time
+
+import gobind
+
+from .payloads import BODY_1MB, BODY_10KB, HELLO, SLEEP_SECONDS, SLOW_SECONDS
+
+
+def build(threads: int) -> gobind.Server:
+    """Return a server with every benchmark route and no access log."""
+    app = gobind.Server(threads=threads, access_log=False)
+
+    @app.route("GET /hello")
+    def hello(w, req):
+        w.headers["Content-Type"] = "text/plain"
+        w.write(HELLO)
+
+    @app.route("GET /10k")
+    def get_10k(w, req):
+        w.headers["Content-Type"] = "application/octet-stream"
+        w.write(BODY_10KB)
+
+    @app.route("GET /1m")
+    def get_1m(w, req):
+        w.headers["Content-Type"] = "application/octet-stream"
+        w.write(BODY_1MB)
+
+    @app.route("POST /echo")
+    def echo(w, req):
+        w.headers["Content-Type"] = "application/octet-stream"
+        for chunk in req:
+            w.write(chunk)
+
+    @app.route("GET /sleep")
+    def sleep(w, req):
+        time.sleep(SLEEP_SECONDS)
+        w.headers["Content-Type"] = "text/plain"
+        w.write(HELLO)
+
+    @app.route("GET /slow")
+    def slow(w, req):
+        time.sleep(SLOW_SECONDS)
+        w.headers["Content-Type"] = "text/plain"
+        w.write(HELLO)
+
+    return app
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--host", default="127.0.0.1", help="listen host (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=8000, help="listen port (default 8000)")
+    parser.add_argument("--threads", type=int, default=1, help="handlers running at once (default 1)")
+    args = parser.parse_args()
+    build(args.threads).run(host=args.host, port=args.port)
+
+
+if __name__ == "__main__":
+    main()
