@@ -6,6 +6,7 @@
 #include <cerrno>
 #include <chrono>
 
+#include "asgi.hpp"
 #include "gil.hpp"
 #include "gobind/server.hpp"
 #include "objects.hpp"
@@ -361,4 +362,9 @@ PYBIND11_MODULE(_gobind, m) {
           "Returns how many are still inside. Irreversible: for interpreter exit.");
     m.def("forked", &gobind::forked_after_start,
           "True in a child forked after gobind was imported, where the engine cannot run.");
+
+    // Queue mode for event loops (gobind.asgi).
+    bind_asgi(m);
+    m.def("server_handle", [](PyServer& s) { return s.server().native_handle(); }, py::arg("server"),
+          "The engine handle of a Server, for AsgiQueue.");
 }
