@@ -277,8 +277,8 @@ class _Call:
             self._resolve_receive({"type": "http.disconnect"})
 
     def _fail(self, reason: str, error: Optional[BaseException]) -> None:
-        if isinstance(error, asyncio.CancelledError) and self.disconnected:
-            logger.debug("Request cancelled after the client disconnected")
+        if self.disconnected and isinstance(error, (asyncio.CancelledError, ClientDisconnected)):
+            logger.debug("%s %s ended after the client disconnected", self.scope["method"], self.scope["path"])
         else:
             exc_info = (type(error), error, error.__traceback__) if error is not None else None
             logger.error("%s", reason, exc_info=exc_info)
@@ -499,8 +499,9 @@ class _Lifespan:
         await self.messages.put({"type": "lifespan.startup"})
         await self.startup_done.wait()
         if self.startup_failed or (self.unsupported and self.mode == "on"):
-            detail = f": {self.failure_message}" if self.failure_message else ""
-            logger.error("Application startup failed%s. Exiting.", detail)
+            if self.startup_failed and self.failure_message:
+                logger.error("%s", self.failure_message)
+            logger.error("Application startup failed. Exiting.")
             return False
         if not self.startup_complete:
             # The app returned or raised without answering: it does not
@@ -535,7 +536,6 @@ class _Lifespan:
             if self.mode == "auto" and not self.startup_done.is_set():
                 logger.info("ASGI 'lifespan' protocol appears unsupported.")
             else:
-                self.failure_message = f"{type(error).__name__}: {error}"
                 logger.error("Exception in 'lifespan' protocol", exc_info=(type(error), error, error.__traceback__))
         finally:
             self.startup_done.set()
