@@ -98,6 +98,16 @@ def test_echo_streamed_body(server):
     assert int(response.headers["x-chunks"]) > 1
 
 
+def test_cancelled_receive_loses_nothing(server):
+    def slow_chunks():
+        time.sleep(0.2)
+        yield b"a" * 100000
+        yield b"b" * 100000
+
+    response = httpx.post(server.url + "/cancelled-receive", content=slow_chunks())
+    assert response.text == "200000"
+
+
 def test_double_start_is_500(server):
     response = httpx.get(server.url + "/double-start")
     assert response.status_code == 500

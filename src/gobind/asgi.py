@@ -95,6 +95,8 @@ class _Call:
         "body_complete",
         "disconnected",
         "receive_waiter",
+        "reading",
+        "unclaimed",
         "state",
         "status",
         "headers",
@@ -113,10 +115,13 @@ class _Call:
         self.server = server
         self.handle = handle
         self.scope = scope
-        self.pending_body: Optional[bytes] = body
+        # Body bytes that Go read ahead: the whole body when body_complete.
+        self.pending_body: Optional[bytes] = body if body or body_complete else None
         self.body_complete = body_complete
         self.disconnected = False
         self.receive_waiter: Optional[asyncio.Future] = None
+        self.reading = False  # a body read is submitted and its event has not come
+        self.unclaimed: Optional[Message] = None
         self.state = _START
         self.status = 200
         self.headers: Any = None
@@ -137,13 +142,18 @@ class _Call:
         if body is not None:
             self.pending_body = None
             return {"type": "http.request", "body": body, "more_body": not self.body_complete}
+        event = self.unclaimed
+        if event is not None:
+            self.unclaimed = None
+            return event
         if self.disconnected or self.state == _DONE:
             return {"type": "http.disconnect"}
         if self.receive_waiter is not None:
             raise RuntimeError("receive() called while another receive() of the same request is waiting")
         waiter = self.server.loop.create_future()
-        if not self.body_complete:
+        if not self.body_complete and not self.reading:
             self.server.queue.read(self.handle, _READ_SIZE)
+            self.reading = True
         self.receive_waiter = waiter
         try:
             return await waiter
@@ -151,6 +161,7 @@ class _Call:
             self.receive_waiter = None
 
     def on_body(self, status: int, data: bytes, message: Optional[str]) -> None:
+        self.reading = False
         if status == 0 or status == _EOF:
             self.body_complete = status == _EOF
             event = {"type": "http.request", "body": data, "more_body": status != _EOF}
@@ -158,7 +169,13 @@ class _Call:
             logger.debug("Reading the body of %s %s failed: %s", self.scope["method"], self.scope["path"], message)
             self.disconnected = True
             event = {"type": "http.disconnect"}
-        self._resolve_receive(event)
+        waiter = self.receive_waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(event)
+        else:
+            # The receive() that asked for this chunk was cancelled; the
+            # next one gets it.
+            self.unclaimed = event
 
     def on_disconnect(self) -> None:
         self.disconnected = True

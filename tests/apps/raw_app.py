@@ -61,6 +61,23 @@ async def echo(scope, receive, send):
     await send({"type": "http.response.body", "body": b"".join(chunks)})
 
 
+async def cancelled_receive(scope, receive, send):
+    # The first receive() gives up before the slow body arrives; no byte
+    # may be lost to it.
+    try:
+        await asyncio.wait_for(receive(), timeout=0.05)
+        first = b""
+    except asyncio.TimeoutError:
+        first = None
+    chunks = [] if first is None else [first]
+    while True:
+        message = await receive()
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body"):
+            break
+    await respond(send, 200, str(len(b"".join(chunks))).encode())
+
+
 async def double_start(scope, receive, send):
     start = {"type": "http.response.start", "status": 200, "headers": []}
     await send(start)
@@ -130,6 +147,7 @@ ROUTES = {
     "/scope": scope_route,
     "/scope/caf\u00e9 x": scope_route,
     "/echo": echo,
+    "/cancelled-receive": cancelled_receive,
     "/double-start": double_start,
     "/body-first": body_first,
     "/fail": fail,
