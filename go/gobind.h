@@ -233,6 +233,17 @@ int gobind_async_read(gobind_call_t call, size_t size, gobind_error* err);
 int gobind_async_submit(gobind_call_t call, int kind, int status, char* header, size_t header_len,
                         char* body, size_t body_len, int flags, gobind_error* err);
 
+/* Submit several operations in one call, in order, as gobind_async_submit
+   would. batch is borrowed for the call and copied; each operation is:
+   uint64_t call, int32_t kind, int32_t status, int32_t flags,
+   uint32_t header_len, uint32_t body_len, then the header block and the
+   body, in native byte order. An operation that cannot be submitted (its
+   call busy or finished) posts a GOBIND_EVENT_WRITTEN with the error
+   while its call is known. Never blocks; GOBIND_ERR_INVALID for a
+   malformed batch, in which the operations before the fault were
+   submitted. */
+int gobind_async_submit_batch(char* batch, size_t batch_len, gobind_error* err);
+
 #endif /* GOBIND_CGO_PREAMBLE */
 
 #ifdef __cplusplus

@@ -452,3 +452,51 @@ func statusOf(err error) (int32, []byte) {
 	}
 	return 6, []byte(err.Error())
 }
+
+// opKinds maps the GOBIND_OP_* values of gobind.h to operation kinds.
+var opKinds = map[uint32]asyncOpKind{1: opWrite, 2: opSendFile, 3: opTrailers, 4: opAbort}
+
+// submitBatch submits the operations encoded in batch (layout in gobind.h),
+// whose memory it keeps. An operation that cannot be submitted is reported
+// as a failed write event of its call, since its submitter has moved on.
+func submitBatch(batch []byte) error {
+	for len(batch) > 0 {
+		if len(batch) < batchOpHeaderSize {
+			return fmt.Errorf("%w: operation batch is truncated", errInvalidResponse)
+		}
+		handle := binary.NativeEndian.Uint64(batch)
+		kindValue := binary.NativeEndian.Uint32(batch[8:])
+		op := asyncOp{
+			status: int(int32(binary.NativeEndian.Uint32(batch[12:]))),
+			flags:  int(int32(binary.NativeEndian.Uint32(batch[16:]))),
+		}
+		headerLen := uint64(binary.NativeEndian.Uint32(batch[20:]))
+		bodyLen := uint64(binary.NativeEndian.Uint32(batch[24:]))
+		batch = batch[batchOpHeaderSize:]
+		if headerLen+bodyLen > uint64(len(batch)) {
+			return fmt.Errorf("%w: operation batch is truncated", errInvalidResponse)
+		}
+		op.header, op.body, batch = batch[:headerLen:headerLen], batch[headerLen:headerLen+bodyLen:headerLen+bodyLen], batch[headerLen+bodyLen:]
+
+		kind, ok := opKinds[kindValue]
+		if !ok {
+			return fmt.Errorf("%w: invalid operation kind %d", errInvalidResponse, kindValue)
+		}
+		op.kind = kind
+		if kind == opSendFile {
+			op.path, op.body = string(op.body), nil
+		}
+		call := asyncCalls.get(handle)
+		if call == nil {
+			continue // the response has finished; nobody waits for a result
+		}
+		if err := call.Submit(op); err != nil {
+			call.postWritten(err)
+		}
+	}
+	return nil
+}
+
+// batchOpHeaderSize is the fixed part of an operation in a batch: call,
+// kind, status, flags, header length, body length.
+const batchOpHeaderSize = 8 + 4 + 4 + 4 + 4 + 4

@@ -3,7 +3,9 @@ send() semantics, errors, extensions and lifespan state."""
 
 import asyncio
 import json
+import os
 import socket
+import threading
 import time
 
 import httpx
@@ -195,8 +197,11 @@ def test_slow_client_bounds_buffer(server):
 
 
 async def sleep_requests(host, port, connections, rounds):
-    async def client():
-        reader, writer = await asyncio.open_connection(host, port)
+    # Every connection is open before the first request, so that the
+    # requests overlap inside the app.
+    streams = await asyncio.gather(*(asyncio.open_connection(host, port) for _ in range(connections)))
+
+    async def client(reader, writer):
         statuses = []
         for _ in range(rounds):
             writer.write(b"GET /sleep HTTP/1.1\r\nHost: x\r\n\r\n")
@@ -208,7 +213,7 @@ async def sleep_requests(host, port, connections, rounds):
         writer.close()
         return statuses
 
-    results = await asyncio.gather(*(client() for _ in range(connections)))
+    results = await asyncio.gather(*(client(reader, writer) for reader, writer in streams))
     return [status for statuses in results for status in statuses]
 
 
@@ -218,13 +223,9 @@ def test_threads_bounded_at_512_connections(server):
     done = False
 
     def sample():
-        import os
-
         while not done:
             counts.append(len(os.listdir(f"/proc/{server.pid}/task")))
             time.sleep(0.01)
-
-    import threading
 
     sampler = threading.Thread(target=sample)
     sampler.start()

@@ -337,6 +337,32 @@ void AsgiQueue::submit(std::uint64_t call, int kind, int status, py::handle head
     if (rc != GOBIND_OK) error.raise(rc, "submitting the response failed");
 }
 
+void AsgiQueue::defer(std::uint64_t call, int kind, int status, py::handle header, py::handle body, int flags) {
+    std::string block = encode_header(header);
+    Py_buffer view{};
+    if (!body.is_none() && PyObject_GetBuffer(body.ptr(), &view, PyBUF_SIMPLE) != 0) throw py::error_already_set();
+    auto append = [this](auto value) { batch_.append(reinterpret_cast<const char*>(&value), sizeof value); };
+    append(call);
+    append(static_cast<std::int32_t>(kind));
+    append(static_cast<std::int32_t>(status));
+    append(static_cast<std::int32_t>(flags));
+    append(static_cast<std::uint32_t>(block.size()));
+    append(static_cast<std::uint32_t>(view.len));
+    batch_.append(block);
+    if (view.buf != nullptr) {
+        batch_.append(static_cast<const char*>(view.buf), static_cast<std::size_t>(view.len));
+        PyBuffer_Release(&view);
+    }
+}
+
+void AsgiQueue::flush() {
+    if (batch_.empty()) return;
+    EngineError error;
+    int status = gobind_async_submit_batch(batch_.data(), batch_.size(), &error.value);
+    batch_.clear();
+    if (status != GOBIND_OK) error.raise(status, "submitting responses failed");
+}
+
 void bind_asgi(py::module_& m) {
     py::class_<AsgiQueue>(m, "AsgiQueue", "The engine's request queue, drained by an event loop; use gobind.asgi.")
         .def(py::init<std::uint64_t, int, py::dict, std::string>(), py::arg("server"), py::arg("wake_fd"),
@@ -348,6 +374,9 @@ void bind_asgi(py::module_& m) {
         .def("submit", &AsgiQueue::submit, py::arg("call"), py::arg("kind"), py::arg("status"),
              py::arg("header"), py::arg("body"), py::arg("flags"),
              "Submit a response operation; header and body are copied.")
+        .def("defer", &AsgiQueue::defer, py::arg("call"), py::arg("kind"), py::arg("status"), py::arg("header"),
+             py::arg("body"), py::arg("flags"), "Add a response operation to the batch that flush() submits.")
+        .def("flush", &AsgiQueue::flush, "Submit the deferred operations in one engine call.")
         .def("close", &AsgiQueue::close, "Stop the queue: waiting requests close their connections.");
     m.attr("EVENT_REQUEST") = py::int_(static_cast<int>(GOBIND_EVENT_REQUEST));
     m.attr("EVENT_BODY") = py::int_(static_cast<int>(GOBIND_EVENT_BODY));

@@ -31,6 +31,9 @@ public:
     py::list drain();
     void read(std::uint64_t call, std::size_t size);
     void submit(std::uint64_t call, int kind, int status, py::handle header, py::handle body, int flags);
+    /// Append an operation to the batch that flush() submits in one engine call.
+    void defer(std::uint64_t call, int kind, int status, py::handle header, py::handle body, int flags);
+    void flush();
     void close();
 
 private:
@@ -44,6 +47,7 @@ private:
     std::string root_path_;
     std::shared_ptr<ScopeNames> names_;
     std::vector<char> buffer_;
+    std::string batch_;
 };
 
 /// Bind AsgiQueue and the queue constants into m.

@@ -246,11 +246,15 @@ class _Call:
                 raise ClientDisconnected(self.write_error or "client disconnected")
 
     def _submit(self, kind: int, body: Any, flags: int) -> None:
+        server = self.server
         if self.started:
-            self.server.queue.submit(self.handle, kind, 0, None, body, flags)
-            return
-        self.server.queue.submit(self.handle, kind, self.status, self.headers, body, flags)
-        self.started = True
+            server.queue.defer(self.handle, kind, 0, None, body, flags)
+        else:
+            server.queue.defer(self.handle, kind, self.status, self.headers, body, flags)
+            self.started = True
+        if not server.flush_scheduled:
+            server.flush_scheduled = True
+            server.loop.call_soon(server.flush)
 
     def on_written(self, status: int, message: Optional[str]) -> None:
         if self.pending_sizes:
@@ -309,17 +313,12 @@ class _Call:
         self.status = 500
         self.headers = _INTERNAL_ERROR_HEADERS
         self.size = len(b"Internal Server Error")
-        try:
-            self._submit(_OP_WRITE, b"Internal Server Error", _FINISH)
-        except RuntimeError:
-            pass
+        self._submit(_OP_WRITE, b"Internal Server Error", _FINISH)
         self._complete()
 
     def _abort(self) -> None:
-        try:
-            self.server.queue.submit(self.handle, _OP_ABORT, 0, None, None, 0)
-        except RuntimeError:
-            pass  # the response finished, so the engine has let the call go
+        self.started = True
+        self._submit(_OP_ABORT, None, 0)
         self.state = _DONE
 
 
@@ -372,6 +371,7 @@ class AsgiServer:
         self._native.set_log(_log_engine_line)
         self._wake_fd = -1
         self.queue: Any = None
+        self.flush_scheduled = False
         self._stopped = False
 
     @property
@@ -402,6 +402,12 @@ class AsgiServer:
         self.address = self._native.start(address)
         logger.info("Serving ASGI on %s (pid %d, %s)", self.url, os.getpid(), type(self.loop).__module__.split(".")[0])
         return True
+
+    def flush(self) -> None:
+        """Submit the response operations of this loop iteration to Go in
+        one call, which saves the engine a thread hand-off per operation."""
+        self.flush_scheduled = False
+        self.queue.flush()
 
     def _on_wake(self) -> None:
         calls = self.calls
