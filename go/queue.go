@@ -3,7 +3,7 @@ package main
 // The asynchronous path: requests are handed to an event loop through a
 // queue instead of a callback. A handler goroutine posts its request, then
 // waits on a channel for operations (writes, finish) that the event loop
-// submits without blocking; body reads run on their own goroutines. Results
+// submits without blocking. Body reads run on goroutines of their own. Results
 // come back to the event loop as events on the same queue. No OS thread is
 // held while a request waits for the event loop.
 
@@ -202,7 +202,7 @@ func (h *queueHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 // asyncCall is one request in queue mode. Writes run on the handler
-// goroutine, in submission order; a body read runs on a goroutine of its
+// goroutine, in submission order. A body read runs on a goroutine of its
 // own, so that a pending read does not hold up a write.
 type asyncCall struct {
 	Call
@@ -260,15 +260,15 @@ func (c *asyncCall) prefetchBody() (body []byte, complete int32, err error) {
 			return nil, 0, err
 		}
 		if n == len(buf) {
-			// More bytes than announced cannot happen with net/http's
-			// length-limited body; leave the rest to the event loop.
+			// net/http limits the body to its Content-Length, so this is
+			// not expected; the event loop reads whatever follows.
 			return buf[:n], 0, nil
 		}
 	}
 }
 
-// rejectBody answers a request whose body could not be read before the
-// event loop saw it.
+// rejectBody ends a request whose body could not be read before the
+// event loop saw it: 408 after a read timeout, else a closed connection.
 func (c *asyncCall) rejectBody(err error) {
 	if errors.Is(err, os.ErrDeadlineExceeded) {
 		http.Error(c.writer, "request body read timed out", http.StatusRequestTimeout)
@@ -488,7 +488,7 @@ func submitBatch(batch []byte) error {
 		}
 		call := asyncCalls.get(handle)
 		if call == nil {
-			continue // the response has finished; nobody waits for a result
+			continue // the response has finished, so no result is expected
 		}
 		if err := call.Submit(op); err != nil {
 			call.postWritten(err)

@@ -1,4 +1,4 @@
-"""The ASGI protocol as a plain app sees it: scope values, receive() and
+"""The ASGI protocol as a plain app receives it: scope values, receive() and
 send() semantics, errors, extensions and lifespan state."""
 
 import asyncio

@@ -1,7 +1,8 @@
 // The event-loop side of the engine's queue mode: drains events into
 // Python objects (an ASGI scope per request) and submits reads and writes.
-// Every function here runs on the event loop's thread with the GIL held
-// and never blocks: the engine's queue calls only copy memory.
+// Every function here runs on the event loop's thread with the GIL held.
+// None waits for the network: the engine's queue functions copy memory,
+// take short locks and hand work to goroutines.
 #include "asgi.hpp"
 
 #include <unistd.h>
@@ -206,7 +207,7 @@ void AsgiQueue::decode_events(std::string_view buffer, py::list& events) {
 }
 
 // Builds the http scope from the encoded request (layout in gobind.h) over
-// a shallow copy of the template, which holds type, asgi, root_path,
+// a shallow copy of the template, which contains type, asgi, root_path,
 // extensions and state.
 py::object AsgiQueue::make_scope(std::string_view request) {
     const ScopeNames& n = *names_;

@@ -7,7 +7,7 @@
 
 Go's net/http parses requests and writes responses. Each request waits in
 Go, as a goroutine, until the event loop takes it from the engine's queue,
-so a waiting request holds no OS thread. The loop is woken through an
+so a waiting request occupies no OS thread. The loop is woken through an
 eventfd and takes every ready event per wake-up. Body reads and response
 writes are submitted to Go without blocking and complete as later events;
 a streamed response waits while more than ``_HIGH_WATER`` bytes are
@@ -527,8 +527,8 @@ class _Lifespan:
             logger.error("Application startup failed. Exiting.")
             return False
         if not self.startup_complete:
-            # The app returned or raised without answering: it does not
-            # speak lifespan, which "auto" allows.
+            # The app returned without sending lifespan.startup.complete,
+            # so it does not support lifespan, which "auto" allows.
             if not self.unsupported:
                 logger.info("ASGI 'lifespan' protocol appears unsupported.")
             self.unsupported = True
