@@ -1,4 +1,7 @@
-"""Lifespan modes, startup failure and shutdown through gobind.asgi.serve."""
+"""gobind.asgi.serve(): lifespan modes, startup failure, listeners and shutdown."""
+
+import signal
+import socket
 
 import httpx
 
@@ -60,6 +63,30 @@ def test_root_path_in_scope():
         assert process.stop() == 0
 
 
+def test_unix_socket_scope(tmp_path):
+    path = str(tmp_path / "asgi.sock")
+    process = AsgiProcess("raw_app:app", "--uds", path)
+    try:
+        assert process.url == f"unix:{path}"
+        client = httpx.Client(transport=httpx.HTTPTransport(uds=path))
+        scope = client.get("http://localhost/scope").json()
+        assert scope["client"] is None
+        assert scope["server"] == [path, None]
+    finally:
+        assert process.stop() == 0
+
+
+def test_port_in_use_fails():
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        process = AsgiProcess("raw_app:app", "--port", str(port))
+        assert process.wait() == 1
+    assert "address already in use" in process.text
+    assert "Application shutdown complete." in process.text
+
+
 def test_is_asgi_app():
     import gobind.asgi
 
@@ -77,3 +104,15 @@ def test_is_asgi_app():
     assert gobind.asgi.is_asgi_app(AppClass)
     assert gobind.asgi.is_asgi_app(AppClass())
     assert not gobind.asgi.is_asgi_app(wsgi_app)
+
+
+def test_shutdown_cuts_endless_stream():
+    process = AsgiProcess("raw_app:app")
+    host, port = process.url.removeprefix("http://").rsplit(":", 1)
+    with socket.create_connection((host, int(port))) as sock:
+        sock.sendall(b"GET /stream-forever HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert len(sock.recv(65536)) > 0
+        process.process.send_signal(signal.SIGTERM)
+        assert process.wait() == 0
+    assert "Shutting down: 1 request(s) in flight, 1 connection(s) open" in process.text
+    assert "Graceful shutdown timed out after 5.0 s; closed the remaining connections" in process.text
