@@ -653,6 +653,7 @@ def serve(
         started = event_loop.run_until_complete(_serve_until_signal(server, host, port, uds))
     finally:
         event_loop.run_until_complete(event_loop.shutdown_asyncgens())
+        event_loop.run_until_complete(event_loop.shutdown_default_executor())
         event_loop.close()
         asyncio.set_event_loop(None)
     if not started:
