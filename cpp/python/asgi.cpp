@@ -264,6 +264,8 @@ py::object AsgiQueue::make_scope(std::string_view request) {
     set(n.raw_path, bytes_of(full_raw_path));
     set(n.query_string, bytes_of(query));
 
+    // NOTE: net/http keeps request headers in a map, so fields of different
+    // names arrive in map order, not wire order; repeats of one name keep theirs.
     auto count = in.number<std::uint32_t>();
     py::object headers = steal(PyList_New(count));
     for (std::uint32_t i = 0; i < count; ++i) {
