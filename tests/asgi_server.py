@@ -23,11 +23,14 @@ class AsgiProcess:
         )
         self.log: list[str] = []
         self.url = None
+        self.logged = threading.Condition()
         ready = threading.Event()
 
         def collect() -> None:
             for line in self.process.stderr:
-                self.log.append(line)
+                with self.logged:
+                    self.log.append(line)
+                    self.logged.notify_all()
                 match = SERVING.search(line)
                 if match:
                     self.url = match.group(1)
@@ -45,6 +48,12 @@ class AsgiProcess:
     @property
     def text(self) -> str:
         return "".join(self.log)
+
+    def logs(self, text: str) -> bool:
+        """Wait up to 10 s for text to appear in the log; stderr arrives
+        after the response that caused it."""
+        with self.logged:
+            return self.logged.wait_for(lambda: text in self.text, timeout=10)
 
     def wait(self) -> int:
         code = self.process.wait(30)

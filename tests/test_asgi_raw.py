@@ -113,26 +113,26 @@ def test_cancelled_receive_loses_nothing(server):
 def test_double_start_is_500(server):
     response = httpx.get(server.url + "/double-start")
     assert response.status_code == 500
-    assert "RuntimeError: Expected ASGI message 'http.response.body', but got 'http.response.start'." in server.text
+    assert server.logs("RuntimeError: Expected ASGI message 'http.response.body', but got 'http.response.start'.")
 
 
 def test_body_before_start_is_500(server):
     response = httpx.get(server.url + "/body-first")
     assert response.status_code == 500
-    assert "RuntimeError: Expected ASGI message 'http.response.start', but got 'http.response.body'." in server.text
+    assert server.logs("RuntimeError: Expected ASGI message 'http.response.start', but got 'http.response.body'.")
 
 
 def test_exception_is_500(server):
     response = httpx.get(server.url + "/fail")
     assert response.status_code == 500
     assert response.text == "Internal Server Error"
-    assert "ValueError: the handler failed" in server.text
+    assert server.logs("ValueError: the handler failed")
 
 
 def test_no_response_is_500(server):
     response = httpx.get(server.url + "/no-response")
     assert response.status_code == 500
-    assert "ASGI callable returned without starting response." in server.text
+    assert server.logs("ASGI callable returned without starting response.")
 
 
 def test_pathsend_serves_file(server):
