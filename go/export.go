@@ -23,11 +23,13 @@ static inline void gobind_invoke_log(gobind_log_fn fn, void* user_data,
 import "C"
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"os"
+	"sync"
 	"syscall"
 	"time"
 	"unsafe"
@@ -376,4 +378,121 @@ func gobind_response_send_file(handle C.gobind_call_t, status C.int, header *C.c
 		return fail(errOut, C.GOBIND_ERR_OS, fmt.Errorf("sending file failed: %w", err))
 	}
 	return fail(errOut, C.GOBIND_ERR_IO, fmt.Errorf("sending file failed: %w", err))
+}
+
+// Queue mode: the asynchronous path of queue.go, for event loops.
+
+// queues maps a server handle to its queue; a server has at most one.
+var queues sync.Map
+
+func queueOf(handle C.gobind_server_t) *Queue {
+	if q, ok := queues.Load(uint64(handle)); ok {
+		return q.(*Queue)
+	}
+	return nil
+}
+
+func unknownAsyncCall(out *C.gobind_error) C.int {
+	return fail(out, C.GOBIND_ERR_HANDLE, errors.New("unknown call handle: the response has finished"))
+}
+
+//export gobind_queue_open
+func gobind_queue_open(handle C.gobind_server_t, wakeFD C.int, errOut *C.gobind_error) (rc C.int) {
+	defer recoverInto(errOut, &rc)
+	server := servers.get(uint64(handle))
+	if server == nil {
+		return unknownServer(errOut)
+	}
+	if wakeFD < 0 {
+		return fail(errOut, C.GOBIND_ERR_INVALID, fmt.Errorf("invalid wake-up file descriptor %d", int(wakeFD)))
+	}
+	if _, loaded := queues.LoadOrStore(uint64(handle), NewQueue(server, int(wakeFD))); loaded {
+		return fail(errOut, C.GOBIND_ERR_STATE, errors.New("server already has a queue"))
+	}
+	return C.GOBIND_OK
+}
+
+//export gobind_queue_drain
+func gobind_queue_drain(handle C.gobind_server_t, buf *C.char, capacity C.size_t, used *C.size_t,
+	needed *C.size_t, errOut *C.gobind_error) (rc C.int) {
+	defer recoverInto(errOut, &rc)
+	q := queueOf(handle)
+	if q == nil {
+		return fail(errOut, C.GOBIND_ERR_HANDLE, errors.New("unknown server handle or no queue"))
+	}
+	var out []byte
+	if buf != nil && capacity > 0 {
+		out = unsafe.Slice((*byte)(unsafe.Pointer(buf)), int(capacity))
+	}
+	u, n := q.Drain(out)
+	*used = C.size_t(u)
+	*needed = C.size_t(n)
+	return C.GOBIND_OK
+}
+
+//export gobind_queue_close
+func gobind_queue_close(handle C.gobind_server_t) (rc C.int) {
+	defer recoverInto(nil, &rc)
+	q := queueOf(handle)
+	if q == nil {
+		return C.GOBIND_ERR_HANDLE
+	}
+	q.Close()
+	queues.Delete(uint64(handle))
+	return C.GOBIND_OK
+}
+
+//export gobind_async_read
+func gobind_async_read(handle C.gobind_call_t, size C.size_t, errOut *C.gobind_error) (rc C.int) {
+	defer recoverInto(errOut, &rc)
+	call := asyncCalls.get(uint64(handle))
+	if call == nil {
+		return unknownAsyncCall(errOut)
+	}
+	if size == 0 || size > 1<<30 {
+		return fail(errOut, C.GOBIND_ERR_INVALID, fmt.Errorf("invalid read size %d: must be 1 byte to 1 GiB", uint64(size)))
+	}
+	if err := call.StartRead(int(size)); err != nil {
+		return fail(errOut, C.GOBIND_ERR_STATE, err)
+	}
+	return C.GOBIND_OK
+}
+
+//export gobind_async_submit
+func gobind_async_submit(handle C.gobind_call_t, kind C.int, status C.int, header *C.char, headerLen C.size_t,
+	body *C.char, bodyLen C.size_t, flags C.int, errOut *C.gobind_error) (rc C.int) {
+	defer recoverInto(errOut, &rc)
+	call := asyncCalls.get(uint64(handle))
+	if call == nil {
+		return unknownAsyncCall(errOut)
+	}
+	op := asyncOp{status: int(status), flags: int(flags),
+		header: bytes.Clone(cBytes(header, headerLen))}
+	switch kind {
+	case C.GOBIND_OP_WRITE:
+		op.kind = opWrite
+		op.body = bytes.Clone(cBytes(body, bodyLen))
+	case C.GOBIND_OP_SENDFILE:
+		op.kind = opSendFile
+		op.path = C.GoStringN(body, C.int(bodyLen))
+	case C.GOBIND_OP_TRAILERS:
+		op.kind = opTrailers
+	case C.GOBIND_OP_ABORT:
+		op.kind = opAbort
+	default:
+		return fail(errOut, C.GOBIND_ERR_INVALID, fmt.Errorf("invalid operation kind %d", int(kind)))
+	}
+	if err := call.Submit(op); err != nil {
+		return fail(errOut, C.GOBIND_ERR_STATE, err)
+	}
+	return C.GOBIND_OK
+}
+
+//export gobind_async_submit_batch
+func gobind_async_submit_batch(batch *C.char, batchLen C.size_t, errOut *C.gobind_error) (rc C.int) {
+	defer recoverInto(errOut, &rc)
+	if err := submitBatch(bytes.Clone(cBytes(batch, batchLen))); err != nil {
+		return fail(errOut, C.GOBIND_ERR_INVALID, err)
+	}
+	return C.GOBIND_OK
 }

@@ -181,6 +181,92 @@ int gobind_response_send_file(gobind_call_t call, int status, char* header, size
 
 #endif /* GOBIND_CGO_PREAMBLE */
 
+/*
+ * Queue mode: the asynchronous path, for event loops (ASGI).
+ *
+ * After gobind_queue_open, every request of the server goes to a queue
+ * instead of a handler callback. The request's goroutine waits in Go, so no
+ * OS thread is held while the event loop works. The engine writes to
+ * wake_fd (an eventfd, or a pipe's write end; 8 bytes per write) whenever
+ * the queue turns non-empty. The reader must read wake_fd before it calls
+ * gobind_queue_drain, and drain until nothing is left.
+ *
+ * Events in a drained buffer, each: uint32_t kind, int32_t status,
+ * uint64_t call, uint32_t data_len, uint32_t extra_len, then data_len
+ * bytes of data and extra_len bytes of extra, all in native byte order.
+ *
+ *   GOBIND_EVENT_REQUEST     data: the encoded request (the layout of the
+ *                            handler callback, no path parameters); extra:
+ *                            body bytes read ahead; status 1 when extra is
+ *                            the whole body, 0 when the body must be read
+ *                            with gobind_async_read.
+ *   GOBIND_EVENT_BODY        result of gobind_async_read. data: the bytes;
+ *                            status: GOBIND_OK, GOBIND_EOF (data may be
+ *                            empty) or an error code; extra: its message.
+ *   GOBIND_EVENT_WRITTEN     a non-final operation ran. status: GOBIND_OK
+ *                            or an error code; extra: its message.
+ *   GOBIND_EVENT_DISCONNECT  the client went away.
+ *
+ * A call handle is valid from its request event until an operation that
+ * finishes the response (or GOBIND_OP_ABORT) runs.
+ */
+enum {
+    GOBIND_EVENT_REQUEST = 1,
+    GOBIND_EVENT_BODY = 2,
+    GOBIND_EVENT_WRITTEN = 3,
+    GOBIND_EVENT_DISCONNECT = 4
+};
+
+/* Operations of gobind_async_submit. */
+enum {
+    GOBIND_OP_WRITE = 1,      /* status, header, body, flags as gobind_response_write */
+    GOBIND_OP_SENDFILE = 2,   /* status, header; body is a file path sent as the body */
+    GOBIND_OP_TRAILERS = 3,   /* header holds trailer fields; GOBIND_WRITE_FINISH ends */
+    GOBIND_OP_ABORT = 4       /* close the connection unless the response finished */
+};
+
+#ifndef GOBIND_CGO_PREAMBLE
+
+/* Send every request of server to a queue that wakes its reader through
+   wake_fd. The caller owns wake_fd and keeps it open until
+   gobind_server_free returns. A server gets one queue. */
+int gobind_queue_open(gobind_server_t server, int wake_fd, gobind_error* err);
+
+/* Copy whole pending events into buf (caller-allocated, cap bytes), oldest
+   first; *used is the bytes written. When the next event does not fit,
+   *needed is its size (else 0). Never blocks. */
+int gobind_queue_drain(gobind_server_t server, char* buf, size_t cap, size_t* used,
+                       size_t* needed, gobind_error* err);
+
+/* Stop the queue: waiting requests close their connections, new ones get
+   503. Call it before gobind_server_free when the event loop stops. */
+int gobind_queue_close(gobind_server_t server);
+
+/* Start reading up to size body bytes; the result arrives as a
+   GOBIND_EVENT_BODY. One read at a time per call. Never blocks. */
+int gobind_async_read(gobind_call_t call, size_t size, gobind_error* err);
+
+/* Submit an operation (GOBIND_OP_*). header and body are borrowed for the
+   call and copied. Operations run in order; each one without
+   GOBIND_WRITE_FINISH posts a GOBIND_EVENT_WRITTEN when it has run, which
+   is the caller's backpressure. Never blocks; GOBIND_ERR_STATE when the
+   response has finished or too many operations are pending. */
+int gobind_async_submit(gobind_call_t call, int kind, int status, char* header, size_t header_len,
+                        char* body, size_t body_len, int flags, gobind_error* err);
+
+/* Submit several operations in one call, in order, as gobind_async_submit
+   would. batch is borrowed for the call and copied; each operation is:
+   uint64_t call, int32_t kind, int32_t status, int32_t flags,
+   uint32_t header_len, uint32_t body_len, then the header block and the
+   body, in native byte order. An operation that cannot be submitted (its
+   call busy or finished) posts a GOBIND_EVENT_WRITTEN with the error
+   while its call is known. Never blocks; GOBIND_ERR_INVALID for a
+   malformed batch, in which the operations before the fault were
+   submitted. */
+int gobind_async_submit_batch(char* batch, size_t batch_len, gobind_error* err);
+
+#endif /* GOBIND_CGO_PREAMBLE */
+
 #ifdef __cplusplus
 }
 #endif

@@ -6,6 +6,7 @@
 #include <cerrno>
 #include <chrono>
 
+#include "asgi.hpp"
 #include "gil.hpp"
 #include "gobind/server.hpp"
 #include "objects.hpp"
@@ -390,4 +391,8 @@ PYBIND11_MODULE(_gobind, m) {
              py::arg("too_large_type"), py::arg("defaults"), py::arg("disconnect_log"),
              py::arg("file_wrapper_type"), py::arg("max_body_bytes"))
         .def("__call__", &WsgiHandler::call, py::arg("writer"), py::arg("request"));
+    // Queue mode for event loops (gobind.asgi).
+    bind_asgi(m);
+    m.def("server_handle", [](PyServer& s) { return s.server().native_handle(); }, py::arg("server"),
+          "The engine handle of a Server, for AsgiQueue.");
 }

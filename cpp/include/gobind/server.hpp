@@ -166,6 +166,8 @@ public:
     Stats stats() const;
 
     const Config& config() const noexcept { return config_; }
+    /// The engine's handle of this server, for the C ABI (gobind.h); 0 once released.
+    std::uint64_t native_handle() const noexcept { return handle_; }
 
 private:
     struct Route;

@@ -1,0 +1,502 @@
+package main
+
+// The asynchronous path: requests are handed to an event loop through a
+// queue instead of a callback. A handler goroutine posts its request, then
+// waits on a channel for operations (writes, finish) that the event loop
+// submits without blocking. Body reads run on goroutines of their own. Results
+// come back to the event loop as events on the same queue. No OS thread is
+// held while a request waits for the event loop.
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"strconv"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// Event kinds, as in gobind.h.
+const (
+	eventRequest    = 1
+	eventBody       = 2
+	eventWritten    = 3
+	eventDisconnect = 4
+)
+
+// eventHeaderSize is the fixed part of an event in a drained buffer:
+// kind, status, call, data length, extra length.
+const eventHeaderSize = 4 + 4 + 8 + 4 + 4
+
+// prefetchLimit is the largest body read before the request is posted, so
+// that small bodies reach the event loop with the request in one event.
+const prefetchLimit = 64 << 10
+
+// asyncOpCapacity bounds the operations one call may have submitted and
+// not yet run; a further submit fails with errBusy.
+const asyncOpCapacity = 16
+
+var (
+	errBusy        = errors.New("too many operations pending on this call")
+	errReadPending = errors.New("a body read is already pending on this call")
+)
+
+// queueEvent is one result for the event loop. status is a gobind_status
+// for body and write results; for requests it is 1 when extra holds the
+// whole body.
+type queueEvent struct {
+	kind   uint32
+	status int32
+	call   uint64
+	data   []byte
+	extra  []byte
+}
+
+// Queue carries requests and results from handler goroutines to one event
+// loop, which it wakes by writing to wakeFD when the queue turns non-empty.
+type Queue struct {
+	server *Server
+	wakeFD int
+
+	mu      sync.Mutex
+	pending []queueEvent
+
+	closed    chan struct{}
+	closeOnce sync.Once
+}
+
+// asyncCalls maps the handles of calls in queue mode to their state.
+var asyncCalls registry[asyncCall]
+
+// NewQueue makes server hand every request to a queue that wakes its
+// reader through wakeFD (an eventfd or the write end of a pipe, owned by
+// the caller and kept open until the server is released).
+func NewQueue(server *Server, wakeFD int) *Queue {
+	q := &Queue{server: server, wakeFD: wakeFD, closed: make(chan struct{})}
+	var handler http.Handler = &queueHandler{queue: q}
+	server.fallback.Store(&handler)
+	return q
+}
+
+func (q *Queue) post(e queueEvent) {
+	q.mu.Lock()
+	wasEmpty := len(q.pending) == 0
+	q.pending = append(q.pending, e)
+	q.mu.Unlock()
+
+	// One wake-up per batch: the reader reads the fd before it drains, so
+	// an event posted after its drain finds the queue empty and wakes it.
+	if wasEmpty {
+		q.wake()
+	}
+}
+
+func (q *Queue) wake() {
+	var one [8]byte
+	binary.NativeEndian.PutUint64(one[:], 1)
+	for {
+		_, err := syscall.Write(q.wakeFD, one[:])
+		if err != syscall.EINTR {
+			return
+		}
+	}
+}
+
+// Drain moves whole events into buf, oldest first, and returns the bytes
+// used. When the next event does not fit, needed is its size.
+func (q *Queue) Drain(buf []byte) (used int, needed int) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+
+	taken := 0
+	for ; taken < len(q.pending); taken++ {
+		e := &q.pending[taken]
+		size := eventHeaderSize + len(e.data) + len(e.extra)
+		if used+size > len(buf) {
+			needed = size
+			break
+		}
+		b := buf[used:used]
+		b = binary.NativeEndian.AppendUint32(b, e.kind)
+		b = binary.NativeEndian.AppendUint32(b, uint32(e.status))
+		b = binary.NativeEndian.AppendUint64(b, e.call)
+		b = binary.NativeEndian.AppendUint32(b, uint32(len(e.data)))
+		b = binary.NativeEndian.AppendUint32(b, uint32(len(e.extra)))
+		b = append(b, e.data...)
+		b = append(b, e.extra...)
+		used += size
+	}
+	left := copy(q.pending, q.pending[taken:])
+	clear(q.pending[left:])
+	q.pending = q.pending[:left]
+	return used, needed
+}
+
+// Close makes every waiting handler give up, closing its connection. The
+// event loop calls it when it stops; later requests get 503.
+func (q *Queue) Close() {
+	q.closeOnce.Do(func() { close(q.closed) })
+}
+
+// queueHandler hands every request of a server to its queue.
+type queueHandler struct {
+	queue *Queue
+}
+
+func (h *queueHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	q := h.queue
+	s := q.server
+	select {
+	case <-q.closed:
+		http.Error(w, "server is shutting down", http.StatusServiceUnavailable)
+		return
+	default:
+	}
+
+	// The same bound and release protocol as callbackHandler: a released
+	// server starts no more calls.
+	if s.slots != nil {
+		select {
+		case s.slots <- struct{}{}:
+			defer func() { <-s.slots }()
+		case <-r.Context().Done():
+			return
+		}
+	}
+	if s.calls.Add(1)&closedBit != 0 {
+		s.calls.Add(-1)
+		http.Error(w, "server is shutting down", http.StatusServiceUnavailable)
+		return
+	}
+	defer s.calls.Add(-1)
+	s.active.Add(1)
+	defer s.active.Add(-1)
+
+	call := &asyncCall{Call: Call{server: s, writer: w, request: r}, queue: q, ops: make(chan asyncOp, asyncOpCapacity)}
+	if s.config.WriteTimeout > 0 {
+		call.writeDeadline = time.Now().Add(s.config.WriteTimeout)
+	}
+	call.handle = asyncCalls.add(call)
+	defer asyncCalls.remove(call.handle)
+
+	body, complete, err := call.prefetchBody()
+	if err != nil {
+		call.rejectBody(err)
+		return
+	}
+	q.post(queueEvent{kind: eventRequest, status: complete, call: call.handle,
+		data: encodeRequest(make([]byte, 0, 512), r, nil), extra: body})
+
+	abort := call.serve()
+	call.stopReads()
+	if !call.finished {
+		call.finish(nil)
+	}
+	if abort {
+		panic(http.ErrAbortHandler)
+	}
+}
+
+// asyncCall is one request in queue mode. Writes run on the handler
+// goroutine, in submission order. A body read runs on a goroutine of its
+// own, so that a pending read does not hold up a write.
+type asyncCall struct {
+	Call
+	queue  *Queue
+	handle uint64
+	ops    chan asyncOp
+
+	mu      sync.Mutex
+	ended   bool // the handler is returning: no more reads start
+	reading bool
+	readers sync.WaitGroup
+}
+
+type asyncOpKind int
+
+const (
+	opWrite asyncOpKind = iota
+	opSendFile
+	opTrailers
+	opAbort
+)
+
+// asyncOp is an operation submitted by the event loop. Its slices are Go
+// copies of the caller's memory.
+type asyncOp struct {
+	kind   asyncOpKind
+	status int
+	header []byte
+	body   []byte
+	flags  int
+	path   string
+}
+
+// prefetchBody reads a body of known length up to prefetchLimit. complete
+// is 1 when body is the whole body (possibly empty) and 0 when the event
+// loop must read the body itself.
+func (c *asyncCall) prefetchBody() (body []byte, complete int32, err error) {
+	length := c.request.ContentLength
+	if length == 0 && len(c.request.TransferEncoding) == 0 {
+		c.bodyEnded = true
+		return nil, 1, nil
+	}
+	if length < 0 || length > prefetchLimit {
+		return nil, 0, nil
+	}
+	buf := make([]byte, length+1)
+	n := 0
+	for {
+		read, err := c.ReadBody(buf[n:])
+		n += read
+		if err == io.EOF {
+			return buf[:n], 1, nil
+		}
+		if err != nil {
+			return nil, 0, err
+		}
+		if n == len(buf) {
+			// net/http limits the body to its Content-Length, so this is
+			// not expected; the event loop reads whatever follows.
+			return buf[:n], 0, nil
+		}
+	}
+}
+
+// rejectBody ends a request whose body could not be read before the
+// event loop saw it: 408 after a read timeout, else a closed connection.
+func (c *asyncCall) rejectBody(err error) {
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		http.Error(c.writer, "request body read timed out", http.StatusRequestTimeout)
+		c.finished = true
+		return
+	}
+	panic(http.ErrAbortHandler)
+}
+
+// serve runs submitted operations until one finishes the response, and
+// posts a disconnect event when the client goes away. It reports whether
+// the connection must be closed because the response is incomplete.
+func (c *asyncCall) serve() (abort bool) {
+	done := c.request.Context().Done()
+	for {
+		select {
+		case op := <-c.ops:
+			if finished, abort := c.run(op); finished {
+				return abort
+			}
+		case <-done:
+			done = nil
+			c.queue.post(queueEvent{kind: eventDisconnect, call: c.handle})
+		case <-c.queue.closed:
+			return !c.finished
+		}
+	}
+}
+
+func (c *asyncCall) run(op asyncOp) (finished, abort bool) {
+	switch op.kind {
+	case opAbort:
+		return true, !c.finished
+	case opSendFile:
+		if err := c.sendFile(op); err != nil {
+			c.server.logger.Printf("http.response.pathsend of %q failed: %v", op.path, err)
+			if !c.headerSent {
+				clear(c.writer.Header())
+				http.Error(c.writer, "Internal Server Error", http.StatusInternalServerError)
+				c.headerSent, c.finished = true, true
+			}
+			return true, !c.finished
+		}
+		return true, false
+	case opTrailers:
+		c.setTrailers(op.header)
+		if op.flags&writeFinish != 0 {
+			return true, false
+		}
+		c.postWritten(nil)
+		return false, false
+	}
+
+	err := c.Write(op.status, op.header, op.body, op.flags)
+	if op.flags&writeFinish != 0 {
+		return true, err != nil && c.headerSent
+	}
+	c.postWritten(err)
+	return false, false
+}
+
+func (c *asyncCall) postWritten(err error) {
+	status, message := statusOf(err)
+	c.queue.post(queueEvent{kind: eventWritten, status: status, call: c.handle, extra: message})
+}
+
+// sendFile sends the status and header, then the file at op.path as the
+// whole body; net/http uses sendfile(2) where it can.
+func (c *asyncCall) sendFile(op asyncOp) error {
+	file, err := os.Open(op.path)
+	if err != nil {
+		return err
+	}
+	defer file.Close()
+	info, err := file.Stat()
+	if err != nil {
+		return err
+	}
+	if info.IsDir() {
+		return fmt.Errorf("%s is a directory", op.path)
+	}
+	if !c.headerSent {
+		if err := decodeHeader(c.writer.Header(), op.header); err != nil {
+			return err
+		}
+		if c.writer.Header()["Content-Length"] == nil {
+			c.writer.Header()["Content-Length"] = []string{strconv.FormatInt(info.Size(), 10)}
+		}
+		if err := c.Write(op.status, nil, nil, 0); err != nil {
+			return err
+		}
+	}
+	c.extendWriteDeadline()
+	if _, err := io.Copy(c.writer, file); err != nil {
+		return err
+	}
+	return c.finish(nil)
+}
+
+// setTrailers adds header fields sent after the body; net/http sends them
+// at the end of a chunked response.
+func (c *asyncCall) setTrailers(encoded []byte) {
+	trailers := http.Header{}
+	if err := decodeHeader(trailers, encoded); err != nil {
+		return
+	}
+	header := c.writer.Header()
+	for name, values := range trailers {
+		header[http.TrailerPrefix+name] = append(header[http.TrailerPrefix+name], values...)
+	}
+}
+
+// StartRead reads up to size body bytes on a new goroutine and posts them
+// as a body event.
+func (c *asyncCall) StartRead(size int) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.ended {
+		return errFinished
+	}
+	if c.reading {
+		return errReadPending
+	}
+	c.reading = true
+	c.readers.Add(1)
+	go func() {
+		defer c.readers.Done()
+		buf := make([]byte, size)
+		n, err := c.ReadBody(buf)
+		c.mu.Lock()
+		c.reading = false
+		c.mu.Unlock()
+		status, message := statusOf(err)
+		c.queue.post(queueEvent{kind: eventBody, status: status, call: c.handle, data: buf[:n], extra: message})
+	}()
+	return nil
+}
+
+// stopReads cuts a pending body read short and waits for it, so that no
+// read runs after the handler returns.
+func (c *asyncCall) stopReads() {
+	c.mu.Lock()
+	c.ended = true
+	reading := c.reading
+	c.mu.Unlock()
+	if reading {
+		_ = http.NewResponseController(c.writer).SetReadDeadline(time.Now())
+	}
+	c.readers.Wait()
+}
+
+// Submit queues op for the handler goroutine without waiting.
+func (c *asyncCall) Submit(op asyncOp) error {
+	c.mu.Lock()
+	ended := c.ended
+	c.mu.Unlock()
+	if ended {
+		return errFinished
+	}
+	select {
+	case c.ops <- op:
+		return nil
+	default:
+		return errBusy
+	}
+}
+
+// statusOf maps an I/O result to a gobind_status and its message.
+func statusOf(err error) (int32, []byte) {
+	switch {
+	case err == nil:
+		return 0, nil
+	case err == io.EOF:
+		return 8, nil
+	case errors.Is(err, errFinished):
+		return 3, []byte(err.Error())
+	case errors.Is(err, errInvalidResponse):
+		return 1, []byte(err.Error())
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		return 5, []byte("timed out: " + err.Error())
+	}
+	return 6, []byte(err.Error())
+}
+
+// opKinds maps the GOBIND_OP_* values of gobind.h to operation kinds.
+var opKinds = map[uint32]asyncOpKind{1: opWrite, 2: opSendFile, 3: opTrailers, 4: opAbort}
+
+// submitBatch submits the operations encoded in batch (layout in gobind.h),
+// whose memory it keeps. An operation that cannot be submitted is reported
+// as a failed write event of its call, since its submitter has moved on.
+func submitBatch(batch []byte) error {
+	for len(batch) > 0 {
+		if len(batch) < batchOpHeaderSize {
+			return fmt.Errorf("%w: operation batch is truncated", errInvalidResponse)
+		}
+		handle := binary.NativeEndian.Uint64(batch)
+		kindValue := binary.NativeEndian.Uint32(batch[8:])
+		op := asyncOp{
+			status: int(int32(binary.NativeEndian.Uint32(batch[12:]))),
+			flags:  int(int32(binary.NativeEndian.Uint32(batch[16:]))),
+		}
+		headerLen := uint64(binary.NativeEndian.Uint32(batch[20:]))
+		bodyLen := uint64(binary.NativeEndian.Uint32(batch[24:]))
+		batch = batch[batchOpHeaderSize:]
+		if headerLen+bodyLen > uint64(len(batch)) {
+			return fmt.Errorf("%w: operation batch is truncated", errInvalidResponse)
+		}
+		op.header, op.body, batch = batch[:headerLen:headerLen], batch[headerLen:headerLen+bodyLen:headerLen+bodyLen], batch[headerLen+bodyLen:]
+
+		kind, ok := opKinds[kindValue]
+		if !ok {
+			return fmt.Errorf("%w: invalid operation kind %d", errInvalidResponse, kindValue)
+		}
+		op.kind = kind
+		if kind == opSendFile {
+			op.path, op.body = string(op.body), nil
+		}
+		call := asyncCalls.get(handle)
+		if call == nil {
+			continue // the response has finished, so no result is expected
+		}
+		if err := call.Submit(op); err != nil {
+			call.postWritten(err)
+		}
+	}
+	return nil
+}
+
+// batchOpHeaderSize is the fixed part of an operation in a batch: call,
+// kind, status, flags, header length, body length.
+const batchOpHeaderSize = 8 + 4 + 4 + 4 + 4 + 4

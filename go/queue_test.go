@@ -1,0 +1,276 @@
+package main
+
+import (
+	"bytes"
+	"encoding/binary"
+	"io"
+	"net/http"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// testEvent is a decoded event of a drained buffer.
+type testEvent struct {
+	kind   uint32
+	status int32
+	call   uint64
+	data   []byte
+	extra  []byte
+}
+
+func decodeEvents(t *testing.T, b []byte) []testEvent {
+	t.Helper()
+	var events []testEvent
+	for len(b) > 0 {
+		if len(b) < eventHeaderSize {
+			t.Fatalf("truncated event header: %d bytes", len(b))
+		}
+		e := testEvent{
+			kind:   binary.NativeEndian.Uint32(b),
+			status: int32(binary.NativeEndian.Uint32(b[4:])),
+			call:   binary.NativeEndian.Uint64(b[8:]),
+		}
+		dataLen := int(binary.NativeEndian.Uint32(b[16:]))
+		extraLen := int(binary.NativeEndian.Uint32(b[20:]))
+		b = b[eventHeaderSize:]
+		e.data, e.extra, b = b[:dataLen], b[dataLen:dataLen+extraLen], b[dataLen+extraLen:]
+		events = append(events, e)
+	}
+	return events
+}
+
+// queueServer is a server in queue mode whose event loop is the test.
+type queueServer struct {
+	t      *testing.T
+	server *Server
+	queue  *Queue
+	url    string
+	wakeR  int
+	events []testEvent
+}
+
+func newQueueServer(t *testing.T) *queueServer {
+	t.Helper()
+	var fds [2]int
+	if err := syscall.Pipe2(fds[:], syscall.O_CLOEXEC); err != nil {
+		t.Fatal(err)
+	}
+	server, err := NewServer(Config{ReadTimeout: 2 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := NewQueue(server, fds[1])
+	address, err := server.Start("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &queueServer{t: t, server: server, queue: q, url: "http://" + address, wakeR: fds[0]}
+	t.Cleanup(func() {
+		q.Close()
+		server.Release()
+		syscall.Close(fds[0])
+		syscall.Close(fds[1])
+	})
+	return s
+}
+
+// next waits for the wake-up pipe when no event is buffered, then returns
+// the oldest event.
+func (s *queueServer) next() testEvent {
+	s.t.Helper()
+	for len(s.events) == 0 {
+		var wake [8]byte
+		if _, err := syscall.Read(s.wakeR, wake[:]); err != nil {
+			s.t.Fatal(err)
+		}
+		buf := make([]byte, 1<<20)
+		used, _ := s.queue.Drain(buf)
+		s.events = append(s.events, decodeEvents(s.t, buf[:used])...)
+	}
+	e := s.events[0]
+	s.events = s.events[1:]
+	return e
+}
+
+func (s *queueServer) submit(call uint64, op asyncOp) {
+	s.t.Helper()
+	if err := asyncCalls.get(call).Submit(op); err != nil {
+		s.t.Fatal(err)
+	}
+}
+
+type clientResult struct {
+	response *http.Response
+	body     []byte
+	err      error
+}
+
+func request(method, url string, body io.Reader) chan clientResult {
+	results := make(chan clientResult, 1)
+	go func() {
+		req, _ := http.NewRequest(method, url, body)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			results <- clientResult{err: err}
+			return
+		}
+		defer resp.Body.Close()
+		data, err := io.ReadAll(resp.Body)
+		results <- clientResult{response: resp, body: data, err: err}
+	}()
+	return results
+}
+
+func finishOp(status int, body string) asyncOp {
+	header := binary.NativeEndian.AppendUint32(nil, 1)
+	header = appendString(header, "Content-Type")
+	header = appendString(header, "text/plain")
+	return asyncOp{kind: opWrite, status: status, header: header, body: []byte(body), flags: writeFinish}
+}
+
+func TestQueueRequestEvent(t *testing.T) {
+	tests := []struct {
+		name         string
+		method       string
+		body         string
+		wantComplete int32
+		wantExtra    string
+	}{
+		{"get without body", "GET", "", 1, ""},
+		{"post with small body", "POST", "hello", 1, "hello"},
+		{"post with large body", "POST", strings.Repeat("x", prefetchLimit+1), 0, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := newQueueServer(t)
+			results := request(tt.method, s.url+"/path?q=1", strings.NewReader(tt.body))
+			e := s.next()
+			if e.kind != eventRequest {
+				t.Fatalf("kind = %d, want %d", e.kind, eventRequest)
+			}
+			if e.status != tt.wantComplete {
+				t.Errorf("status = %d, want %d", e.status, tt.wantComplete)
+			}
+			if string(e.extra) != tt.wantExtra {
+				t.Errorf("extra = %q, want %q", e.extra, tt.wantExtra)
+			}
+			if !bytes.Contains(e.data, []byte("/path?q=1")) {
+				t.Errorf("encoded request %q lacks the target", e.data)
+			}
+			s.submit(e.call, finishOp(201, "done"))
+			result := <-results
+			if result.err != nil {
+				t.Fatal(result.err)
+			}
+			if result.response.StatusCode != 201 || string(result.body) != "done" {
+				t.Errorf("response = %d %q, want 201 \"done\"", result.response.StatusCode, result.body)
+			}
+		})
+	}
+}
+
+func TestQueueBodyRead(t *testing.T) {
+	s := newQueueServer(t)
+	body := strings.Repeat("y", prefetchLimit*2)
+	results := request("POST", s.url+"/", strings.NewReader(body))
+	e := s.next()
+	var got []byte
+	for {
+		if err := asyncCalls.get(e.call).StartRead(32 << 10); err != nil {
+			t.Fatal(err)
+		}
+		chunk := s.next()
+		if chunk.kind != eventBody {
+			t.Fatalf("kind = %d, want %d", chunk.kind, eventBody)
+		}
+		got = append(got, chunk.data...)
+		if chunk.status == 8 {
+			break
+		}
+		if chunk.status != 0 {
+			t.Fatalf("body status = %d (%s)", chunk.status, chunk.extra)
+		}
+	}
+	if string(got) != body {
+		t.Errorf("read %d bytes, want %d", len(got), len(body))
+	}
+	s.submit(e.call, finishOp(200, "ok"))
+	if result := <-results; result.err != nil {
+		t.Fatal(result.err)
+	}
+}
+
+func TestQueueStreamedWrites(t *testing.T) {
+	s := newQueueServer(t)
+	results := request("GET", s.url+"/", nil)
+	e := s.next()
+	s.submit(e.call, asyncOp{kind: opWrite, status: 200, body: []byte("one,"), flags: writeFlush})
+	if written := s.next(); written.kind != eventWritten || written.status != 0 {
+		t.Fatalf("event = kind %d status %d, want a successful write", written.kind, written.status)
+	}
+	s.submit(e.call, asyncOp{kind: opWrite, body: []byte("two"), flags: writeFinish})
+	result := <-results
+	if result.err != nil {
+		t.Fatal(result.err)
+	}
+	if string(result.body) != "one,two" {
+		t.Errorf("body = %q, want %q", result.body, "one,two")
+	}
+}
+
+func TestQueueAbortClosesConnection(t *testing.T) {
+	s := newQueueServer(t)
+	results := request("GET", s.url+"/", nil)
+	e := s.next()
+	s.submit(e.call, asyncOp{kind: opWrite, status: 200, body: []byte("partial"), flags: writeFlush})
+	s.next()
+	s.submit(e.call, asyncOp{kind: opAbort})
+	if result := <-results; result.err == nil {
+		t.Error("client read a complete response, want an error")
+	}
+}
+
+func TestQueueDisconnectEvent(t *testing.T) {
+	s := newQueueServer(t)
+	client := &http.Client{Timeout: 200 * time.Millisecond}
+	go client.Get(s.url + "/")
+	e := s.next()
+	if got := s.next(); got.kind != eventDisconnect || got.call != e.call {
+		t.Fatalf("event = kind %d call %d, want a disconnect of call %d", got.kind, got.call, e.call)
+	}
+	s.submit(e.call, asyncOp{kind: opAbort})
+}
+
+func TestQueueDrainNeeded(t *testing.T) {
+	q := &Queue{wakeFD: -1, closed: make(chan struct{})}
+	q.pending = append(q.pending, queueEvent{kind: eventBody, call: 7, data: []byte("0123456789")})
+	used, needed := q.Drain(make([]byte, 8))
+	if used != 0 || needed != eventHeaderSize+10 {
+		t.Fatalf("Drain = %d, %d; want 0, %d", used, needed, eventHeaderSize+10)
+	}
+	buf := make([]byte, needed)
+	used, needed = q.Drain(buf)
+	if used != eventHeaderSize+10 || needed != 0 {
+		t.Fatalf("Drain = %d, %d; want %d, 0", used, needed, eventHeaderSize+10)
+	}
+	if events := decodeEvents(t, buf[:used]); events[0].call != 7 || string(events[0].data) != "0123456789" {
+		t.Errorf("event = %+v", events[0])
+	}
+}
+
+func TestQueueSubmitAfterFinish(t *testing.T) {
+	s := newQueueServer(t)
+	results := request("GET", s.url+"/", nil)
+	e := s.next()
+	call := asyncCalls.get(e.call)
+	s.submit(e.call, finishOp(200, "ok"))
+	<-results
+	for asyncCalls.get(e.call) != nil {
+		time.Sleep(time.Millisecond)
+	}
+	if err := call.Submit(asyncOp{kind: opAbort}); err != errFinished {
+		t.Errorf("Submit after finish = %v, want %v", err, errFinished)
+	}
+}

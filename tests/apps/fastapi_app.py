@@ -1,0 +1,58 @@
+"""A FastAPI app: typed JSON routes, validation errors, streaming,
+background tasks and lifespan state."""
+
+import contextlib
+
+from fastapi import BackgroundTasks, FastAPI, Request
+from fastapi.responses import StreamingResponse
+from pydantic import BaseModel
+
+done = []
+
+
+@contextlib.asynccontextmanager
+async def lifespan(app):
+    yield {"model": "loaded"}
+
+
+app = FastAPI(lifespan=lifespan)
+
+
+class Item(BaseModel):
+    name: str
+    price: float
+
+
+@app.get("/items/{item_id}")
+async def read_item(item_id: int, q: str | None = None):
+    return {"item_id": item_id, "q": q}
+
+
+@app.post("/items")
+async def create_item(item: Item):
+    return {"name": item.name, "price_with_tax": round(item.price * 1.2, 2)}
+
+
+@app.get("/state")
+async def read_state(request: Request):
+    return {"model": request.state.model}
+
+
+@app.get("/stream")
+async def stream():
+    async def generate():
+        for i in range(3):
+            yield f"chunk {i}\n".encode()
+
+    return StreamingResponse(generate(), media_type="text/plain")
+
+
+@app.post("/notify")
+async def notify(tasks: BackgroundTasks, email: str):
+    tasks.add_task(done.append, email)
+    return {"queued": email}
+
+
+@app.get("/done")
+def read_done():
+    return {"done": done}

@@ -1,0 +1,161 @@
+"""A plain ASGI 3 app that exposes what the server gives it, for the tests."""
+
+import asyncio
+import json
+import os
+
+# Facts the tests read back through /facts.
+facts = {"inflight": 0, "max_inflight": 0, "send_after_disconnect": None, "stream_end": None}
+
+
+async def app(scope, receive, send):
+    if scope["type"] == "lifespan":
+        await lifespan(scope, receive, send)
+        return
+    route = ROUTES.get(scope["path"].removeprefix(scope["root_path"]))
+    if route is None:
+        await respond(send, 404, b"not found")
+        return
+    await route(scope, receive, send)
+
+
+async def lifespan(scope, receive, send):
+    while True:
+        message = await receive()
+        if message["type"] == "lifespan.startup":
+            scope["state"]["greeting"] = "hello from lifespan"
+            await send({"type": "lifespan.startup.complete"})
+        elif message["type"] == "lifespan.shutdown":
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+
+
+async def respond(send, status, body, content_type=b"text/plain"):
+    await send({"type": "http.response.start", "status": status, "headers": [(b"content-type", content_type)]})
+    await send({"type": "http.response.body", "body": body})
+
+
+def plain(value):
+    if isinstance(value, bytes):
+        return {"bytes": value.decode("latin-1")}
+    if isinstance(value, (list, tuple)):
+        return [plain(item) for item in value]
+    if isinstance(value, dict):
+        return {key: plain(item) for key, item in value.items()}
+    return value
+
+
+async def scope_route(scope, receive, send):
+    await respond(send, 200, json.dumps(plain(dict(scope))).encode(), b"application/json")
+
+
+async def echo(scope, receive, send):
+    chunks = []
+    while True:
+        message = await receive()
+        chunks.append(message["body"])
+        if not message["more_body"]:
+            break
+    headers = [(b"x-chunks", str(len(chunks)).encode())]
+    await send({"type": "http.response.start", "status": 200, "headers": headers})
+    await send({"type": "http.response.body", "body": b"".join(chunks)})
+
+
+async def cancelled_receive(scope, receive, send):
+    # The first receive() gives up before the slow body arrives; no byte
+    # may be lost to it.
+    try:
+        await asyncio.wait_for(receive(), timeout=0.05)
+        first = b""
+    except asyncio.TimeoutError:
+        first = None
+    chunks = [] if first is None else [first]
+    while True:
+        message = await receive()
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body"):
+            break
+    await respond(send, 200, str(len(b"".join(chunks))).encode())
+
+
+async def double_start(scope, receive, send):
+    start = {"type": "http.response.start", "status": 200, "headers": []}
+    await send(start)
+    await send(start)
+
+
+async def body_first(scope, receive, send):
+    await send({"type": "http.response.body", "body": b"too early"})
+
+
+async def fail(scope, receive, send):
+    raise ValueError("the handler failed")
+
+
+async def no_response(scope, receive, send):
+    return None
+
+
+async def sleep(scope, receive, send):
+    facts["inflight"] += 1
+    facts["max_inflight"] = max(facts["max_inflight"], facts["inflight"])
+    try:
+        await asyncio.sleep(0.1)
+    finally:
+        facts["inflight"] -= 1
+    await respond(send, 200, b"slept")
+
+
+async def send_after_disconnect(scope, receive, send):
+    while (await receive())["type"] != "http.disconnect":
+        pass
+    try:
+        await respond(send, 200, b"too late")
+    except OSError as error:
+        # Only an OSError gets here.
+        facts["send_after_disconnect"] = type(error).__name__
+
+
+async def stream_forever(scope, receive, send):
+    await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/plain")]})
+    try:
+        while True:
+            await send({"type": "http.response.body", "body": b"x" * 16384, "more_body": True})
+            await asyncio.sleep(0.001)
+    except OSError:
+        facts["stream_end"] = "OSError"
+
+
+async def pathsend(scope, receive, send):
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "raw_app.py")
+    await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/x-python")]})
+    await send({"type": "http.response.pathsend", "path": path})
+
+
+async def trailers(scope, receive, send):
+    headers = [(b"content-type", b"text/plain"), (b"trailer", b"x-checksum")]
+    await send({"type": "http.response.start", "status": 200, "headers": headers, "trailers": True})
+    await send({"type": "http.response.body", "body": b"payload", "more_body": False})
+    await send({"type": "http.response.trailers", "headers": [(b"x-checksum", b"abc123")], "more_trailers": False})
+
+
+async def facts_route(scope, receive, send):
+    await respond(send, 200, json.dumps(facts).encode(), b"application/json")
+
+
+ROUTES = {
+    "/scope": scope_route,
+    "/scope/caf\u00e9 x": scope_route,
+    "/echo": echo,
+    "/cancelled-receive": cancelled_receive,
+    "/double-start": double_start,
+    "/body-first": body_first,
+    "/fail": fail,
+    "/no-response": no_response,
+    "/sleep": sleep,
+    "/send-after-disconnect": send_after_disconnect,
+    "/stream-forever": stream_forever,
+    "/pathsend": pathsend,
+    "/trailers": trailers,
+    "/facts": facts_route,
+}

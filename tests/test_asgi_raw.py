@@ -1,0 +1,239 @@
+"""The ASGI protocol as a plain app receives it: scope values, receive() and
+send() semantics, errors, extensions and lifespan state."""
+
+import asyncio
+import json
+import os
+import socket
+import threading
+import time
+
+import httpx
+import pytest
+
+from asgi_server import AsgiProcess
+
+
+@pytest.fixture(scope="module")
+def server():
+    process = AsgiProcess("raw_app:app")
+    assert process.url is not None, process.text
+    yield process
+    assert process.stop() == 0
+
+
+def read_scope(server, target, **kwargs):
+    response = httpx.get(server.url + target, **kwargs)
+    assert response.status_code == 200
+    return response.json()
+
+
+def test_scope_fixed_values(server):
+    scope = read_scope(server, "/scope")
+    assert scope["type"] == "http"
+    assert scope["asgi"] == {"version": "3.0", "spec_version": "2.4"}
+    assert scope["http_version"] == "1.1"
+    assert scope["method"] == "GET"
+    assert scope["scheme"] == "http"
+    assert scope["root_path"] == ""
+
+
+def test_scope_path_and_query(server):
+    scope = read_scope(server, "/scope/caf%C3%A9%20x?a=1&b=%20&a=2")
+    assert scope["path"] == "/scope/caf\u00e9 x"
+    assert scope["raw_path"] == {"bytes": "/scope/caf%C3%A9%20x"}
+    assert scope["query_string"] == {"bytes": "a=1&b=%20&a=2"}
+
+
+def test_scope_headers_raw_lowercase(server):
+    scope = read_scope(server, "/scope", headers=[("X-Custom", "One"), ("X-Custom", "Two")])
+    headers = [(name["bytes"], value["bytes"]) for name, value in scope["headers"]]
+    host = server.url.removeprefix("http://")
+    assert ("host", host) in headers
+    assert [value for name, value in headers if name == "x-custom"] == ["One", "Two"]
+    assert all(name == name.lower() for name, _ in headers)
+
+
+def test_scope_client_and_server(server):
+    scope = read_scope(server, "/scope")
+    host, port = server.url.removeprefix("http://").rsplit(":", 1)
+    assert scope["server"] == [host, int(port)]
+    assert scope["client"][0] == "127.0.0.1"
+    assert isinstance(scope["client"][1], int)
+
+
+def test_scope_extensions(server):
+    scope = read_scope(server, "/scope")
+    assert scope["extensions"] == {"http.response.pathsend": {}, "http.response.trailers": {}}
+
+
+def test_scope_lifespan_state(server):
+    scope = read_scope(server, "/scope")
+    assert scope["state"] == {"greeting": "hello from lifespan"}
+
+
+def test_http10_version(server):
+    host, port = server.url.removeprefix("http://").rsplit(":", 1)
+    with socket.create_connection((host, int(port))) as sock:
+        sock.sendall(b"GET /scope HTTP/1.0\r\nHost: x\r\n\r\n")
+        data = b""
+        while chunk := sock.recv(65536):
+            data += chunk
+    scope = json.loads(data.split(b"\r\n\r\n", 1)[1])
+    assert scope["http_version"] == "1.0"
+
+
+def test_echo_small_body(server):
+    response = httpx.post(server.url + "/echo", content=b"hello body")
+    assert response.content == b"hello body"
+    assert response.headers["x-chunks"] == "1"
+
+
+def test_echo_streamed_body(server):
+    def chunks():
+        for _ in range(40):
+            yield b"y" * 10000
+
+    response = httpx.post(server.url + "/echo", content=chunks())
+    assert response.status_code == 200
+    assert response.content == b"y" * 400000
+    assert int(response.headers["x-chunks"]) > 1
+
+
+def test_cancelled_receive_loses_nothing(server):
+    def slow_chunks():
+        time.sleep(0.2)
+        yield b"a" * 100000
+        yield b"b" * 100000
+
+    response = httpx.post(server.url + "/cancelled-receive", content=slow_chunks())
+    assert response.text == "200000"
+
+
+def test_double_start_is_500(server):
+    response = httpx.get(server.url + "/double-start")
+    assert response.status_code == 500
+    assert server.logs("RuntimeError: Expected ASGI message 'http.response.body', but got 'http.response.start'.")
+
+
+def test_body_before_start_is_500(server):
+    response = httpx.get(server.url + "/body-first")
+    assert response.status_code == 500
+    assert server.logs("RuntimeError: Expected ASGI message 'http.response.start', but got 'http.response.body'.")
+
+
+def test_exception_is_500(server):
+    response = httpx.get(server.url + "/fail")
+    assert response.status_code == 500
+    assert response.text == "Internal Server Error"
+    assert server.logs("ValueError: the handler failed")
+
+
+def test_no_response_is_500(server):
+    response = httpx.get(server.url + "/no-response")
+    assert response.status_code == 500
+    assert server.logs("ASGI callable returned without starting response.")
+
+
+def test_pathsend_serves_file(server):
+    response = httpx.get(server.url + "/pathsend")
+    with open(__file__.replace("test_asgi_raw.py", "apps/raw_app.py"), "rb") as source:
+        expected = source.read()
+    assert response.status_code == 200
+    assert response.content == expected
+    assert response.headers["content-length"] == str(len(expected))
+
+
+def test_trailers_sent(server):
+    host, port = server.url.removeprefix("http://").rsplit(":", 1)
+    with socket.create_connection((host, int(port))) as sock:
+        sock.sendall(b"GET /trailers HTTP/1.1\r\nHost: x\r\nTE: trailers\r\nConnection: close\r\n\r\n")
+        data = b""
+        while chunk := sock.recv(65536):
+            data += chunk
+    head, body = data.split(b"\r\n\r\n", 1)
+    assert b"Transfer-Encoding: chunked" in head
+    assert body.endswith(b"0\r\nX-Checksum: abc123\r\n\r\n")
+
+
+def wait_for_fact(server, name):
+    for _ in range(200):
+        value = httpx.get(server.url + "/facts").json()[name]
+        if value is not None:
+            return value
+        time.sleep(0.05)
+    return None
+
+
+def test_send_after_disconnect_raises(server):
+    host, port = server.url.removeprefix("http://").rsplit(":", 1)
+    with socket.create_connection((host, int(port))) as sock:
+        sock.sendall(b"GET /send-after-disconnect HTTP/1.1\r\nHost: x\r\n\r\n")
+        time.sleep(0.2)
+    assert wait_for_fact(server, "send_after_disconnect") == "ClientDisconnected"
+
+
+def test_stream_stops_on_disconnect(server):
+    host, port = server.url.removeprefix("http://").rsplit(":", 1)
+    with socket.create_connection((host, int(port))) as sock:
+        sock.sendall(b"GET /stream-forever HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert len(sock.recv(65536)) > 0
+    assert wait_for_fact(server, "stream_end") == "OSError"
+
+
+def test_slow_client_bounds_buffer(server):
+    # A client that reads nothing: the app's sends must stall instead of
+    # the server buffering the stream.
+    host, port = server.url.removeprefix("http://").rsplit(":", 1)
+    sock = socket.create_connection((host, int(port)))
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.sendall(b"GET /stream-forever HTTP/1.1\r\nHost: x\r\n\r\n")
+    time.sleep(1.0)
+    with open(f"/proc/{server.pid}/status") as status:
+        rss_kib = next(int(line.split()[1]) for line in status if line.startswith("VmRSS:"))
+    sock.close()
+    # 1 s of an unthrottled stream is well over 1 GiB of 16 KiB chunks.
+    assert rss_kib < 400 * 1024
+
+
+async def sleep_requests(host, port, connections, rounds):
+    # Every connection is open before the first request, so that the
+    # requests overlap inside the app.
+    streams = await asyncio.gather(*(asyncio.open_connection(host, port) for _ in range(connections)))
+
+    async def client(reader, writer):
+        statuses = []
+        for _ in range(rounds):
+            writer.write(b"GET /sleep HTTP/1.1\r\nHost: x\r\n\r\n")
+            await writer.drain()
+            head = await reader.readuntil(b"\r\n\r\n")
+            length = int(head.lower().split(b"content-length: ")[1].split(b"\r\n")[0])
+            await reader.readexactly(length)
+            statuses.append(int(head.split(b" ")[1]))
+        writer.close()
+        return statuses
+
+    results = await asyncio.gather(*(client(reader, writer) for reader, writer in streams))
+    return [status for statuses in results for status in statuses]
+
+
+def test_threads_bounded_at_512_connections(server):
+    host, port = server.url.removeprefix("http://").rsplit(":", 1)
+    counts = []
+    done = False
+
+    def sample():
+        while not done:
+            counts.append(len(os.listdir(f"/proc/{server.pid}/task")))
+            time.sleep(0.01)
+
+    sampler = threading.Thread(target=sample)
+    sampler.start()
+    try:
+        statuses = asyncio.run(sleep_requests(host, int(port), 512, 3))
+    finally:
+        done = True
+        sampler.join()
+    assert statuses == [200] * 1536
+    assert httpx.get(server.url + "/facts").json()["max_inflight"] >= 128
+    assert max(counts) <= 32
