@@ -40,6 +40,18 @@ type Config struct {
 	// MaxConcurrentCalls bounds how many handler callbacks run at once;
 	// further requests wait as goroutines. Zero means no bound.
 	MaxConcurrentCalls int
+
+	// MaxRequestLineBytes limits the request line; longer ones get 414.
+	// Default 8190.
+	MaxRequestLineBytes int
+
+	// MaxHeaderFieldBytes limits one header field line (name, colon and
+	// value); longer ones get 431. Default 8190.
+	MaxHeaderFieldBytes int
+
+	// MaxHeaderFields limits the number of header field lines; more get
+	// 431. Default 100.
+	MaxHeaderFields int
 }
 
 const (
@@ -66,6 +78,7 @@ func (c *Config) applyDefaults() {
 	if c.MaxHeaderBytes <= 0 {
 		c.MaxHeaderBytes = defaultMaxHeaderBytes
 	}
+	c.applyLimitDefaults()
 }
 
 // Callback runs a handler outside Go. It receives the call's handle and the
@@ -105,6 +118,9 @@ type Server struct {
 	// that the mux's path cleaning and redirects stay out of the way.
 	fallback atomic.Pointer[http.Handler]
 
+	// guard checks each connection's bytes before net/http parses them.
+	guard *guardSettings
+
 	// slots bounds concurrent callbacks; nil when unbounded.
 	slots chan struct{}
 
@@ -134,6 +150,7 @@ func NewServer(config Config) (*Server, error) {
 		config: config,
 		mux:    http.NewServeMux(),
 		done:   make(chan struct{}),
+		guard:  newGuardSettings(&config),
 	}
 	if config.MaxConcurrentCalls > 0 {
 		s.slots = make(chan struct{}, config.MaxConcurrentCalls)
@@ -191,6 +208,7 @@ func (s *Server) Handle(pattern string, callback Callback) (err error) {
 		}
 	}()
 	s.mux.Handle(pattern, handler)
+	s.guard.registerPattern(pattern)
 	return nil
 }
 
@@ -226,6 +244,7 @@ func (s *Server) Start(address string) (string, error) {
 	if err != nil {
 		return "", err
 	}
+	listener = s.guard.guard(listener)
 	s.listener = listener
 	s.started = true
 	go func() {
@@ -344,7 +363,8 @@ func (s *Server) Stats() Stats {
 	return Stats{ActiveRequests: s.active.Load(), OpenConnections: s.connections.Load()}
 }
 
-func (s *Server) trackConnection(_ net.Conn, state http.ConnState) {
+func (s *Server) trackConnection(conn net.Conn, state http.ConnState) {
+	trackGuard(conn, state)
 	switch state {
 	case http.StateNew:
 		s.connections.Add(1)
