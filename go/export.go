@@ -112,6 +112,10 @@ func gobind_server_new(config *C.gobind_config, out *C.gobind_server_t, errOut *
 		IdleTimeout:        milliseconds(config.idle_timeout_ms),
 		MaxHeaderBytes:     int(config.max_header_bytes),
 		MaxConcurrentCalls: int(config.max_concurrent_calls),
+
+		MaxRequestLineBytes: int(config.max_request_line_bytes),
+		MaxHeaderFieldBytes: int(config.max_header_field_bytes),
+		MaxHeaderFields:     int(config.max_header_fields),
 	})
 	if err != nil {
 		return fail(errOut, C.GOBIND_ERR_INVALID, err)

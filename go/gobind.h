@@ -60,6 +60,11 @@ typedef struct gobind_config {
     int64_t max_header_bytes;        /* request line plus header block [65536] */
     int64_t max_concurrent_calls;    /* handlers running at once; further requests
                                         wait in Go [0: no bound] */
+    /* Request head limits; a violation gets the status given, then the
+       connection closes. */
+    int64_t max_request_line_bytes;  /* request line without CRLF, else 414 [8190] */
+    int64_t max_header_field_bytes;  /* one header field line, else 431 [8190] */
+    int64_t max_header_fields;       /* header field lines, else 431 [100] */
 } gobind_config;
 
 /*

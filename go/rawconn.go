@@ -139,6 +139,7 @@ func (c *guardConn) Read(p []byte) (int, error) {
 			// Fast path: the bytes land in net/http's buffer and are
 			// checked in place; only an incomplete unit is copied aside.
 			n, err := c.Conn.Read(p)
+			c.noteReadError(err)
 			out, in := c.vet(p[:n])
 			if in < n && c.state != stateEnd {
 				c.buf = append(c.buf, p[in:n]...)
@@ -177,6 +178,7 @@ func (c *guardConn) fill() error {
 		c.buf = grown
 	}
 	n, err := c.Conn.Read(c.buf[len(c.buf):cap(c.buf)])
+	c.noteReadError(err)
 	c.buf = c.buf[:len(c.buf)+n]
 	if n > 0 {
 		out, in := c.vet(c.buf)
@@ -191,6 +193,21 @@ func (c *guardConn) fill() error {
 		return err
 	}
 	return nil
+}
+
+// noteReadError ends the stream when a body read times out. The rest of
+// that body may still arrive, so no later request can be framed; and
+// net/http, which reads the rest of an unread body before it responds,
+// gets the error at once instead of waiting without a deadline.
+func (c *guardConn) noteReadError(err error) {
+	if err == nil || c.state == stateHead || c.state == stateEnd {
+		return
+	}
+	var netErr net.Error
+	if errors.As(err, &netErr) && netErr.Timeout() {
+		c.bodyErr = err
+		c.state = stateEnd
+	}
 }
 
 // readAfterEnd serves reads once no more requests may be parsed.

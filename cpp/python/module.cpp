@@ -267,7 +267,9 @@ void bind_response_writer(py::module_& m) {
 void bind_server(py::module_& m) {
     py::class_<PyServer>(m, "Server", "Engine server; use gobind.Server instead.")
         .def(py::init([](double read_header_timeout, double read_timeout, double write_timeout,
-                         double idle_timeout, std::int64_t max_header_bytes, std::int64_t max_concurrent_calls) {
+                         double idle_timeout, std::int64_t max_header_bytes, std::int64_t max_concurrent_calls,
+                         std::int64_t max_request_line_bytes, std::int64_t max_header_field_bytes,
+                         std::int64_t max_header_fields) {
                  Config config;
                  config.read_header_timeout = to_ms(read_header_timeout);
                  config.read_timeout = to_ms(read_timeout);
@@ -275,11 +277,15 @@ void bind_server(py::module_& m) {
                  config.idle_timeout = to_ms(idle_timeout);
                  config.max_header_bytes = max_header_bytes;
                  config.max_concurrent_calls = max_concurrent_calls;
+                 config.max_request_line_bytes = max_request_line_bytes;
+                 config.max_header_field_bytes = max_header_field_bytes;
+                 config.max_header_fields = max_header_fields;
                  return std::make_unique<PyServer>(config);
              }),
              py::kw_only(), py::arg("read_header_timeout") = 0.0, py::arg("read_timeout") = 0.0,
              py::arg("write_timeout") = 0.0, py::arg("idle_timeout") = 0.0, py::arg("max_header_bytes") = 0,
-             py::arg("max_concurrent_calls") = 0)
+             py::arg("max_concurrent_calls") = 0, py::arg("max_request_line_bytes") = 0,
+             py::arg("max_header_field_bytes") = 0, py::arg("max_header_fields") = 0)
         .def("set_hooks", &PyServer::set_hooks, py::arg("on_error"), py::arg("access_log"))
         .def("handle", &PyServer::handle, py::arg("pattern"), py::arg("handler"))
         .def("handle_all", &PyServer::handle_all, py::arg("handler"))

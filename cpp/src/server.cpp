@@ -43,6 +43,9 @@ Server::Server(Config config) : log_(std::make_shared<LogFunction>()) {
     settings.idle_timeout_ms = to_ms(config.idle_timeout);
     settings.max_header_bytes = config.max_header_bytes;
     settings.max_concurrent_calls = config.max_concurrent_calls;
+    settings.max_request_line_bytes = config.max_request_line_bytes;
+    settings.max_header_field_bytes = config.max_header_field_bytes;
+    settings.max_header_fields = config.max_header_fields;
     detail::EngineError error;
     detail::check(gobind_server_new(&settings, &handle_, error.get()), error,
                   "creating server failed");

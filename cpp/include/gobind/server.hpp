@@ -26,6 +26,9 @@ struct Config {
     std::chrono::milliseconds idle_timeout{0};         ///< keep-alive wait [75 s]
     std::int64_t max_header_bytes = 0;                 ///< request line + header [64 KiB]
     std::int64_t max_concurrent_calls = 0;             ///< handlers at once [0: no bound]
+    std::int64_t max_request_line_bytes = 0;           ///< request line, else 414 [8190]
+    std::int64_t max_header_field_bytes = 0;           ///< one header field line, else 431 [8190]
+    std::int64_t max_header_fields = 0;                ///< header field lines, else 431 [100]
 };
 
 /// A request handler. Handlers run concurrently on Go-created threads, so
