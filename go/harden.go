@@ -22,7 +22,7 @@ type headLimits struct {
 	maxFields           int // header field lines in one head
 }
 
-// framing is how the body of an accepted request is delimited.
+// framing is the method that delimits the body of an accepted request.
 type framing int
 
 const (
@@ -41,7 +41,7 @@ type headVerdict struct {
 	last bool
 }
 
-// rejection is an error response that replaces a request; the connection
+// rejection is an error response that replaces a request. The connection
 // closes after it.
 type rejection struct {
 	status int
@@ -62,8 +62,8 @@ func (r *rejection) response() []byte {
 
 // checkHead checks one complete request head: the request line, the header
 // field lines and the empty line that ends them, leading empty lines
-// already removed. connectAllowed tells whether a CONNECT request may reach
-// a handler.
+// already removed. connectAllowed is true when CONNECT requests may reach a
+// handler.
 func checkHead(head []byte, limits *headLimits, connectAllowed bool) headVerdict {
 	line, rest, ok := cutLine(head)
 	if !ok {
@@ -82,14 +82,14 @@ func checkHead(head []byte, limits *headLimits, connectAllowed bool) headVerdict
 		return verdict
 	}
 	verdict = chooseFraming(request, &fields)
-	verdict.last = verdict.rejection == nil && request.method == "CONNECT"
+	verdict.last = verdict.rejection == nil && request.connect
 	return verdict
 }
 
 // requestLine holds the parts of a request line that decide framing.
 type requestLine struct {
-	method string
-	http10 bool // HTTP/1.0: no Transfer-Encoding allowed
+	connect bool // CONNECT: the connection ends after the request
+	http10  bool // HTTP/1.0: no Transfer-Encoding allowed
 }
 
 func checkRequestLine(line []byte, connectAllowed bool) (requestLine, headVerdict) {
@@ -107,14 +107,14 @@ func checkRequestLine(line []byte, connectAllowed bool) (requestLine, headVerdic
 	if version[5] != '1' {
 		return requestLine{}, reject(http.StatusHTTPVersionNotSupported, "only HTTP/1.x is served on this connection")
 	}
-	request := requestLine{method: string(method), http10: version[7] == '0'}
-	return request, checkTarget(request.method, target, connectAllowed)
+	request := requestLine{connect: string(method) == http.MethodConnect, http10: version[7] == '0'}
+	return request, checkTarget(method, target, connectAllowed)
 }
 
 // checkTarget checks that the request-target has the form its method
 // allows (RFC 9112 section 3.2): authority-form only for CONNECT,
 // asterisk-form only for OPTIONS, origin-form or absolute-form otherwise.
-func checkTarget(method string, target []byte, connectAllowed bool) headVerdict {
+func checkTarget(method, target []byte, connectAllowed bool) headVerdict {
 	if len(target) == 0 {
 		return reject(http.StatusBadRequest, "empty request target")
 	}
@@ -124,7 +124,7 @@ func checkTarget(method string, target []byte, connectAllowed bool) headVerdict 
 		}
 	}
 	switch {
-	case method == "CONNECT":
+	case string(method) == http.MethodConnect:
 		if !connectAllowed {
 			return reject(http.StatusNotImplemented, "CONNECT is not supported by this server")
 		}
@@ -132,7 +132,7 @@ func checkTarget(method string, target []byte, connectAllowed bool) headVerdict 
 			return reject(http.StatusBadRequest, "CONNECT target must be host:port")
 		}
 	case len(target) == 1 && target[0] == '*':
-		if method != "OPTIONS" {
+		if string(method) != http.MethodOptions {
 			return reject(http.StatusBadRequest, "asterisk-form target is allowed only with OPTIONS")
 		}
 	case target[0] == '/':
@@ -181,10 +181,13 @@ func isAuthorityForm(target []byte) bool {
 	return true
 }
 
-// framingFields collects the header fields that decide body framing.
+// framingFields collects the header fields that decide body framing: the
+// number of each and the value of the first.
 type framingFields struct {
-	contentLength     [][]byte // values, one per field line
-	transferEncodings [][]byte
+	contentLengths    int
+	contentLength     []byte
+	transferEncodings int
+	transferEncoding  []byte
 }
 
 func checkFields(section []byte, limits *headLimits) (framingFields, headVerdict) {
@@ -209,9 +212,11 @@ func checkFields(section []byte, limits *headLimits) (framingFields, headVerdict
 		}
 		switch {
 		case len(name) == len("Content-Length") && bytes.EqualFold(name, []byte("Content-Length")):
-			fields.contentLength = append(fields.contentLength, value)
+			fields.contentLengths++
+			fields.contentLength = value
 		case len(name) == len("Transfer-Encoding") && bytes.EqualFold(name, []byte("Transfer-Encoding")):
-			fields.transferEncodings = append(fields.transferEncodings, value)
+			fields.transferEncodings++
+			fields.transferEncoding = value
 		}
 	}
 }
@@ -237,26 +242,29 @@ func checkField(line []byte, limits *headLimits) ([]byte, []byte, headVerdict) {
 			return nil, nil, reject(http.StatusBadRequest, "invalid byte 0x%02x in header field %q", c, name)
 		}
 	}
-	return name, bytes.Trim(value, " \t"), headVerdict{}
+	return name, trimWhitespace(value), headVerdict{}
 }
 
 // chooseFraming decides how the body is delimited and rejects every
 // combination that a front proxy could frame differently (RFC 9112 section 6).
 func chooseFraming(request requestLine, fields *framingFields) headVerdict {
-	if len(fields.transferEncodings) > 0 {
+	if fields.transferEncodings > 0 {
 		if request.http10 {
 			return reject(http.StatusBadRequest, "Transfer-Encoding is not allowed in an HTTP/1.0 request")
 		}
-		if len(fields.contentLength) > 0 {
+		if fields.contentLengths > 0 {
 			return reject(http.StatusBadRequest, "request has both Content-Length and Transfer-Encoding")
 		}
-		return checkTransferEncoding(fields.transferEncodings)
+		if fields.transferEncodings > 1 {
+			return reject(http.StatusBadRequest, "request has more than one Transfer-Encoding field")
+		}
+		return checkTransferEncoding(fields.transferEncoding)
 	}
-	switch len(fields.contentLength) {
+	switch fields.contentLengths {
 	case 0:
 		return headVerdict{framing: framingNone}
 	case 1:
-		length, ok := parseContentLength(fields.contentLength[0])
+		length, ok := parseContentLength(fields.contentLength)
 		if !ok {
 			return reject(http.StatusBadRequest, "invalid Content-Length")
 		}
@@ -268,18 +276,13 @@ func chooseFraming(request requestLine, fields *framingFields) headVerdict {
 
 // checkTransferEncoding accepts exactly the chunked coding: net/http
 // decodes no other, and chunked must be the final coding.
-func checkTransferEncoding(values [][]byte) headVerdict {
-	var codings [][]byte
-	for _, value := range values {
-		for _, coding := range bytes.Split(value, []byte{','}) {
-			coding = bytes.Trim(coding, " \t")
-			if len(coding) == 0 {
-				return reject(http.StatusBadRequest, "empty transfer coding")
-			}
-			codings = append(codings, coding)
-		}
-	}
+func checkTransferEncoding(value []byte) headVerdict {
+	codings := bytes.Split(value, []byte{','})
 	for i, coding := range codings {
+		coding = trimWhitespace(coding)
+		if len(coding) == 0 {
+			return reject(http.StatusBadRequest, "empty transfer coding")
+		}
 		chunked := bytes.EqualFold(coding, []byte("chunked"))
 		final := i == len(codings)-1
 		if chunked != final {
@@ -317,6 +320,17 @@ func cutLine(b []byte) (line, rest []byte, ok bool) {
 		return nil, nil, false
 	}
 	return line, b[end+1:], true
+}
+
+// trimWhitespace removes optional whitespace (spaces and tabs) around b.
+func trimWhitespace(b []byte) []byte {
+	for len(b) > 0 && (b[0] == ' ' || b[0] == '\t') {
+		b = b[1:]
+	}
+	for len(b) > 0 && (b[len(b)-1] == ' ' || b[len(b)-1] == '\t') {
+		b = b[:len(b)-1]
+	}
+	return b
 }
 
 func truncate(b []byte, n int) []byte {

@@ -16,7 +16,7 @@ import (
 // net/http only bytes it has checked: whole request heads that passed
 // checkHead, and body bytes framed exactly as net/http frames them
 // (Content-Length or chunked). Leading empty lines before a request line are
-// dropped. When a head is rejected, net/http never sees it: the next read
+// dropped. When a head is rejected, net/http never receives it: the next read
 // for a request returns io.EOF, net/http closes the connection, and Close
 // sends the rejection after every earlier response. So no request is ever
 // parsed from bytes whose framing was ambiguous.
@@ -100,6 +100,9 @@ type guardConn struct {
 	deadlineMu   sync.Mutex
 	readDeadline time.Time // the deadline net/http set last
 	headDeadline time.Time // the shorter deadline of an incomplete head, or zero
+	// headDeadlineSet mirrors headDeadline != zero for the reader, which
+	// alone changes it, so that complete heads take no lock.
+	headDeadlineSet bool
 
 	active       atomic.Bool // net/http is serving a request (StateActive)
 	transparent  atomic.Bool // hijacked: bytes pass unchecked
@@ -470,11 +473,12 @@ func (c *guardConn) vetTrailerLine(unit []byte) int {
 // header timeout. net/http sets that deadline only once a read returns
 // bytes of the head, which here happens when the head is complete.
 func (c *guardConn) shortenDeadline() {
-	c.deadlineMu.Lock()
-	defer c.deadlineMu.Unlock()
-	if !c.headDeadline.IsZero() {
+	if c.headDeadlineSet {
 		return
 	}
+	c.headDeadlineSet = true
+	c.deadlineMu.Lock()
+	defer c.deadlineMu.Unlock()
 	c.headDeadline = time.Now().Add(c.settings.headerTimeout)
 	if c.readDeadline.IsZero() || c.headDeadline.Before(c.readDeadline) {
 		_ = c.Conn.SetReadDeadline(c.headDeadline)
@@ -482,11 +486,12 @@ func (c *guardConn) shortenDeadline() {
 }
 
 func (c *guardConn) restoreDeadline() {
-	c.deadlineMu.Lock()
-	defer c.deadlineMu.Unlock()
-	if c.headDeadline.IsZero() {
+	if !c.headDeadlineSet {
 		return
 	}
+	c.headDeadlineSet = false
+	c.deadlineMu.Lock()
+	defer c.deadlineMu.Unlock()
 	c.headDeadline = time.Time{}
 	_ = c.Conn.SetReadDeadline(c.readDeadline)
 }

@@ -229,8 +229,11 @@ def test_invalid_chunk_line(app):
         b"5 \r\nhello\r\n0\r\n\r\n" + get("/hidden-bad-chunk")
     )
     result = exchange(app.address, raw)
+    seen = app.seen()
+    assert result.statuses == ["500 Internal Server Error"]
     assert result.closed
-    assert "GET /hidden-bad-chunk" not in app.seen()
+    assert "ConnectionError: reading request body failed: invalid chunked framing in request body" in seen
+    assert "GET /hidden-bad-chunk" not in seen
 
 
 @pytest.mark.parametrize("method", ["DELETE", "GET", "POST"])
@@ -372,13 +375,22 @@ def test_body_stops_short(start_app):
     raw = b"POST /upload HTTP/1.1\r\nHost: example.test\r\nContent-Length: 10\r\n\r\n12345678"
     result = exchange(app.address, raw)
     seen = app.seen()
-    assert result.statuses == ["500 Internal Server Error"]
+    assert result.statuses == ["408 Request Timeout"]
     assert result.closed
     assert seen[0] == "POST /upload"
     assert re.fullmatch(
         r"TimeoutError: \[Errno 110\] reading request body timed out: read tcp [\d.:]+->[\d.:]+: i/o timeout",
         seen[1],
     )
+
+
+def test_body_timeout_handled(start_app):
+    app = start_app("--read-timeout", "1")
+    raw = b"POST /upload-handled HTTP/1.1\r\nHost: example.test\r\nContent-Length: 10\r\n\r\n12345678"
+    result = exchange(app.address, raw)
+    assert result.statuses == ["422 Unprocessable Entity"]
+    assert result.responses[0][2] == b"request body incomplete\n"
+    assert result.closed
 
 
 def test_slowloris(app):

@@ -196,7 +196,7 @@ Handler make_python_handler(py::object function, std::shared_ptr<Hooks> hooks) {
                 } catch (py::error_already_set& log_error) {
                     log_error.discard_as_unraisable("gobind: logging a handler exception");
                 }
-                writer.fail();
+                writer.fail(request.body_timed_out() ? 408 : 500);
             } catch (const std::exception& error) {
                 // A gobind call inside the handler failed without Python
                 // seeing it, such as a write to a client that went away.
@@ -207,7 +207,7 @@ Handler make_python_handler(py::object function, std::shared_ptr<Hooks> hooks) {
                 } catch (py::error_already_set& log_error) {
                     log_error.discard_as_unraisable("gobind: logging a handler exception");
                 }
-                writer.fail();
+                writer.fail(request.body_timed_out() ? 408 : 500);
             }
 
             if (!hooks->access_log.is_none()) {

@@ -183,10 +183,10 @@ int Server::dispatch(void* user_data, std::uint64_t call, const char* data,
             writer.finish();
         } catch (const std::exception& error) {
             report(error.what());
-            writer.fail();
+            writer.fail(request.body_timed_out() ? 408 : 500);
         } catch (...) {
             report("unknown exception");
-            writer.fail();
+            writer.fail(request.body_timed_out() ? 408 : 500);
         }
         return writer.aborted() ? GOBIND_HANDLER_ABORT : GOBIND_HANDLER_OK;
     } catch (const std::exception& error) {

@@ -30,7 +30,11 @@ def show_seen(w, req):
 
 def echo(w, req):
     record(f"{req.method} {req.url}")
-    body = req.body
+    try:
+        body = req.body
+    except OSError as error:
+        record(f"{type(error).__name__}: {error}")
+        raise
     w.headers["Content-Type"] = "text/plain"
     w.write(f"{req.method} {req.url} {len(body)}\n")
 
@@ -42,6 +46,15 @@ def upload(w, req):
     except TimeoutError as error:
         record(f"TimeoutError: {error}")
         raise
+
+
+def upload_handled(w, req):
+    record(f"{req.method} {req.url}")
+    try:
+        req.body
+    except TimeoutError:
+        w.write_header(422)
+        w.write("request body incomplete\n")
 
 
 def tunnel(w, req):
@@ -80,6 +93,7 @@ def main() -> None:
     else:
         server.handle("GET /_seen", show_seen)
         server.handle("POST /upload", upload)
+        server.handle("POST /upload-handled", upload_handled)
         server.handle("/", echo)
     if args.connect:
         server.handle("CONNECT /", tunnel)

@@ -59,6 +59,10 @@ public:
     /// ErrorCode::timeout when the client stays silent past the read timeout.
     std::size_t read(char* buffer, std::size_t capacity);
 
+    /// Whether a body read failed because the client stayed silent past the
+    /// read timeout; a handler failure then becomes 408, not 500.
+    bool body_timed_out() const noexcept { return body_timed_out_; }
+
     /// Read the rest of the body. Throws std::length_error when it exceeds
     /// `limit` bytes.
     std::string read_all(std::size_t limit = SIZE_MAX);
@@ -74,6 +78,7 @@ private:
     std::vector<Pair> path_values_;
     std::vector<Pair> header_fields_;
     bool body_ended_ = false;
+    bool body_timed_out_ = false;
 };
 
 }  // namespace gobind
