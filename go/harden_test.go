@@ -56,6 +56,8 @@ func TestCheckHead(t *testing.T) {
 		{name: "bare LF field", head: "POST / HTTP/1.1\r\nX: a\nTransfer-Encoding: chunked\r\n\r\n", status: 400},
 		{name: "bare LF request line", head: "GET / HTTP/1.1\n\r\n", status: 400},
 		{name: "bare CR value", head: "GET / HTTP/1.1\r\nX: a\rb\r\n\r\n", status: 400},
+		{name: "CR before CRLF", head: "GET / HTTP/1.1\r\r\n\r\n", status: 400},
+		{name: "CR ending field", head: "GET / HTTP/1.1\r\nX: a\r\r\n\r\n", status: 400},
 		{name: "NUL value", head: "GET / HTTP/1.1\r\nX: a\x00b\r\n\r\n", status: 400},
 		{name: "no colon", head: "GET / HTTP/1.1\r\nX\r\n\r\n", status: 400},
 		{name: "empty name", head: "GET / HTTP/1.1\r\n: a\r\n\r\n", status: 400},

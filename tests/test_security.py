@@ -209,6 +209,25 @@ def test_chunked_keep_alive(app):
     assert result.responses[1][2] == b"GET /after-chunked 0\n"
 
 
+def test_chunked_upload_client(app):
+    with requests.Session() as session:
+        for i in range(2):
+            response = session.post(f"{app.url}/chunked-client-{i}", data=iter([b"abc", b"defg"]), timeout=RECEIVE_SECONDS)
+            assert response.text == f"POST /chunked-client-{i} 7\n"
+
+
+def test_expect_continue(app):
+    head = b"POST /continue HTTP/1.1\r\nHost: example.test\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n"
+    with socket.create_connection(app.address) as sock:
+        sock.settimeout(RECEIVE_SECONDS)
+        sock.sendall(head)
+        interim = sock.recv(65536)
+        sock.sendall(b"hello")
+        final = sock.recv(65536)
+    assert interim == b"HTTP/1.1 100 Continue\r\n\r\n"
+    assert parse_responses(final)[0][2] == b"POST /continue 5\n"
+
+
 def test_pipelined_keep_alive(app):
     raw = get("/pipe-1") + b"POST /pipe-2 HTTP/1.1\r\nHost: example.test\r\nContent-Length: 3\r\n\r\nabc" + get("/pipe-3")
     result = exchange(app.address, raw, expect_close=False, responses=3)
