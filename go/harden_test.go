@@ -311,3 +311,44 @@ func BenchmarkVetHead(b *testing.B) {
 		}
 	}
 }
+
+func TestGuardConnPartialHeadDuringHandler(t *testing.T) {
+	canceled := make(chan bool, 1)
+	address, _ := guardedServer(t, false, func(w http.ResponseWriter, r *http.Request) {
+		// Outlast the header timeout while the next head is incomplete.
+		time.Sleep(3 * time.Second)
+		canceled <- r.Context().Err() != nil
+	})
+	conn, err := net.Dial("tcp", address)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	io.WriteString(conn, "GET /a HTTP/1.1\r\nHost: x\r\n\r\nGET /b HTTP/1.1\r\n")
+	if <-canceled {
+		t.Error("request context was canceled by the partial next head")
+	}
+}
+
+func TestGuardConnIncompleteHeadTimeout(t *testing.T) {
+	address, seen := guardedServer(t, false, echoBody)
+	conn, err := net.Dial("tcp", address)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	// The server has no idle timeout, so only the header timeout (2 s)
+	// can end the wait for the rest of the second head.
+	io.WriteString(conn, "GET /a HTTP/1.1\r\nHost: x\r\n\r\nGET /b HTTP/1.1\r\n")
+	conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	received, err := io.ReadAll(conn)
+	if err != nil {
+		t.Fatalf("connection not closed: %v", err)
+	}
+	if got := statusLines(string(received)); len(got) != 1 || got[0] != "200 OK" {
+		t.Errorf("statuses = %q, want [200 OK]", got)
+	}
+	if got := seen(); len(got) != 1 || got[0] != "/a" {
+		t.Errorf("handler saw %q, want [/a]", got)
+	}
+}

@@ -175,6 +175,12 @@ func (c *guardConn) take(p []byte) int {
 
 // fill reads more bytes into buf and checks them.
 func (c *guardConn) fill() error {
+	// net/http waits for the rest of a head. While a handler runs, the read
+	// is net/http's background read instead, which must not time out
+	// because that would cancel the request.
+	if c.state == stateHead && len(c.buf) > 0 && !c.active.Load() {
+		c.shortenDeadline()
+	}
 	if cap(c.buf)-len(c.buf) < directReadBytes {
 		grown := make([]byte, len(c.buf), max(2*cap(c.buf), 4096))
 		copy(grown, c.buf)
@@ -304,8 +310,6 @@ func (c *guardConn) vetHead(unit []byte) (int, bool) {
 	if end < 0 {
 		if r := c.checkIncompleteHead(unit); r != nil {
 			c.rejectHead(r)
-		} else {
-			c.shortenDeadline()
 		}
 		return 0, true
 	}
@@ -469,9 +473,9 @@ func (c *guardConn) vetTrailerLine(unit []byte) int {
 	return end + 1
 }
 
-// shortenDeadline bounds the time to receive an incomplete head by the
-// header timeout. net/http sets that deadline only once a read returns
-// bytes of the head, which here happens when the head is complete.
+// shortenDeadline bounds the time to receive the rest of an incomplete head
+// by the header timeout. net/http sets that deadline only once a read
+// returns bytes of the head, which here happens when the head is complete.
 func (c *guardConn) shortenDeadline() {
 	if c.headDeadlineSet {
 		return
