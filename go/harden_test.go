@@ -352,3 +352,49 @@ func TestGuardConnIncompleteHeadTimeout(t *testing.T) {
 		t.Errorf("handler saw %q, want [/a]", got)
 	}
 }
+
+// BenchmarkServerRoundTrip measures keep-alive round trips of a hello-world
+// request over loopback, with and without the connection checks.
+func BenchmarkServerRoundTrip(b *testing.B) {
+	for _, guarded := range []bool{false, true} {
+		name := "plain"
+		if guarded {
+			name = "guarded"
+		}
+		b.Run(name, func(b *testing.B) {
+			listener, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				b.Fatal(err)
+			}
+			server := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				w.Write([]byte("Hello, world"))
+			})}
+			if guarded {
+				config := Config{}
+				config.applyDefaults()
+				listener = newGuardSettings(&config).guard(listener)
+				server.ConnState = trackGuard
+			}
+			go server.Serve(listener)
+			defer server.Close()
+
+			conn, err := net.Dial("tcp", listener.Addr().String())
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer conn.Close()
+			request := []byte("GET /hello HTTP/1.1\r\nHost: 127.0.0.1:8000\r\n\r\n")
+			reader := bufio.NewReader(conn)
+			for b.Loop() {
+				if _, err := conn.Write(request); err != nil {
+					b.Fatal(err)
+				}
+				response, err := http.ReadResponse(reader, nil)
+				if err != nil {
+					b.Fatal(err)
+				}
+				io.Copy(io.Discard, response.Body)
+			}
+		})
+	}
+}
