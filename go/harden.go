@@ -337,68 +337,6 @@ func truncate(b []byte, n int) []byte {
 	return b
 }
 
-// Maximum sizes in chunked framing. They are below net/http's own limits
-// (4096-byte chunk lines, 4096-byte trailer sections, 500 trailer fields,
-// 16 KiB of chunk overhead), so that every chunked body accepted here is
-// also accepted by net/http and both agree where the body ends.
-const (
-	maxChunkLineBytes     = 1024
-	maxChunkSizeDigits    = 15
-	maxTrailerBytes       = 4000
-	maxTrailerFields      = 100
-	maxChunkOverheadBytes = 8 << 10
-)
-
-// parseChunkLine parses a chunk-size line without its CRLF: hex digits,
-// then optionally ";" and chunk extensions, which net/http ignores.
-func parseChunkLine(line []byte) (uint64, bool) {
-	digits := line
-	if semicolon := bytes.IndexByte(line, ';'); semicolon >= 0 {
-		digits = line[:semicolon]
-		for _, c := range line[semicolon+1:] {
-			if !isFieldValueByte(c) {
-				return 0, false
-			}
-		}
-	}
-	if len(digits) == 0 || len(digits) > maxChunkSizeDigits {
-		return 0, false
-	}
-	var size uint64
-	for _, c := range digits {
-		var digit byte
-		switch {
-		case isDigit(c):
-			digit = c - '0'
-		case 'a' <= c && c <= 'f':
-			digit = c - 'a' + 10
-		case 'A' <= c && c <= 'F':
-			digit = c - 'A' + 10
-		default:
-			return 0, false
-		}
-		size = size<<4 | uint64(digit)
-	}
-	return size, true
-}
-
-// checkTrailerField checks one trailer field line without its CRLF.
-func checkTrailerField(line []byte) bool {
-	if line[0] == ' ' || line[0] == '\t' {
-		return false
-	}
-	name, value, ok := bytes.Cut(line, []byte{':'})
-	if !ok || !isToken(name) {
-		return false
-	}
-	for _, c := range value {
-		if !isFieldValueByte(c) {
-			return false
-		}
-	}
-	return true
-}
-
 // tokenBytes marks the tchar bytes of RFC 9110 section 5.6.2.
 var tokenBytes = func() (table [256]bool) {
 	for c := '0'; c <= '9'; c++ {
