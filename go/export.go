@@ -120,15 +120,18 @@ func gobind_server_new(config *C.gobind_config, out *C.gobind_server_t, errOut *
 		return fail(errOut, C.GOBIND_ERR_INVALID, errors.New("config and server must not be NULL"))
 	}
 	server, err := NewServer(Config{
-		ReadHeaderTimeout:  milliseconds(config.read_header_timeout_ms),
-		ReadTimeout:        milliseconds(config.read_timeout_ms),
-		WriteTimeout:       milliseconds(config.write_timeout_ms),
-		IdleTimeout:        milliseconds(config.idle_timeout_ms),
-		MaxHeaderBytes:     int(config.max_header_bytes),
-		MaxConcurrentCalls: int(config.max_concurrent_calls),
-		TLSCertFile:        optionalString(config.tls_cert_file),
-		TLSKeyFile:         optionalString(config.tls_key_file),
-		HTTP2Cleartext:     config.http2_cleartext != 0,
+		ReadHeaderTimeout:   milliseconds(config.read_header_timeout_ms),
+		ReadTimeout:         milliseconds(config.read_timeout_ms),
+		WriteTimeout:        milliseconds(config.write_timeout_ms),
+		IdleTimeout:         milliseconds(config.idle_timeout_ms),
+		MaxHeaderBytes:      int(config.max_header_bytes),
+		MaxConcurrentCalls:  int(config.max_concurrent_calls),
+		TLSCertFile:         optionalString(config.tls_cert_file),
+		TLSKeyFile:          optionalString(config.tls_key_file),
+		HTTP2Cleartext:      config.http2_cleartext != 0,
+		MaxRequestLineBytes: int(config.max_request_line_bytes),
+		MaxHeaderFieldBytes: int(config.max_header_field_bytes),
+		MaxHeaderFields:     int(config.max_header_fields),
 	})
 	if err != nil {
 		return fail(errOut, C.GOBIND_ERR_INVALID, err)

@@ -64,6 +64,11 @@ typedef struct gobind_config {
     const char* tls_cert_file;       /* PEM certificate chain; NULL or "": plain HTTP */
     const char* tls_key_file;        /* PEM private key; needed with tls_cert_file */
     int32_t http2_cleartext;         /* nonzero: also accept HTTP/2 without TLS [0] */
+    /* Request head limits; a violation gets the status given, then the
+       connection closes. */
+    int64_t max_request_line_bytes;  /* request line without CRLF, else 414 [8190] */
+    int64_t max_header_field_bytes;  /* one header field line, else 431 [8190] */
+    int64_t max_header_fields;       /* header field lines, else 431 [100] */
 } gobind_config;
 
 /*

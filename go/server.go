@@ -50,6 +50,18 @@ type Config struct {
 	// HTTP2Cleartext accepts HTTP/2 without TLS from clients that start
 	// with the HTTP/2 preface (prior knowledge), besides HTTP/1.1.
 	HTTP2Cleartext bool
+
+	// MaxRequestLineBytes limits the request line; longer ones get 414.
+	// Default 8190.
+	MaxRequestLineBytes int
+
+	// MaxHeaderFieldBytes limits one header field line (name, colon and
+	// value); longer ones get 431. Default 8190.
+	MaxHeaderFieldBytes int
+
+	// MaxHeaderFields limits the number of header field lines; more get
+	// 431. Default 100.
+	MaxHeaderFields int
 }
 
 const (
@@ -76,6 +88,7 @@ func (c *Config) applyDefaults() {
 	if c.MaxHeaderBytes <= 0 {
 		c.MaxHeaderBytes = defaultMaxHeaderBytes
 	}
+	c.applyLimitDefaults()
 }
 
 // Callback runs a handler outside Go. It receives the call's handle, the
@@ -117,6 +130,9 @@ type Server struct {
 	// that the mux's path cleaning and redirects stay out of the way.
 	fallback atomic.Pointer[http.Handler]
 
+	// guard checks each connection's bytes before net/http parses them.
+	guard *guardSettings
+
 	// slots bounds concurrent callbacks; nil when unbounded.
 	slots chan struct{}
 
@@ -149,6 +165,7 @@ func NewServer(config Config) (*Server, error) {
 		config: config,
 		mux:    http.NewServeMux(),
 		done:   make(chan struct{}),
+		guard:  newGuardSettings(&config),
 	}
 	if config.MaxConcurrentCalls > 0 {
 		s.slots = make(chan struct{}, config.MaxConcurrentCalls)
@@ -220,6 +237,7 @@ func (s *Server) Handle(pattern string, callback Callback) (err error) {
 		}
 	}()
 	s.mux.Handle(pattern, handler)
+	s.guard.registerPattern(pattern)
 	return nil
 }
 
@@ -254,6 +272,11 @@ func (s *Server) Start(address string) (string, error) {
 	listener, err := listen(address)
 	if err != nil {
 		return "", err
+	}
+	if s.config.TLSCertFile == "" {
+		// NOTE: over TLS the raw bytes are encrypted, so the head checks of
+		// the guard do not run there; net/http's own parsing applies.
+		listener = s.guard.guard(listener)
 	}
 	s.listener = listener
 	s.started = true
@@ -393,7 +416,8 @@ func rememberLocalAddress(ctx context.Context, conn net.Conn) context.Context {
 	return context.WithValue(ctx, localAddressKey{}, conn.LocalAddr().String())
 }
 
-func (s *Server) trackConnection(_ net.Conn, state http.ConnState) {
+func (s *Server) trackConnection(conn net.Conn, state http.ConnState) {
+	trackGuard(conn, state)
 	switch state {
 	case http.StateNew:
 		s.connections.Add(1)

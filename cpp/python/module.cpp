@@ -270,7 +270,9 @@ void bind_server(py::module_& m) {
     py::class_<PyServer>(m, "Server", "Engine server; use gobind.Server instead.")
         .def(py::init([](double read_header_timeout, double read_timeout, double write_timeout,
                          double idle_timeout, std::int64_t max_header_bytes, std::int64_t max_concurrent_calls,
-                         std::string tls_cert_file, std::string tls_key_file, bool http2_cleartext) {
+                         std::string tls_cert_file, std::string tls_key_file, bool http2_cleartext,
+                         std::int64_t max_request_line_bytes, std::int64_t max_header_field_bytes,
+                         std::int64_t max_header_fields) {
                  Config config;
                  config.read_header_timeout = to_ms(read_header_timeout);
                  config.read_timeout = to_ms(read_timeout);
@@ -281,12 +283,17 @@ void bind_server(py::module_& m) {
                  config.tls_cert_file = std::move(tls_cert_file);
                  config.tls_key_file = std::move(tls_key_file);
                  config.http2_cleartext = http2_cleartext;
+                 config.max_request_line_bytes = max_request_line_bytes;
+                 config.max_header_field_bytes = max_header_field_bytes;
+                 config.max_header_fields = max_header_fields;
                  return std::make_unique<PyServer>(config);
              }),
              py::kw_only(), py::arg("read_header_timeout") = 0.0, py::arg("read_timeout") = 0.0,
              py::arg("write_timeout") = 0.0, py::arg("idle_timeout") = 0.0, py::arg("max_header_bytes") = 0,
              py::arg("max_concurrent_calls") = 0, py::arg("tls_cert_file") = "", py::arg("tls_key_file") = "",
-             py::arg("http2_cleartext") = false)
+             py::arg("http2_cleartext") = false,
+             py::arg("max_request_line_bytes") = 0,
+             py::arg("max_header_field_bytes") = 0, py::arg("max_header_fields") = 0)
         .def("set_hooks", &PyServer::set_hooks, py::arg("on_error"), py::arg("access_log"))
         .def("handle", &PyServer::handle, py::arg("pattern"), py::arg("handler"))
         .def("handle_all", &PyServer::handle_all, py::arg("handler"))

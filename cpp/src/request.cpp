@@ -201,6 +201,7 @@ std::size_t Request::read(char* buffer, std::size_t capacity) {
         body_ended_ = true;
         return n;
     }
+    if (status == GOBIND_ERR_TIMEOUT) body_timed_out_ = true;
     detail::check(status, error, "reading request body failed");
     return n;
 }

@@ -64,7 +64,7 @@ void ResponseWriter::finish() {
     finished_ = true;
 }
 
-void ResponseWriter::fail() noexcept {
+void ResponseWriter::fail(int status) noexcept {
     if (finished_) return;
     if (header_sent_) {
         aborted_ = true;
@@ -74,9 +74,9 @@ void ResponseWriter::fail() noexcept {
     try {
         header_.clear();
         header_.add_unchecked("Content-Type", "text/plain; charset=utf-8");
-        buffer_.assign("Internal Server Error\n");
+        buffer_.assign(status == 408 ? "Request Timeout\n" : "Internal Server Error\n");
         bytes_written_ = buffer_.size();
-        status_ = 500;
+        status_ = status;
         finish();
     } catch (...) {
         aborted_ = true;

@@ -82,6 +82,9 @@ Server::Server(Config config) : log_(std::make_shared<LogFunction>()), config_(s
     settings.tls_cert_file = config_.tls_cert_file.c_str();
     settings.tls_key_file = config_.tls_key_file.c_str();
     settings.http2_cleartext = config_.http2_cleartext ? 1 : 0;
+    settings.max_request_line_bytes = config_.max_request_line_bytes;
+    settings.max_header_field_bytes = config_.max_header_field_bytes;
+    settings.max_header_fields = config_.max_header_fields;
     detail::EngineError error;
     detail::check(gobind_server_new(&settings, &handle_, error.get()), error,
                   "creating server failed");
@@ -311,10 +314,10 @@ std::int64_t Server::dispatch(void* user_data, std::uint64_t call, const char* d
             writer.finish();
         } catch (const std::exception& error) {
             report(error.what());
-            writer.fail();
+            writer.fail(request.body_timed_out() ? 408 : 500);
         } catch (...) {
             report("unknown exception");
-            writer.fail();
+            writer.fail(request.body_timed_out() ? 408 : 500);
         }
         if (writer.aborted()) return GOBIND_HANDLER_ABORT;
         return static_cast<std::int64_t>(writer.inline_size());

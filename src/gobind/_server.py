@@ -42,6 +42,11 @@ class Server:
     ``ssl_certfile`` and ``ssl_keyfile`` (PEM) serve HTTPS, with HTTP/2
     negotiated by ALPN. ``http2_cleartext`` also accepts HTTP/2 without TLS
     from clients that use prior knowledge (h2c).
+    Request head limits, in bytes or lines: ``max_header_bytes`` for the
+    request line and header section together (431 beyond),
+    ``max_request_line_bytes`` (414), ``max_header_field_bytes`` for one
+    header field line (431) and ``max_header_fields`` (431). The connection
+    closes after such a rejection.
     """
 
     def __init__(
@@ -53,6 +58,9 @@ class Server:
         write_timeout: float = 60.0,
         idle_timeout: float = 75.0,
         max_header_bytes: int = 64 * 1024,
+        max_request_line_bytes: int = 8190,
+        max_header_field_bytes: int = 8190,
+        max_header_fields: int = 100,
         shutdown_timeout: float = 30.0,
         access_log: bool = True,
         ssl_certfile: Optional[str] = None,
@@ -63,6 +71,11 @@ class Server:
             raise ValueError(f"invalid threads {threads!r}: must be 1 or more")
         if max_header_bytes < 1:
             raise ValueError(f"invalid max_header_bytes {max_header_bytes!r}: must be 1 or more")
+        _check_limits(
+            max_request_line_bytes=max_request_line_bytes,
+            max_header_field_bytes=max_header_field_bytes,
+            max_header_fields=max_header_fields,
+        )
         self.threads = threads
         self.shutdown_timeout = shutdown_timeout
         self.access_log = access_log
@@ -76,6 +89,9 @@ class Server:
             tls_cert_file=os.fspath(ssl_certfile) if ssl_certfile else "",
             tls_key_file=os.fspath(ssl_keyfile) if ssl_keyfile else "",
             http2_cleartext=http2_cleartext,
+            max_request_line_bytes=max_request_line_bytes,
+            max_header_field_bytes=max_header_field_bytes,
+            max_header_fields=max_header_fields,
         )
         self._scheme = "https" if ssl_certfile else "http"
         self._native.set_hooks(_log_handler_error, _log_access if access_log else None)
@@ -234,6 +250,12 @@ class _StopSignals:
     def _on_sigterm(self, signum: int, frame: object) -> None:
         # Raised in the main thread's serve loop, which shuts down gracefully.
         raise KeyboardInterrupt
+
+
+def _check_limits(**limits: int) -> None:
+    for name, value in limits.items():
+        if value < 1:
+            raise ValueError(f"invalid {name} {value!r}: must be 1 or more")
 
 
 def _join_host_port(host: str, port: int) -> str:

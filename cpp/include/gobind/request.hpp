@@ -78,6 +78,9 @@ public:
     /// Read until `size` bytes arrived or the body ended; returns the count,
     /// less than `size` only at the end of the body. Throws like read().
     std::size_t read_full(char* buffer, std::size_t size);
+    /// Whether a body read failed because the client stayed silent past the
+    /// read timeout; a handler failure then becomes 408, not 500.
+    bool body_timed_out() const noexcept { return body_timed_out_; }
 
     /// Read the rest of the body. Throws std::length_error when it exceeds
     /// `limit` bytes.
@@ -108,6 +111,7 @@ private:
     bool body_ended_ = false;
     std::unique_ptr<BodyBuffer> body_buffer_;
     std::unique_ptr<std::istream> body_stream_;
+    bool body_timed_out_ = false;
 };
 
 }  // namespace gobind

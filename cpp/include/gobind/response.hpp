@@ -41,10 +41,11 @@ public:
     /// after the handler returns; calling it earlier is allowed.
     void finish();
 
-    /// End the request as failed: a 500 response if nothing was sent yet,
-    /// otherwise the connection is closed so the client sees a truncated
-    /// response. Never throws.
-    void fail() noexcept;
+    /// End the request as failed: a `status` response (500, or 408 when
+    /// a body read timed out) if nothing was sent yet, otherwise the
+    /// connection is closed so the client sees a truncated response.
+    /// Never throws.
+    void fail(int status = 500) noexcept;
 
     /// Whether write would only buffer `size` bytes, without calling the engine.
     bool buffers(std::size_t size) const noexcept {

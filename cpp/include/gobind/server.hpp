@@ -69,6 +69,9 @@ struct Config {
     /// SignalGuard) and shuts down on the first one; a second one closes
     /// every connection at once. Off by default: the program owns its signals.
     bool handle_signals = false;
+    std::int64_t max_request_line_bytes = 0;           ///< request line, else 414 [8190]
+    std::int64_t max_header_field_bytes = 0;           ///< one header field line, else 431 [8190]
+    std::int64_t max_header_fields = 0;                ///< header field lines, else 431 [100]
 };
 
 /// A request handler. Handlers run concurrently on Go-created threads, so

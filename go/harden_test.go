@@ -1,0 +1,400 @@
+package main
+
+import (
+	"bufio"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+var testLimits = headLimits{maxHeadBytes: 4096, maxRequestLineBytes: 100, maxFieldBytes: 100, maxFields: 5}
+
+func TestCheckHead(t *testing.T) {
+	tests := []struct {
+		name    string
+		head    string
+		connect bool
+		status  int // 0: accepted
+		framing framing
+		length  int64
+	}{
+		{name: "get", head: "GET / HTTP/1.1\r\nHost: a\r\n\r\n"},
+		{name: "http10", head: "GET / HTTP/1.0\r\n\r\n"},
+		{name: "content length", head: "POST / HTTP/1.1\r\nContent-Length: 12\r\n\r\n", framing: framingLength, length: 12},
+		{name: "content length spaces", head: "POST / HTTP/1.1\r\nContent-Length:  5 \t\r\n\r\n", framing: framingLength, length: 5},
+		{name: "chunked", head: "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n", framing: framingChunked},
+		{name: "chunked upper case", head: "POST / HTTP/1.1\r\ntransfer-encoding: CHUNKED\r\n\r\n", framing: framingChunked},
+		{name: "absolute form", head: "GET http://a.test/x?y HTTP/1.1\r\nHost: a.test\r\n\r\n"},
+		{name: "options asterisk", head: "OPTIONS * HTTP/1.1\r\nHost: a\r\n\r\n"},
+		{name: "connect registered", head: "CONNECT a.test:443 HTTP/1.1\r\nHost: a.test:443\r\n\r\n", connect: true},
+		{name: "connect ipv6", head: "CONNECT [::1]:443 HTTP/1.1\r\n\r\n", connect: true},
+		{name: "http11 minor", head: "GET / HTTP/1.2\r\n\r\n"},
+		{name: "obs-text value", head: "GET / HTTP/1.1\r\nX: caf\xc3\xa9\r\n\r\n"},
+
+		{name: "length and chunked", head: "POST / HTTP/1.1\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n", status: 400},
+		{name: "chunked and length", head: "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\nContent-Length: 4\r\n\r\n", status: 400},
+		{name: "http10 chunked", head: "POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n", status: 400},
+		{name: "http10 identity", head: "POST / HTTP/1.0\r\nTransfer-Encoding: identity\r\nContent-Length: 5\r\n\r\n", status: 400},
+		{name: "chunked twice", head: "POST / HTTP/1.1\r\nTransfer-Encoding: chunked, chunked\r\n\r\n", status: 400},
+		{name: "chunked two fields", head: "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n", status: 400},
+		{name: "chunked not final", head: "POST / HTTP/1.1\r\nTransfer-Encoding: chunked, gzip\r\n\r\n", status: 400},
+		{name: "gzip chunked", head: "POST / HTTP/1.1\r\nTransfer-Encoding: gzip, chunked\r\n\r\n", status: 501},
+		{name: "unknown coding", head: "POST / HTTP/1.1\r\nTransfer-Encoding: xchunked\r\n\r\n", status: 400},
+		{name: "empty coding", head: "POST / HTTP/1.1\r\nTransfer-Encoding: ,chunked\r\n\r\n", status: 400},
+		{name: "two lengths", head: "POST / HTTP/1.1\r\nContent-Length: 5\r\nContent-Length: 5\r\n\r\n", status: 400},
+		{name: "length list", head: "POST / HTTP/1.1\r\nContent-Length: 5, 5\r\n\r\n", status: 400},
+		{name: "length plus sign", head: "POST / HTTP/1.1\r\nContent-Length: +5\r\n\r\n", status: 400},
+		{name: "length negative", head: "POST / HTTP/1.1\r\nContent-Length: -1\r\n\r\n", status: 400},
+		{name: "length empty", head: "POST / HTTP/1.1\r\nContent-Length:\r\n\r\n", status: 400},
+		{name: "length huge", head: "POST / HTTP/1.1\r\nContent-Length: 99999999999999999999\r\n\r\n", status: 400},
+		{name: "space before colon", head: "POST / HTTP/1.1\r\nTransfer-Encoding : chunked\r\n\r\n", status: 400},
+		{name: "obs fold", head: "POST / HTTP/1.1\r\nX: a\r\n Transfer-Encoding: chunked\r\n\r\n", status: 400},
+		{name: "bare LF field", head: "POST / HTTP/1.1\r\nX: a\nTransfer-Encoding: chunked\r\n\r\n", status: 400},
+		{name: "bare LF request line", head: "GET / HTTP/1.1\n\r\n", status: 400},
+		{name: "bare CR value", head: "GET / HTTP/1.1\r\nX: a\rb\r\n\r\n", status: 400},
+		{name: "CR before CRLF", head: "GET / HTTP/1.1\r\r\n\r\n", status: 400},
+		{name: "CR ending field", head: "GET / HTTP/1.1\r\nX: a\r\r\n\r\n", status: 400},
+		{name: "NUL value", head: "GET / HTTP/1.1\r\nX: a\x00b\r\n\r\n", status: 400},
+		{name: "no colon", head: "GET / HTTP/1.1\r\nX\r\n\r\n", status: 400},
+		{name: "empty name", head: "GET / HTTP/1.1\r\n: a\r\n\r\n", status: 400},
+		{name: "empty request line", head: "\n", status: 400},
+		{name: "double space", head: "GET  / HTTP/1.1\r\n\r\n", status: 400},
+		{name: "no version", head: "GET /\r\n\r\n", status: 400},
+		{name: "bad version", head: "GET / HTTX/1.1\r\n\r\n", status: 400},
+		{name: "http2 version", head: "GET / HTTP/2.0\r\n\r\n", status: 505},
+		{name: "bad method", head: "G(T / HTTP/1.1\r\n\r\n", status: 400},
+		{name: "target control byte", head: "GET /\x01 HTTP/1.1\r\n\r\n", status: 400},
+		{name: "delete asterisk", head: "DELETE * HTTP/1.1\r\nHost: a\r\n\r\n", status: 400},
+		{name: "get asterisk", head: "GET * HTTP/1.1\r\n\r\n", status: 400},
+		{name: "get authority", head: "GET a.test:80 HTTP/1.1\r\n\r\n", status: 400},
+		{name: "relative target", head: "GET a/b HTTP/1.1\r\n\r\n", status: 400},
+		{name: "query only", head: "GET ?a HTTP/1.1\r\n\r\n", status: 400},
+		{name: "connect unregistered", head: "CONNECT a.test:443 HTTP/1.1\r\n\r\n", status: 501},
+		{name: "connect path", head: "CONNECT /a HTTP/1.1\r\n\r\n", connect: true, status: 400},
+		{name: "connect userinfo", head: "CONNECT u@a.test:443 HTTP/1.1\r\n\r\n", connect: true, status: 400},
+		{name: "connect no port", head: "CONNECT a.test HTTP/1.1\r\n\r\n", connect: true, status: 400},
+		{name: "long request line", head: "GET /" + strings.Repeat("a", 100) + " HTTP/1.1\r\n\r\n", status: 414},
+		{name: "long field", head: "GET / HTTP/1.1\r\nCookie: " + strings.Repeat("a", 100) + "\r\n\r\n", status: 431},
+		{name: "many fields", head: "GET / HTTP/1.1\r\n" + strings.Repeat("X: a\r\n", 6) + "\r\n", status: 431},
+	}
+	for _, test := range tests {
+		t.Run(test.name, func(t *testing.T) {
+			verdict := checkHead([]byte(test.head), &testLimits, test.connect)
+			status := 0
+			if verdict.rejection != nil {
+				status = verdict.rejection.status
+			}
+			if status != test.status {
+				t.Fatalf("status = %d (%v), want %d", status, verdict.rejection, test.status)
+			}
+			if verdict.framing != test.framing {
+				t.Errorf("framing = %d, want %d", verdict.framing, test.framing)
+			}
+			if verdict.length != test.length {
+				t.Errorf("length = %d, want %d", verdict.length, test.length)
+			}
+		})
+	}
+}
+
+func TestParseChunkLine(t *testing.T) {
+	tests := []struct {
+		line string
+		size uint64
+		ok   bool
+	}{
+		{"0", 0, true},
+		{"1a", 26, true},
+		{"FF;name=value", 255, true},
+		{"10;a;b=\"c d\"", 16, true},
+		{"", 0, false},
+		{";a", 0, false},
+		{"5 ", 0, false},
+		{"-5", 0, false},
+		{"0x5", 0, false},
+		{"5;a\x00", 0, false},
+		{strings.Repeat("f", 16), 0, false},
+	}
+	for _, test := range tests {
+		size, ok := parseChunkLine([]byte(test.line))
+		if ok != test.ok || size != test.size {
+			t.Errorf("parseChunkLine(%q) = %d, %v; want %d, %v", test.line, size, ok, test.size, test.ok)
+		}
+	}
+}
+
+// guardedServer serves handler through guard connections on a loopback
+// port and returns the address and the paths the handler received.
+func guardedServer(t *testing.T, connect bool, handler http.HandlerFunc) (string, func() []string) {
+	t.Helper()
+	listener, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	config := Config{ReadHeaderTimeout: 2 * time.Second, WriteTimeout: 2 * time.Second}
+	config.applyDefaults()
+	settings := newGuardSettings(&config)
+	settings.limits = testLimits
+	settings.connectAllowed.Store(connect)
+	var mu sync.Mutex
+	var seen []string
+	server := &http.Server{
+		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			mu.Lock()
+			seen = append(seen, r.RequestURI)
+			mu.Unlock()
+			handler(w, r)
+		}),
+		ConnState: trackGuard,
+	}
+	go server.Serve(settings.guard(listener))
+	t.Cleanup(func() { server.Close() })
+	return listener.Addr().String(), func() []string {
+		mu.Lock()
+		defer mu.Unlock()
+		return append([]string(nil), seen...)
+	}
+}
+
+func echoBody(w http.ResponseWriter, r *http.Request) {
+	body, err := io.ReadAll(r.Body)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	w.Write(body)
+}
+
+// rawExchange sends raw on a new connection and returns everything the
+// server sends until it closes the connection or a second passes.
+func rawExchange(t *testing.T, address, raw string) string {
+	t.Helper()
+	conn, err := net.Dial("tcp", address)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := io.WriteString(conn, raw); err != nil {
+		t.Fatal(err)
+	}
+	conn.SetReadDeadline(time.Now().Add(time.Second))
+	received, _ := io.ReadAll(conn)
+	return string(received)
+}
+
+// statusLines returns the status lines of the responses in received.
+func statusLines(received string) []string {
+	var lines []string
+	reader := bufio.NewReader(strings.NewReader(received))
+	for {
+		response, err := http.ReadResponse(reader, nil)
+		if err != nil {
+			return lines
+		}
+		io.Copy(io.Discard, response.Body)
+		lines = append(lines, response.Status)
+	}
+}
+
+func TestGuardConn(t *testing.T) {
+	tests := []struct {
+		name     string
+		raw      string
+		statuses []string
+		seen     []string
+	}{
+		{
+			name:     "keep-alive pair",
+			raw:      "GET /a HTTP/1.1\r\nHost: x\r\n\r\nGET /b HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+			statuses: []string{"200 OK", "200 OK"},
+			seen:     []string{"/a", "/b"},
+		},
+		{
+			name:     "length body then request",
+			raw:      "POST /a HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhelloGET /b HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+			statuses: []string{"200 OK", "200 OK"},
+			seen:     []string{"/a", "/b"},
+		},
+		{
+			name:     "chunked body then request",
+			raw:      "POST /a HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5;x=y\r\nhello\r\n0\r\nT: v\r\n\r\nGET /b HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+			statuses: []string{"200 OK", "200 OK"},
+			seen:     []string{"/a", "/b"},
+		},
+		{
+			name:     "leading empty lines",
+			raw:      "\r\n\r\nGET /a HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+			statuses: []string{"200 OK"},
+			seen:     []string{"/a"},
+		},
+		{
+			name:     "smuggled after length and chunked",
+			raw:      "POST /submit HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nGET /hidden HTTP/1.1\r\nHost: x\r\n\r\n",
+			statuses: []string{"400 Bad Request"},
+		},
+		{
+			name:     "rejected after served",
+			raw:      "GET /a HTTP/1.1\r\nHost: x\r\n\r\nDELETE * HTTP/1.1\r\nHost: x\r\n\r\nGET /hidden HTTP/1.1\r\nHost: x\r\n\r\n",
+			statuses: []string{"200 OK", "400 Bad Request"},
+			seen:     []string{"/a"},
+		},
+		{
+			name:     "bad chunk line",
+			raw:      "POST /a HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5 ;x\r\nhello\r\n0\r\n\r\nGET /hidden HTTP/1.1\r\nHost: x\r\n\r\n",
+			statuses: []string{"400 Bad Request"},
+			seen:     []string{"/a"},
+		},
+		{
+			name:     "chunk data overrun",
+			raw:      "POST /a HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nhello\r\n0\r\n\r\nGET /hidden HTTP/1.1\r\nHost: x\r\n\r\n",
+			statuses: []string{"400 Bad Request"},
+			seen:     []string{"/a"},
+		},
+		{
+			name:     "connect is last",
+			raw:      "CONNECT a.test:443 HTTP/1.1\r\nHost: a.test:443\r\n\r\nGET /hidden HTTP/1.1\r\nHost: x\r\n\r\n",
+			statuses: []string{"200 OK"},
+			seen:     []string{"a.test:443"},
+		},
+	}
+	for _, test := range tests {
+		t.Run(test.name, func(t *testing.T) {
+			address, seen := guardedServer(t, true, echoBody)
+			statuses := statusLines(rawExchange(t, address, test.raw))
+			if strings.Join(statuses, "|") != strings.Join(test.statuses, "|") {
+				t.Errorf("statuses = %q, want %q", statuses, test.statuses)
+			}
+			if got := seen(); strings.Join(got, "|") != strings.Join(test.seen, "|") {
+				t.Errorf("handler saw %q, want %q", got, test.seen)
+			}
+		})
+	}
+}
+
+func TestGuardConnTrickledHead(t *testing.T) {
+	address, seen := guardedServer(t, false, echoBody)
+	conn, err := net.Dial("tcp", address)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	for _, c := range "GET /slow HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n" {
+		io.WriteString(conn, string(c))
+	}
+	conn.SetReadDeadline(time.Now().Add(2 * time.Second))
+	received, _ := io.ReadAll(conn)
+	if got := statusLines(string(received)); len(got) != 1 || got[0] != "200 OK" {
+		t.Errorf("statuses = %q, want [200 OK]", got)
+	}
+	if got := seen(); len(got) != 1 || got[0] != "/slow" {
+		t.Errorf("handler saw %q, want [/slow]", got)
+	}
+}
+
+// BenchmarkVetHead measures the checks that each request of a keep-alive
+// hello-world load adds: one head like wrk's, checked in place.
+func BenchmarkVetHead(b *testing.B) {
+	config := Config{}
+	config.applyDefaults()
+	conn := &guardConn{settings: newGuardSettings(&config)}
+	head := []byte("GET /hello HTTP/1.1\r\nHost: 127.0.0.1:8000\r\n\r\n")
+	data := make([]byte, len(head))
+	b.SetBytes(int64(len(head)))
+	for b.Loop() {
+		copy(data, head)
+		if out, _ := conn.vet(data); out != len(head) {
+			b.Fatalf("vet accepted %d bytes, want %d", out, len(head))
+		}
+	}
+}
+
+func TestGuardConnPartialHeadDuringHandler(t *testing.T) {
+	canceled := make(chan bool, 1)
+	address, _ := guardedServer(t, false, func(w http.ResponseWriter, r *http.Request) {
+		// Outlast the header timeout while the next head is incomplete.
+		time.Sleep(3 * time.Second)
+		canceled <- r.Context().Err() != nil
+	})
+	conn, err := net.Dial("tcp", address)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	io.WriteString(conn, "GET /a HTTP/1.1\r\nHost: x\r\n\r\nGET /b HTTP/1.1\r\n")
+	if <-canceled {
+		t.Error("request context was canceled by the partial next head")
+	}
+}
+
+func TestGuardConnIncompleteHeadTimeout(t *testing.T) {
+	address, seen := guardedServer(t, false, echoBody)
+	conn, err := net.Dial("tcp", address)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	// The server has no idle timeout, so only the header timeout (2 s)
+	// can end the wait for the rest of the second head.
+	io.WriteString(conn, "GET /a HTTP/1.1\r\nHost: x\r\n\r\nGET /b HTTP/1.1\r\n")
+	conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	received, err := io.ReadAll(conn)
+	if err != nil {
+		t.Fatalf("connection not closed: %v", err)
+	}
+	if got := statusLines(string(received)); len(got) != 1 || got[0] != "200 OK" {
+		t.Errorf("statuses = %q, want [200 OK]", got)
+	}
+	if got := seen(); len(got) != 1 || got[0] != "/a" {
+		t.Errorf("handler saw %q, want [/a]", got)
+	}
+}
+
+// BenchmarkServerRoundTrip measures keep-alive round trips of a hello-world
+// request over loopback, with and without the connection checks.
+func BenchmarkServerRoundTrip(b *testing.B) {
+	for _, guarded := range []bool{false, true} {
+		name := "plain"
+		if guarded {
+			name = "guarded"
+		}
+		b.Run(name, func(b *testing.B) {
+			listener, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				b.Fatal(err)
+			}
+			server := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				w.Write([]byte("Hello, world"))
+			})}
+			if guarded {
+				config := Config{}
+				config.applyDefaults()
+				listener = newGuardSettings(&config).guard(listener)
+				server.ConnState = trackGuard
+			}
+			go server.Serve(listener)
+			defer server.Close()
+
+			conn, err := net.Dial("tcp", listener.Addr().String())
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer conn.Close()
+			request := []byte("GET /hello HTTP/1.1\r\nHost: 127.0.0.1:8000\r\n\r\n")
+			reader := bufio.NewReader(conn)
+			for b.Loop() {
+				if _, err := conn.Write(request); err != nil {
+					b.Fatal(err)
+				}
+				response, err := http.ReadResponse(reader, nil)
+				if err != nil {
+					b.Fatal(err)
+				}
+				io.Copy(io.Discard, response.Body)
+			}
+		})
+	}
+}

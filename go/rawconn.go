@@ -1,0 +1,487 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// A guardConn sits between a TCP connection and net/http. It hands
+// net/http only bytes it has checked: whole request heads that passed
+// checkHead, and body bytes framed exactly as net/http frames them
+// (Content-Length or chunked). Leading empty lines before a request line are
+// dropped. When a head is rejected, net/http never receives it: the next read
+// for a request returns io.EOF, net/http closes the connection, and Close
+// sends the rejection after every earlier response. So no request is ever
+// parsed from bytes whose framing was ambiguous.
+
+// guardSettings are shared by the connections of one server.
+type guardSettings struct {
+	limits         headLimits
+	headerTimeout  time.Duration // bound on receiving one whole head
+	writeTimeout   time.Duration // bound on sending a rejection
+	connectAllowed atomic.Bool   // a pattern registered the CONNECT method
+	http2Cleartext bool          // an HTTP/2 preface turns the connection transparent
+}
+
+// http2Preface is the first line of a cleartext HTTP/2 connection with
+// prior knowledge; net/http hands such a connection to its HTTP/2 server.
+const http2Preface = "PRI * HTTP/2.0\r\n"
+
+type guardListener struct {
+	net.Listener
+	settings *guardSettings
+}
+
+func (l *guardListener) Accept() (net.Conn, error) {
+	conn, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return &guardConn{Conn: conn, settings: l.settings}, nil
+}
+
+// parseState is the part of the byte stream that a guardConn expects next.
+type parseState int
+
+const (
+	stateHead      parseState = iota // a request head, possibly after empty lines
+	stateLength                      // remaining Content-Length body bytes
+	stateChunkLine                   // a chunk-size line
+	stateChunkData                   // remaining bytes of a chunk
+	stateChunkEnd                    // the CRLF after chunk data
+	stateTrailer                     // a trailer field line or the final empty line
+	stateEnd                         // nothing more is handed to net/http
+)
+
+const (
+	// directReadBytes is the smallest read that goes straight into the
+	// caller's buffer; smaller reads go through the connection's own buffer.
+	directReadBytes = 1024
+	// lingerTime and lingerBytes bound how long and how much a connection
+	// keeps reading after a rejection, so that unread request bytes do not
+	// turn the close into a reset that discards the response (net/http
+	// waits 500 ms for the same reason).
+	lingerTime  = 500 * time.Millisecond
+	lingerBytes = 256 << 10
+)
+
+// errChunkedFraming is returned to the body reader when the chunked
+// framing of a request body is invalid or exceeds a limit.
+var errChunkedFraming = errors.New("invalid chunked framing in request body")
+
+type guardConn struct {
+	net.Conn
+	settings *guardSettings
+
+	// The parse state below is used by one reader at a time: net/http
+	// never reads a connection concurrently.
+	buf       []byte // received bytes not yet returned; buf[:vetted] are checked
+	vetted    int
+	state     parseState
+	remaining uint64 // bytes left in the body or chunk
+	last      bool   // stateEnd follows the current request's body
+	bodyErr   error  // framing error inside a body
+
+	// Progress through an incomplete head.
+	skipped   int // empty lines dropped before the request line, in bytes
+	scanned   int // bytes of the head searched for its end
+	lineStart int // offset of the incomplete line
+	lines     int // complete lines
+
+	// Progress through chunked framing.
+	overhead      int64 // chunk-line bytes not yet balanced by data, as net/http counts them
+	trailerBytes  int
+	trailerFields int
+
+	// deadlineMu guards the read deadlines: net/http sets them from the
+	// handler's goroutine while a background read may be in Read.
+	deadlineMu   sync.Mutex
+	readDeadline time.Time // the deadline net/http set last
+	headDeadline time.Time // the shorter deadline of an incomplete head, or zero
+	// headDeadlineSet mirrors headDeadline != zero for the reader, which
+	// alone changes it, so that complete heads take no lock.
+	headDeadlineSet bool
+
+	active       atomic.Bool // net/http is serving a request (StateActive)
+	transparent  atomic.Bool // hijacked: bytes pass unchecked
+	rejection    atomic.Pointer[rejection]
+	rejectionDue atomic.Bool // net/http saw io.EOF in place of the rejected head
+	closing      atomic.Bool
+}
+
+// setState follows net/http's connection states (http.Server.ConnState).
+func (c *guardConn) setState(state http.ConnState) {
+	switch state {
+	case http.StateActive:
+		c.active.Store(true)
+	case http.StateIdle:
+		c.active.Store(false)
+	case http.StateHijacked:
+		c.transparent.Store(true)
+	}
+}
+
+func (c *guardConn) Read(p []byte) (int, error) {
+	for {
+		if c.vetted > 0 {
+			return c.take(p), nil
+		}
+		if c.transparent.Load() {
+			if len(c.buf) > 0 {
+				c.vetted = len(c.buf)
+				continue
+			}
+			return c.Conn.Read(p)
+		}
+		if c.state == stateEnd {
+			return c.readAfterEnd(p)
+		}
+		if len(c.buf) == 0 && len(p) >= directReadBytes {
+			// Fast path: the bytes land in net/http's buffer and are
+			// checked in place; only an incomplete unit is copied aside.
+			n, err := c.Conn.Read(p)
+			c.noteReadError(err)
+			out, in := c.vet(p[:n])
+			if in < n && c.state != stateEnd {
+				c.buf = append(c.buf, p[in:n]...)
+			}
+			if out > 0 {
+				return out, nil
+			}
+			if err != nil {
+				return 0, err
+			}
+			continue
+		}
+		if err := c.fill(); err != nil {
+			return 0, err
+		}
+	}
+}
+
+// take moves checked bytes into p.
+func (c *guardConn) take(p []byte) int {
+	n := copy(p, c.buf[:c.vetted])
+	c.vetted -= n
+	rest := copy(c.buf, c.buf[n:])
+	c.buf = c.buf[:rest]
+	if rest == 0 && cap(c.buf) > 16<<10 {
+		c.buf = nil // a long head grew it; idle connections keep no large buffer
+	}
+	return n
+}
+
+// fill reads more bytes into buf and checks them.
+func (c *guardConn) fill() error {
+	// net/http waits for the rest of a head. While a handler runs, the read
+	// is net/http's background read instead, which must not time out
+	// because that would cancel the request.
+	if c.state == stateHead && len(c.buf) > 0 && !c.active.Load() {
+		c.shortenDeadline()
+	}
+	if cap(c.buf)-len(c.buf) < directReadBytes {
+		grown := make([]byte, len(c.buf), max(2*cap(c.buf), 4096))
+		copy(grown, c.buf)
+		c.buf = grown
+	}
+	n, err := c.Conn.Read(c.buf[len(c.buf):cap(c.buf)])
+	c.noteReadError(err)
+	c.buf = c.buf[:len(c.buf)+n]
+	if n > 0 {
+		out, in := c.vet(c.buf)
+		if c.state == stateEnd {
+			c.buf = c.buf[:out]
+		} else {
+			c.buf = c.buf[:out+copy(c.buf[out:], c.buf[in:])]
+		}
+		c.vetted = out
+	}
+	if n == 0 || c.vetted == 0 {
+		return err
+	}
+	return nil
+}
+
+// noteReadError ends the stream when a body read times out. The rest of
+// that body may still arrive, so no later request can be framed; and
+// net/http, which reads the rest of an unread body before it responds,
+// gets the error at once instead of waiting without a deadline.
+func (c *guardConn) noteReadError(err error) {
+	if err == nil || c.state == stateHead || c.state == stateEnd {
+		return
+	}
+	var netErr net.Error
+	if errors.As(err, &netErr) && netErr.Timeout() {
+		c.bodyErr = err
+		c.state = stateEnd
+	}
+}
+
+// readAfterEnd serves reads once no more requests may be parsed.
+func (c *guardConn) readAfterEnd(p []byte) (int, error) {
+	if !c.active.Load() {
+		// net/http wants the next request: there is none.
+		if c.rejection.Load() != nil {
+			c.rejectionDue.Store(true)
+		}
+		return 0, io.EOF
+	}
+	if c.bodyErr != nil {
+		return 0, c.bodyErr
+	}
+	// A request is still being served and this is net/http's background
+	// read, which treats io.EOF as the client going away. It waits like a
+	// read that receives nothing, until the client closes or net/http
+	// cuts it short with a deadline.
+	for {
+		if _, err := c.Conn.Read(p); err != nil {
+			return 0, err
+		}
+		if !c.active.Load() {
+			return 0, io.EOF
+		}
+	}
+}
+
+// vet checks data from the current parse state on. It moves the bytes to
+// hand to net/http to data[:out], drops the bytes it consumes but does not
+// hand on (empty lines before a request line), and returns in, the number
+// of bytes consumed. data[in:] is an incomplete unit (head, chunk line,
+// CRLF or trailer line), or anything after the point where checking ended.
+func (c *guardConn) vet(data []byte) (out, in int) {
+	for in < len(data) && c.state != stateEnd {
+		unit := data[in:]
+		n, keep := 0, true
+		switch c.state {
+		case stateHead:
+			n, keep = c.vetHead(unit)
+		case stateLength, stateChunkData:
+			n = int(min(c.remaining, uint64(len(unit))))
+			c.remaining -= uint64(n)
+			if c.remaining == 0 {
+				if c.state == stateLength {
+					c.endBody()
+				} else {
+					c.state = stateChunkEnd
+				}
+			}
+		case stateChunkLine:
+			n = c.vetChunkLine(unit)
+		case stateChunkEnd:
+			n = c.vetChunkEnd(unit)
+		case stateTrailer:
+			n = c.vetTrailerLine(unit)
+		}
+		if n == 0 {
+			break
+		}
+		if keep && out != in {
+			copy(data[out:], unit[:n])
+		}
+		if keep {
+			out += n
+		}
+		in += n
+	}
+	return out, in
+}
+
+// vetHead consumes a complete, accepted head or one empty line before it.
+// It returns 0 while the head is incomplete and when it is rejected.
+func (c *guardConn) vetHead(unit []byte) (int, bool) {
+	if c.settings.http2Cleartext && c.scanned == 0 {
+		n := min(len(unit), len(http2Preface))
+		if string(unit[:n]) == http2Preface[:n] {
+			if n < len(http2Preface) {
+				return 0, true
+			}
+			// HTTP/2 frames its own messages: nothing to check here.
+			c.transparent.Store(true)
+			return len(unit), true
+		}
+	}
+	limits := &c.settings.limits
+	if c.scanned == 0 && unit[0] == '\r' {
+		if len(unit) < 2 {
+			return 0, true
+		}
+		if unit[1] == '\n' {
+			c.skipped += 2
+			if c.skipped > limits.maxHeadBytes {
+				c.rejectHead(&rejection{http.StatusBadRequest, "too many empty lines before the request line"})
+				return 0, false
+			}
+			return 2, false
+		}
+	}
+
+	end := c.findHeadEnd(unit)
+	if end < 0 {
+		if r := c.checkIncompleteHead(unit); r != nil {
+			c.rejectHead(r)
+		}
+		return 0, true
+	}
+	head := unit[:end]
+	c.scanned, c.lineStart, c.lines, c.skipped = 0, 0, 0, 0
+	c.restoreDeadline()
+
+	if len(head) > limits.maxHeadBytes {
+		c.rejectHead(&rejection{http.StatusRequestHeaderFieldsTooLarge, headTooLarge(limits)})
+		return 0, false
+	}
+	verdict := checkHead(head, limits, c.settings.connectAllowed.Load())
+	if verdict.rejection != nil {
+		c.rejectHead(verdict.rejection)
+		return 0, false
+	}
+	c.last = verdict.last
+	switch {
+	case verdict.framing == framingChunked:
+		c.state = stateChunkLine
+		c.overhead, c.trailerBytes, c.trailerFields = 0, 0, 0
+	case verdict.framing == framingLength && verdict.length > 0:
+		c.state = stateLength
+		c.remaining = uint64(verdict.length)
+	default:
+		c.endBody()
+	}
+	return len(head), true
+}
+
+// findHeadEnd returns the length of the head up to and including its
+// empty line, or -1 when the empty line has not arrived. It resumes where
+// the previous call stopped.
+func (c *guardConn) findHeadEnd(unit []byte) int {
+	for {
+		i := bytes.IndexByte(unit[c.scanned:], '\n')
+		if i < 0 {
+			c.scanned = len(unit)
+			return -1
+		}
+		end := c.scanned + i + 1
+		line := unit[c.lineStart:end]
+		if len(line) == 1 || len(line) == 2 && line[0] == '\r' {
+			return end
+		}
+		c.lineStart, c.scanned = end, end
+		c.lines++
+	}
+}
+
+// checkIncompleteHead applies the size limits before a head is complete,
+// so that a long line is rejected without waiting for the rest of it.
+func (c *guardConn) checkIncompleteHead(unit []byte) *rejection {
+	limits := &c.settings.limits
+	lineBytes := len(unit) - c.lineStart - 1 // one byte may be the line's CR
+	switch {
+	case len(unit) > limits.maxHeadBytes:
+		return &rejection{http.StatusRequestHeaderFieldsTooLarge, headTooLarge(limits)}
+	case c.lines == 0 && lineBytes > limits.maxRequestLineBytes:
+		return &rejection{http.StatusRequestURITooLong, fmt.Sprintf("request line exceeds %d bytes", limits.maxRequestLineBytes)}
+	case c.lines > 0 && lineBytes > limits.maxFieldBytes:
+		name, _, _ := bytes.Cut(unit[c.lineStart:], []byte{':'})
+		return &rejection{http.StatusRequestHeaderFieldsTooLarge, fmt.Sprintf("header field %q exceeds %d bytes", truncate(name, 64), limits.maxFieldBytes)}
+	case c.lines-1 > limits.maxFields:
+		return &rejection{http.StatusRequestHeaderFieldsTooLarge, fmt.Sprintf("more than %d header fields", limits.maxFields)}
+	}
+	return nil
+}
+
+func headTooLarge(limits *headLimits) string {
+	return fmt.Sprintf("request head exceeds %d bytes", limits.maxHeadBytes)
+}
+
+func (c *guardConn) rejectHead(r *rejection) {
+	c.rejection.Store(r)
+	c.state = stateEnd
+	c.restoreDeadline()
+}
+
+// endBody ends the current request's framing.
+func (c *guardConn) endBody() {
+	if c.last {
+		c.state = stateEnd
+		return
+	}
+	c.state = stateHead
+}
+
+// shortenDeadline bounds the time to receive the rest of an incomplete head
+// by the header timeout. net/http sets that deadline only once a read
+// returns bytes of the head, which here happens when the head is complete.
+func (c *guardConn) shortenDeadline() {
+	if c.headDeadlineSet {
+		return
+	}
+	c.headDeadlineSet = true
+	c.deadlineMu.Lock()
+	defer c.deadlineMu.Unlock()
+	c.headDeadline = time.Now().Add(c.settings.headerTimeout)
+	if c.readDeadline.IsZero() || c.headDeadline.Before(c.readDeadline) {
+		_ = c.Conn.SetReadDeadline(c.headDeadline)
+	}
+}
+
+func (c *guardConn) restoreDeadline() {
+	if !c.headDeadlineSet {
+		return
+	}
+	c.headDeadlineSet = false
+	c.deadlineMu.Lock()
+	defer c.deadlineMu.Unlock()
+	c.headDeadline = time.Time{}
+	_ = c.Conn.SetReadDeadline(c.readDeadline)
+}
+
+func (c *guardConn) SetReadDeadline(t time.Time) error {
+	c.deadlineMu.Lock()
+	defer c.deadlineMu.Unlock()
+	c.readDeadline = t
+	if !c.headDeadline.IsZero() && (t.IsZero() || c.headDeadline.Before(t)) {
+		t = c.headDeadline
+	}
+	return c.Conn.SetReadDeadline(t)
+}
+
+func (c *guardConn) SetDeadline(t time.Time) error {
+	if err := c.SetReadDeadline(t); err != nil {
+		return err
+	}
+	return c.Conn.SetWriteDeadline(t)
+}
+
+// CloseWrite keeps net/http's own error responses unchanged: it half-closes
+// TCP connections before closing them.
+func (c *guardConn) CloseWrite() error {
+	if closer, ok := c.Conn.(interface{ CloseWrite() error }); ok {
+		return closer.CloseWrite()
+	}
+	return nil
+}
+
+// Close sends a pending rejection, then closes the connection. A second,
+// concurrent Close (from Server.Close) closes at once.
+func (c *guardConn) Close() error {
+	if !c.closing.Swap(true) && c.rejectionDue.Load() {
+		c.sendRejection(c.rejection.Load())
+	}
+	return c.Conn.Close()
+}
+
+func (c *guardConn) sendRejection(r *rejection) {
+	_ = c.Conn.SetWriteDeadline(time.Now().Add(c.settings.writeTimeout))
+	if _, err := c.Conn.Write(r.response()); err != nil {
+		return
+	}
+	_ = c.CloseWrite()
+	_ = c.Conn.SetReadDeadline(time.Now().Add(lingerTime))
+	_, _ = io.CopyN(io.Discard, c.Conn, lingerBytes)
+}
