@@ -8,7 +8,7 @@ import sys
 import threading
 
 APPS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "apps")
-SERVING = re.compile(r"Serving ASGI on (http://\S+|unix:\S+)")
+SERVING = re.compile(r"Serving on (http://\S+|unix:\S+) \(pid \d+, ASGI")
 
 
 class AsgiProcess:

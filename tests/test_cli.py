@@ -24,10 +24,12 @@ def last_error_line(result):
     [
         (["nosuch:app"], f"gobind: error: module 'nosuch' not found (--app-dir is '{APPS}')"),
         (["cli_apps:missing"], "gobind: error: attribute 'missing' not found in module 'cli_apps'"),
-        (["cli_apps:value"], "gobind: error: 'cli_apps:value' is not a WSGI application or gobind.Server: got int"),
-        (["cli_apps:asgi_app"],
-         "gobind: error: 'cli_apps:asgi_app' is an ASGI application (an async callable); "
-         "gobind serves WSGI apps and gobind.Server"),
+        (["cli_apps:value"],
+         "gobind: error: 'cli_apps:value' is not a WSGI or ASGI application or gobind.Server: got int"),
+        (["cli_apps:asgi_app", "--interface", "wsgi"],
+         "gobind: error: --interface wsgi: 'cli_apps:asgi_app' is an ASGI application"),
+        (["cli_apps:asgi_app", "--threads", "4"],
+         "gobind: error: invalid --threads 4 for an ASGI app: it runs on one event loop thread"),
         (["cli_apps"], "gobind: error: invalid APP 'cli_apps': expected MODULE:ATTRIBUTE, such as myproject.wsgi:application"),
         (["cli_apps:hello", "--interface", "gobind"], "gobind: error: --interface gobind: 'cli_apps:hello' is a WSGI application"),
         (["cli_apps:server", "--interface", "wsgi"], "gobind: error: --interface wsgi: 'cli_apps:server' is a gobind.Server"),
@@ -272,3 +274,16 @@ def test_cli_console_script():
     script = os.path.join(os.path.dirname(sys.executable), "gobind")
     result = subprocess.run([script, "--version"], capture_output=True, text=True, timeout=60)
     assert "gobind " in result.stdout
+
+
+def test_cli_serves_asgi_app():
+    with start("cli_apps:asgi_hello", "--lifespan", "off") as server:
+        response = httpx.get(server.url + "/items/7?x=1")
+    assert response.status_code == 200
+    assert response.text == "asgi GET /items/7 x=1"
+
+
+def test_cli_asgi_failed_startup_exits_3():
+    result = run_to_exit("failing_lifespan:app", "--port", "0", "--lifespan", "on")
+    assert result.returncode == 3
+    assert "Application startup failed. Exiting." in result.stderr

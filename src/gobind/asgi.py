@@ -400,7 +400,7 @@ class AsgiServer:
         self.loop.add_reader(self._wake_fd, self._on_wake)
         address = f"unix:{uds}" if uds is not None else _join_host_port(host, port)
         self.address = self._native.start(address)
-        logger.info("Serving ASGI on %s (pid %d, %s)", self.url, os.getpid(), type(self.loop).__module__.split(".")[0])
+        logger.info("Serving on %s (pid %d, ASGI on %s)", self.url, os.getpid(), type(self.loop).__module__.split(".")[0])
         return True
 
     def flush(self) -> None:

@@ -1,6 +1,7 @@
-"""The gobind command: serve a WSGI app or a gobind.Server.
+"""The gobind command: serve a WSGI app, an ASGI app or a gobind.Server.
 
     gobind myproject.wsgi:application --host 0.0.0.0 --port 8000 --threads 8
+    gobind myproject.main:app --lifespan on          # FastAPI, Starlette
     python -m gobind myproject.wsgi:application
 
 Every option can also come from an environment variable named GOBIND_ and
@@ -24,7 +25,9 @@ from typing import Any, List, Optional, Sequence, Tuple
 
 ENV_PREFIX = "GOBIND_"
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
-INTERFACES = ("auto", "wsgi", "gobind")
+INTERFACES = ("auto", "wsgi", "asgi", "gobind")
+LIFESPAN_MODES = ("auto", "on", "off")
+LOOPS = ("auto", "asyncio", "uvloop")
 
 logger = logging.getLogger("gobind")
 
@@ -37,7 +40,7 @@ class UsageError(Exception):
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="gobind",
-        description="Serve a WSGI application or a gobind.Server with Go's net/http engine.",
+        description="Serve a WSGI or ASGI application, or a gobind.Server, with Go's net/http engine.",
         epilog="Every option also reads GOBIND_<OPTION> from the environment, such as GOBIND_PORT=9000 "
         "or GOBIND_ACCESS_LOG=false; GOBIND_HEADER takes one NAME:VALUE per line.",
     )
@@ -52,8 +55,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--app-dir", default=".", metavar="DIR",
                         help="directory put first on sys.path before APP is imported (default: %(default)s)")
     parser.add_argument("--interface", choices=INTERFACES, default="auto",
-                        help="how to serve APP: wsgi for a WSGI callable, gobind for a gobind.Server, "
-                        "auto to detect (default: %(default)s)")
+                        help="how to serve APP: wsgi for a WSGI callable, asgi for an ASGI 3 app, "
+                        "gobind for a gobind.Server, auto to detect (default: %(default)s)")
     parser.add_argument("--host", default="127.0.0.1",
                         help="address to bind; 0.0.0.0 or :: for every interface (default: %(default)s)")
     parser.add_argument("--port", type=int, default=8000,
@@ -63,6 +66,12 @@ def build_parser() -> argparse.ArgumentParser:
                         "(default: none)")
     parser.add_argument("--threads", type=int, default=1,
                         help="how many requests run the app at once; more wait in Go (default: %(default)s)")
+    parser.add_argument("--lifespan", choices=LIFESPAN_MODES, default="auto",
+                        help="ASGI lifespan events: on (a failed startup exits with status 3), off, or "
+                        "auto to run them when the app supports them (default: %(default)s)")
+    parser.add_argument("--loop", choices=LOOPS, default="auto",
+                        help="event loop of an ASGI app: auto picks uvloop when installed, else asyncio "
+                        "(default: %(default)s)")
     parser.add_argument("--root-path", default="", metavar="PATH",
                         help="mount prefix such as /api: SCRIPT_NAME of every request, removed from "
                         "PATH_INFO (default: none)")
@@ -173,17 +182,18 @@ def load_app(spec: str, *, factory: bool, app_dir: str) -> Any:
 def detect_interface(app: Any, spec: str, interface: str) -> str:
     from ._server import Server
 
+    from .asgi import is_asgi_app
+
     if isinstance(app, Server):
         found = "gobind"
+    elif callable(app) and is_asgi_app(app):
+        found = "asgi"
     elif callable(app):
-        call = app if inspect.isroutine(app) else getattr(type(app), "__call__", None)
-        if inspect.iscoroutinefunction(call):
-            raise UsageError(f"{spec!r} is an ASGI application (an async callable); gobind serves WSGI apps and gobind.Server")
         found = "wsgi"
     else:
-        raise UsageError(f"{spec!r} is not a WSGI application or gobind.Server: got {type(app).__name__}")
+        raise UsageError(f"{spec!r} is not a WSGI or ASGI application or gobind.Server: got {type(app).__name__}")
     if interface != "auto" and interface != found:
-        kind = "a gobind.Server" if found == "gobind" else "a WSGI application"
+        kind = {"gobind": "a gobind.Server", "asgi": "an ASGI application", "wsgi": "a WSGI application"}[found]
         raise UsageError(f"--interface {interface}: {spec!r} is {kind}")
     return found
 
@@ -245,10 +255,42 @@ def make_server(app: Any, interface: str, options: argparse.Namespace) -> Any:
         raise UsageError(str(error)) from None
 
 
+def serve_asgi(app: Any, options: argparse.Namespace) -> None:
+    """Run an ASGI app on its event loop until SIGINT or SIGTERM."""
+    from . import asgi
+
+    if options.threads != 1:
+        raise UsageError(f"invalid --threads {options.threads} for an ASGI app: it runs on one event loop thread")
+    if options.header or options.limit_request_body_bytes:
+        raise UsageError("--header and --limit-request-body-bytes apply to WSGI apps only")
+    try:
+        asgi.serve(
+            app,
+            host=options.host,
+            port=options.port,
+            uds=options.uds,
+            root_path=options.root_path,
+            lifespan=options.lifespan,
+            loop=options.loop,
+            access_log=options.access_log,
+            idle_timeout=options.timeout_keep_alive,
+            max_header_bytes=options.limit_request_header_bytes,
+            shutdown_timeout=options.timeout_graceful_shutdown,
+        )
+    except ImportError as error:
+        raise UsageError(str(error)) from None
+    except OSError as error:
+        reason = os.strerror(error.errno).lower() if error.errno else str(error)
+        raise UsageError(f"cannot listen on {bind_address(options)}: {reason}") from None
+
+
 def run(options: argparse.Namespace) -> None:
     configure_logging(options.log_level, options.log_config)
     app = load_app(options.app, factory=options.factory, app_dir=options.app_dir)
     interface = detect_interface(app, options.app, options.interface)
+    if interface == "asgi":
+        serve_asgi(app, options)
+        return
     server = make_server(app, interface, options)
     address = bind_address(options)
     # Until serve() installs its own handlers, SIGTERM stops the server the

@@ -17,6 +17,12 @@ async def asgi_app(scope, receive, send):
     pass
 
 
+async def asgi_hello(scope, receive, send):
+    body = f"asgi {scope['method']} {scope['path']} {scope['query_string'].decode()}".encode()
+    await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/plain")]})
+    await send({"type": "http.response.body", "body": body})
+
+
 server = gobind.Server(access_log=False)
 
 

@@ -3,7 +3,7 @@
     python serve.py MODULE:ATTRIBUTE [--lifespan MODE] [--loop LOOP] [--root-path PATH]
                     [--port PORT] [--uds PATH]
 
-The bound URL appears in the "Serving ASGI on ..." log line on stderr.
+The bound URL appears in the "Serving on ..." log line on stderr.
 """
 
 import argparse
