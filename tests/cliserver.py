@@ -62,6 +62,12 @@ class CLIServer:
             raise RuntimeError(f"gobind {' '.join(self.args)} did not start; output:\n{self.output}")
         return self
 
+    def __enter__(self) -> "CLIServer":
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
     @property
     def output(self) -> str:
         return "".join(self.lines)

@@ -347,6 +347,12 @@ class AsgiServer:
         max_header_bytes: int = 64 * 1024,
         max_concurrency: int = 0,
         shutdown_timeout: float = 30.0,
+        max_request_line_bytes: int = 8190,
+        max_header_field_bytes: int = 8190,
+        max_header_fields: int = 100,
+        ssl_certfile: Optional[str] = None,
+        ssl_keyfile: Optional[str] = None,
+        http2_cleartext: bool = False,
     ) -> None:
         if lifespan not in ("auto", "on", "off"):
             raise ValueError(f"invalid lifespan {lifespan!r}: expected 'auto', 'on' or 'off'")
@@ -367,7 +373,14 @@ class AsgiServer:
             idle_timeout=idle_timeout,
             max_header_bytes=max_header_bytes,
             max_concurrent_calls=max_concurrency,
+            max_request_line_bytes=max_request_line_bytes,
+            max_header_field_bytes=max_header_field_bytes,
+            max_header_fields=max_header_fields,
+            tls_cert_file=os.fspath(ssl_certfile) if ssl_certfile else "",
+            tls_key_file=os.fspath(ssl_keyfile) if ssl_keyfile else "",
+            http2_cleartext=http2_cleartext,
         )
+        self._scheme = "https" if ssl_certfile else "http"
         self._native.set_log(_log_engine_line)
         self._wake_fd = -1
         self.queue: Any = None
@@ -379,7 +392,7 @@ class AsgiServer:
         """The bound address as a URL, or None before start."""
         if self.address is None or self.address.startswith("unix:"):
             return self.address
-        return f"http://{self.address}"
+        return f"{self._scheme}://{self.address}"
 
     async def start(self, host: str = "127.0.0.1", port: int = 8000, *, uds: Optional[str] = None) -> bool:
         """Run the lifespan startup, then bind and serve. Returns False,
@@ -618,6 +631,7 @@ def serve(
     max_header_bytes: int = 64 * 1024,
     max_concurrency: int = 0,
     shutdown_timeout: float = 30.0,
+    **server_options: Any,
 ) -> None:
     """Serve an ASGI 3 app until SIGINT or SIGTERM, then shut down gracefully.
 
@@ -646,6 +660,7 @@ def serve(
         max_header_bytes=max_header_bytes,
         max_concurrency=max_concurrency,
         shutdown_timeout=shutdown_timeout,
+        **server_options,
     )
     event_loop = factory()
     try:

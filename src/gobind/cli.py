@@ -97,6 +97,21 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--limit-request-body-bytes", type=int, default=0, metavar="BYTES",
                         help="maximum size of a request body, in bytes; larger bodies get 413; "
                         "0 for no limit (default: %(default)s)")
+    parser.add_argument("--limit-request-line-bytes", type=int, default=8190, metavar="BYTES",
+                        help="maximum size of the request line, in bytes; longer ones get 414 "
+                        "(default: %(default)s)")
+    parser.add_argument("--limit-request-field-bytes", type=int, default=8190, metavar="BYTES",
+                        help="maximum size of one header field line, in bytes; longer ones get 431 "
+                        "(default: %(default)s)")
+    parser.add_argument("--limit-request-fields", type=int, default=100, metavar="COUNT",
+                        help="maximum number of header fields; more get 431 (default: %(default)s)")
+    parser.add_argument("--ssl-certfile", metavar="FILE", default=None,
+                        help="PEM certificate chain: serve HTTPS, with HTTP/2 by ALPN (default: none)")
+    parser.add_argument("--ssl-keyfile", metavar="FILE", default=None,
+                        help="PEM private key of --ssl-certfile (default: none)")
+    parser.add_argument("--http2-cleartext", action=argparse.BooleanOptionalAction, default=False,
+                        help="also accept HTTP/2 without TLS from clients with prior knowledge (h2c) "
+                        "(default: off)")
     parser.add_argument("--version", action="version", version=version_text())
     return parser
 
@@ -250,9 +265,28 @@ def make_server(app: Any, interface: str, options: argparse.Namespace) -> Any:
             max_header_bytes=options.limit_request_header_bytes,
             shutdown_timeout=options.timeout_graceful_shutdown,
             access_log=options.access_log,
+            **engine_options(options),
         )
     except ValueError as error:
         raise UsageError(str(error)) from None
+
+
+def engine_options(options: argparse.Namespace) -> dict:
+    """Settings that every interface passes to the engine."""
+    for name in ("limit_request_line_bytes", "limit_request_field_bytes", "limit_request_fields"):
+        value = getattr(options, name)
+        if value < 1:
+            raise UsageError(f"invalid --{name.replace('_', '-')} {value}: must be 1 or more")
+    if bool(options.ssl_certfile) != bool(options.ssl_keyfile):
+        raise UsageError("--ssl-certfile and --ssl-keyfile must be given together")
+    return {
+        "max_request_line_bytes": options.limit_request_line_bytes,
+        "max_header_field_bytes": options.limit_request_field_bytes,
+        "max_header_fields": options.limit_request_fields,
+        "ssl_certfile": options.ssl_certfile,
+        "ssl_keyfile": options.ssl_keyfile,
+        "http2_cleartext": options.http2_cleartext,
+    }
 
 
 def serve_asgi(app: Any, options: argparse.Namespace) -> None:
@@ -276,8 +310,11 @@ def serve_asgi(app: Any, options: argparse.Namespace) -> None:
             idle_timeout=options.timeout_keep_alive,
             max_header_bytes=options.limit_request_header_bytes,
             shutdown_timeout=options.timeout_graceful_shutdown,
+            **engine_options(options),
         )
     except ImportError as error:
+        raise UsageError(str(error)) from None
+    except ValueError as error:
         raise UsageError(str(error)) from None
     except OSError as error:
         reason = os.strerror(error.errno).lower() if error.errno else str(error)

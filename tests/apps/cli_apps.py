@@ -34,3 +34,8 @@ def native(w, req):
 def hello(environ, start_response):
     start_response("200 OK", [("Content-Type", "text/plain")])
     return [b"hello"]
+
+
+def protocol(environ, start_response):
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [f"{environ['SERVER_PROTOCOL']} {environ['wsgi.url_scheme']}".encode()]
