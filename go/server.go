@@ -277,6 +277,13 @@ func (s *Server) Wait(timeout time.Duration) (bool, error) {
 		<-s.done
 		return true, s.serveError()
 	}
+	// A stopped server reports so even with a zero timeout, whose timer
+	// would otherwise race with done in the select below.
+	select {
+	case <-s.done:
+		return true, s.serveError()
+	default:
+	}
 	timer := time.NewTimer(timeout)
 	defer timer.Stop()
 	select {
