@@ -1,0 +1,235 @@
+"""The handler app of the end-to-end tests.
+
+Run as ``python handlers.py [--host H] [--uds PATH] [--threads N]
+[--no-access-log] [--shutdown-timeout S]``. It serves on port 0 with a
+blocking run(), so the bound address appears in the "Serving on" log line
+on standard error.
+"""
+
+import argparse
+import hashlib
+import json
+import signal
+import threading
+import time
+
+import gobind
+
+parser = argparse.ArgumentParser()
+parser.add_argument("--host", default="127.0.0.1")
+parser.add_argument("--uds")
+parser.add_argument("--threads", type=int, default=4)
+parser.add_argument("--no-access-log", action="store_true")
+parser.add_argument("--shutdown-timeout", type=float, default=30.0)
+options = parser.parse_args()
+
+app = gobind.Server(
+    threads=options.threads,
+    access_log=not options.no_access_log,
+    shutdown_timeout=options.shutdown_timeout,
+)
+
+
+def send_json(w, value, status=200):
+    w.headers["Content-Type"] = "application/json"
+    w.write_header(status)
+    w.write(json.dumps(value))
+
+
+def describe(req):
+    return {
+        "method": req.method,
+        "url": req.url,
+        "path": req.path,
+        "raw_path": req.raw_path,
+        "query": req.query,
+        "protocol": req.protocol,
+        "scheme": req.scheme,
+        "host": req.host,
+        "remote_addr": req.remote_addr,
+        "local_addr": req.local_addr,
+        "client": req.client,
+        "content_length": req.content_length,
+        "path_params": req.path_params,
+    }
+
+
+# Routing.
+
+
+@app.route("GET /items/{id}")
+def get_item(w, req):
+    send_json(w, {"handler": "get_item", **describe(req)})
+
+
+@app.route("POST /items/{id}")
+def post_item(w, req):
+    send_json(w, {"handler": "post_item", "body": req.body.decode("latin-1"), **describe(req)})
+
+
+@app.route("/files/{rest...}")
+def files(w, req):
+    send_json(w, {"handler": "files", **describe(req)})
+
+
+@app.route("GET /exact/{$}")
+def exact(w, req):
+    w.write("exact")
+
+
+@app.route("example.test/where")
+def where_host(w, req):
+    w.write("host example.test")
+
+
+@app.route("/where")
+def where_any(w, req):
+    w.write("any host")
+
+
+@app.route("GET /attributes")
+def attributes(w, req):
+    send_json(w, describe(req))
+
+
+# Headers and bodies.
+
+
+@app.route("/headers")
+def headers(w, req):
+    send_json(
+        w,
+        {
+            "items": req.headers.items(),
+            "raw": [[name.hex(), value.hex()] for name, value in req.headers.raw()],
+            "x_multi": req.headers.get_all("x-MULTI"),
+            "x_multi_first": req.headers["X-Multi"] if "X-Multi" in req.headers else None,
+            "has_x_multi": "x-multi" in req.headers,
+            "missing": req.headers.get("X-Missing", "default"),
+        },
+    )
+
+
+@app.route("GET /response-headers")
+def response_headers(w, req):
+    w.headers.add("Set-Cookie", "a=1")
+    w.headers.add("set-cookie", "b=2")
+    w.headers["X-Latin"] = "caf\u00e9"
+    w.headers[b"X-Bytes"] = b"\xff\x01\x80"
+    w.headers["X-Replaced"] = "old"
+    w.headers["x-replaced"] = "new"
+    w.write("ok")
+
+
+@app.route("GET /invalid-header")
+def invalid_header(w, req):
+    messages = []
+    for name, value in [("X-Bad", "a\r\nInjected: 1"), ("X-Bad", "a\nb"), ("Bad\r\nName", "v"), ("X-Nul", "a\x00b")]:
+        try:
+            w.headers[name] = value
+        except ValueError as error:
+            messages.append(str(error))
+        else:
+            messages.append("accepted")
+    send_json(w, messages)
+
+
+@app.route("POST /echo")
+def echo(w, req):
+    body = req.body
+    w.headers["Content-Type"] = "application/octet-stream"
+    w.headers["X-Body-Again"] = str(req.body is body)
+    w.write(body)
+
+
+@app.route("POST /read")
+def read_sizes(w, req):
+    pieces = [req.read(3), req.read(5), req.read(-1), req.read(4)]
+    send_json(w, [piece.decode("latin-1") for piece in pieces])
+
+
+@app.route("POST /digest")
+def digest(w, req):
+    # Streams the body: chunk sizes stay bounded whatever the body size.
+    hasher = hashlib.sha256()
+    size = 0
+    chunks = 0
+    largest = 0
+    for chunk in req:
+        hasher.update(chunk)
+        size += len(chunk)
+        chunks += 1
+        largest = max(largest, len(chunk))
+    send_json(w, {"size": size, "sha256": hasher.hexdigest(), "chunks": chunks, "largest": largest})
+
+
+@app.route("GET /download/{size}")
+def download(w, req):
+    size = int(req.path_params["size"])
+    chunk = bytes(range(256)) * 256  # 64 KiB
+    w.headers["Content-Type"] = "application/octet-stream"
+    sent = 0
+    while sent < size:
+        piece = chunk[: size - sent]
+        w.write(piece)
+        w.flush()
+        sent += len(piece)
+
+
+@app.route("GET /id/{n}")
+def echo_id(w, req):
+    w.write(f"id {req.path_params['n']}")
+
+
+# Failures.
+
+
+@app.route("GET /raise")
+def raise_error(w, req):
+    w.headers["X-Lost"] = "yes"
+    w.write("lost")
+    raise ValueError("handler failed on purpose")
+
+
+@app.route("GET /raise-after-stream")
+def raise_after_stream(w, req):
+    w.headers["Content-Length"] = "1000"
+    w.write("partial")
+    w.flush()
+    raise RuntimeError("failed after streaming")
+
+
+# Lifecycle.
+
+local = threading.local()
+
+
+@app.route("GET /thread-local")
+def thread_local(w, req):
+    local.count = getattr(local, "count", 0) + 1
+    send_json(w, {"thread": threading.get_ident(), "count": local.count})
+
+
+@app.route("GET /slow")
+def slow(w, req):
+    time.sleep(float(req.query.partition("=")[2] or 1))
+    w.write("slow done")
+
+
+release = threading.Event()
+signal.signal(signal.SIGUSR1, lambda signum, frame: release.set())
+
+
+@app.route("GET /block")
+def block(w, req):
+    # Holds a handler thread until the process gets SIGUSR1.
+    release.wait(60)
+    w.write("released")
+
+
+if __name__ == "__main__":
+    if options.uds:
+        app.run(uds=options.uds)
+    else:
+        app.run(options.host, 0)
+    print("run returned", flush=True)
