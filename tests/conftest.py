@@ -163,3 +163,9 @@ def shared_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AppProcess]
     app = start_app(tmp_path_factory.mktemp("shared"), "handlers.py")
     yield app
     app.stop()
+
+
+@pytest.fixture
+def handlers_app(launch: Callable[..., AppProcess]) -> AppProcess:
+    """tests/apps/handlers.py with its default settings, for one test."""
+    return launch("handlers.py")

@@ -27,7 +27,8 @@ namespace {
 
 std::chrono::milliseconds to_ms(double seconds) {
     if (!(seconds >= 0)) {
-        throw py::value_error("invalid timeout " + std::to_string(seconds) + ": must be 0 or more seconds");
+        throw py::value_error("invalid timeout " + py::repr(py::float_(seconds)).cast<std::string>() +
+                              ": must be 0 or more seconds");
     }
     return std::chrono::milliseconds(static_cast<std::int64_t>(seconds * 1000.0 + 0.5));
 }
