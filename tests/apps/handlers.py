@@ -15,6 +15,10 @@ import time
 
 import gobind
 
+# A shell that starts this app in the background makes it ignore SIGINT;
+# the default handler raises KeyboardInterrupt, as in a terminal.
+signal.signal(signal.SIGINT, signal.default_int_handler)
+
 parser = argparse.ArgumentParser()
 parser.add_argument("--host", default="127.0.0.1")
 parser.add_argument("--uds")
@@ -212,6 +216,7 @@ def thread_local(w, req):
 
 @app.route("GET /slow")
 def slow(w, req):
+    print("slow started", flush=True)
     time.sleep(float(req.query.partition("=")[2] or 1))
     w.write("slow done")
 
@@ -223,6 +228,7 @@ signal.signal(signal.SIGUSR1, lambda signum, frame: release.set())
 @app.route("GET /block")
 def block(w, req):
     # Holds a handler thread until the process gets SIGUSR1.
+    print("block started", flush=True)
     release.wait(60)
     w.write("released")
 

@@ -1,0 +1,26 @@
+"""The module-level form: gobind.route, gobind.run and gobind.shutdown.
+
+POST /shutdown calls gobind.shutdown() from another thread, after which
+gobind.run() returns.
+"""
+
+import threading
+
+import gobind
+
+
+@gobind.route("GET /hello/{name}")
+def hello(w, req):
+    w.headers["Content-Type"] = "text/plain"
+    w.write(f"Hello, {req.path_params['name']}")
+
+
+@gobind.route("POST /shutdown")
+def stop(w, req):
+    threading.Thread(target=gobind.shutdown).start()
+    w.write("stopping")
+
+
+print(f"default server set: {gobind.default_server is not None}", flush=True)
+gobind.run("127.0.0.1", 0)
+print("run returned", flush=True)
