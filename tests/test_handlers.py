@@ -296,3 +296,49 @@ def test_download_100mb_streamed(launch):
     assert size == LARGE
     assert received.hexdigest() == expected.hexdigest()
     assert app.status("VmHWM") < RSS_LIMIT_KIB
+
+
+# The response writer.
+
+
+def test_writer_state(client):
+    response = client.get("/writer-state")
+    assert response.status_code == 201
+    assert response.headers.get("Transfer-Encoding") == "chunked"
+    assert "X-Late" not in response.headers
+    assert response.text[:1] == "x"
+    data = json.loads(response.text[1:])
+    assert data["states"] == [[200, False], [201, False], [201, False], [201, True]]
+    assert data["errors"] == ["write_header called after the response header was sent"]
+
+
+def test_writer_misuse(client):
+    assert client.get("/misuse").json() == [
+        "invalid status code 99: must be 100-999",
+        "invalid status code 1000: must be 100-999",
+        "write() expects bytes, bytearray, memoryview or str, not int",
+    ]
+
+
+def test_objects_invalid_after_return(client):
+    assert client.get("/keep").text == "kept"
+    assert client.get("/use-kept").json() == [
+        "request is no longer valid: its handler has returned",
+        "request is no longer valid: its handler has returned",
+        "response writer is no longer valid: its handler has returned",
+    ]
+
+
+def test_route_cleans_path(shared_app):
+    response, _ = raw_request(shared_app, b"GET /a/../items/1 HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n")
+    status_line, fields, _ = split_response(response)
+    assert status_line == b"HTTP/1.1 307 Temporary Redirect"
+    assert fields[b"location"] == [b"/items/1"]
+
+
+def test_handle_all_raw_paths(launch):
+    app = launch("handle_all.py")
+    request = b"PATCH /a/../b//c%2F?q HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n"
+    status_line, _, body = split_response(raw_request(app, request)[0])
+    assert status_line == b"HTTP/1.1 200 OK"
+    assert body == b"PATCH /a/../b//c%2F?q /a/../b//c/ /a/../b//c%2F {}"

@@ -185,6 +185,60 @@ def echo_id(w, req):
     w.write(f"id {req.path_params['n']}")
 
 
+@app.route("GET /writer-state")
+def writer_state(w, req):
+    states = [[w.status, w.headers_sent]]
+    w.write_header(201)
+    states.append([w.status, w.headers_sent])
+    w.write("x")
+    states.append([w.status, w.headers_sent])
+    w.flush()
+    states.append([w.status, w.headers_sent])
+    errors = []
+    try:
+        w.write_header(202)
+    except RuntimeError as error:
+        errors.append(str(error))
+    w.headers["X-Late"] = "ignored"
+    w.write(json.dumps({"states": states, "errors": errors}))
+
+
+@app.route("GET /misuse")
+def misuse(w, req):
+    errors = []
+    for status in (99, 1000):
+        try:
+            w.write_header(status)
+        except ValueError as error:
+            errors.append(str(error))
+    try:
+        w.write(5)
+    except TypeError as error:
+        errors.append(str(error))
+    send_json(w, errors)
+
+
+kept = {}
+
+
+@app.route("GET /keep")
+def keep(w, req):
+    kept["request"] = req
+    kept["writer"] = w
+    w.write("kept")
+
+
+@app.route("GET /use-kept")
+def use_kept(w, req):
+    errors = []
+    for action in (lambda: kept["request"].method, lambda: kept["request"].read(), lambda: kept["writer"].write("x")):
+        try:
+            action()
+        except RuntimeError as error:
+            errors.append(str(error))
+    send_json(w, errors)
+
+
 # Failures.
 
 
