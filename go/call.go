@@ -22,6 +22,7 @@ type Call struct {
 	writer  http.ResponseWriter
 	request *http.Request
 
+	status        int
 	headerSent    bool
 	finished      bool
 	bodyEnded     bool
@@ -194,7 +195,9 @@ func (c *Call) Write(status int, header []byte, body []byte, flags int) error {
 			return err
 		}
 	}
-	if len(body) > 0 {
+	// 204 and 304 forbid a body: it is dropped, as net/http does for HEAD
+	// requests, instead of failing the whole response.
+	if len(body) > 0 && c.status != http.StatusNoContent && c.status != http.StatusNotModified {
 		c.extendWriteDeadline()
 		if _, err := c.writer.Write(body); err != nil {
 			return err
@@ -226,6 +229,7 @@ func (c *Call) sendHeader(status int, encoded []byte, bodyLength int, final bool
 	}
 	c.writer.WriteHeader(status)
 	if status >= 200 || status == http.StatusSwitchingProtocols {
+		c.status = status
 		c.headerSent = true
 	}
 	return nil

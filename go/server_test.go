@@ -439,3 +439,31 @@ func TestReleaseStopsCallbacks(t *testing.T) {
 		t.Errorf("callbacks run = %d, want 1", got)
 	}
 }
+
+func TestBodyDroppedForNoContent(t *testing.T) {
+	tests := []struct {
+		status int
+		body   string
+		want   string
+	}{
+		{http.StatusNoContent, "ignored", ""},
+		{http.StatusNotModified, "ignored", ""},
+		{http.StatusOK, "kept", "kept"},
+	}
+	for _, tt := range tests {
+		t.Run(http.StatusText(tt.status), func(t *testing.T) {
+			callback := callbackFunc(func(handle uint64, _ []byte) CallResult {
+				respond(t, handle, tt.status, tt.body)
+				return CallOK
+			})
+			_, address := startServer(t, Config{}, map[string]Callback{"/": callback})
+			status, _, body := get(t, "http://"+address+"/")
+			if status != tt.status {
+				t.Errorf("status = %d, want %d", status, tt.status)
+			}
+			if body != tt.want {
+				t.Errorf("body = %q, want %q", body, tt.want)
+			}
+		})
+	}
+}

@@ -342,3 +342,11 @@ def test_handle_all_raw_paths(launch):
     status_line, _, body = split_response(raw_request(app, request)[0])
     assert status_line == b"HTTP/1.1 200 OK"
     assert body == b"PATCH /a/../b//c%2F?q /a/../b//c/ /a/../b//c%2F {}"
+
+
+@pytest.mark.parametrize("status", [204, 304])
+@pytest.mark.parametrize("size", [5, 200_000])
+def test_writer_body_not_allowed(client, status, size):
+    response = client.get(f"/no-body/{status}/{size}")
+    assert response.status_code == status
+    assert response.content == b""

@@ -218,6 +218,13 @@ def misuse(w, req):
     send_json(w, errors)
 
 
+@app.route("GET /no-body/{status}/{size}")
+def no_body(w, req):
+    # A body written with a status that forbids one is dropped.
+    w.write_header(int(req.path_params["status"]))
+    w.write(b"x" * int(req.path_params["size"]))
+
+
 kept = {}
 
 
