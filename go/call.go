@@ -156,12 +156,15 @@ func (c *Call) ReadBody(p []byte) (int, error) {
 	// The deadline is cleared at the end of the body because net/http keeps
 	// reading the connection in the background from then on, to notice a
 	// client that goes away, and a deadline would cut that read short.
+	// After a failed read it stays: net/http drains the unread body before
+	// it sends the response, and without a deadline a silent client would
+	// hold that response back forever.
 	_ = controller.SetReadDeadline(time.Now().Add(c.server.config.ReadTimeout))
 	n, err := c.request.Body.Read(p)
 	if err != nil {
 		c.bodyEnded = true
-		_ = controller.SetReadDeadline(time.Time{})
 		if errors.Is(err, io.EOF) {
+			_ = controller.SetReadDeadline(time.Time{})
 			err = io.EOF
 		}
 	}

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"reflect"
 	"strings"
 	"sync"
@@ -465,5 +466,42 @@ func TestBodyDroppedForNoContent(t *testing.T) {
 				t.Errorf("body = %q, want %q", body, tt.want)
 			}
 		})
+	}
+}
+
+func TestReadTimeoutStillResponds(t *testing.T) {
+	readErr := make(chan error, 1)
+	callback := callbackFunc(func(handle uint64, _ []byte) CallResult {
+		call := calls.get(handle)
+		buffer := make([]byte, 100)
+		var err error
+		for err == nil {
+			_, err = call.ReadBody(buffer)
+		}
+		readErr <- err
+		respond(t, handle, http.StatusInternalServerError, "failed")
+		return CallOK
+	})
+	_, address := startServer(t, Config{ReadTimeout: 100 * time.Millisecond}, map[string]Callback{"/": callback})
+
+	conn, err := net.Dial("tcp", address)
+	if err != nil {
+		t.Fatalf("Dial: %v", err)
+	}
+	defer conn.Close()
+	// The client announces 100 body bytes, sends 3 and goes silent.
+	if _, err := io.WriteString(conn, "POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 100\r\n\r\nabc"); err != nil {
+		t.Fatalf("Write: %v", err)
+	}
+	_ = conn.SetReadDeadline(time.Now().Add(30 * time.Second))
+	response, err := io.ReadAll(conn)
+	if err != nil {
+		t.Fatalf("reading response: %v", err)
+	}
+	if err := <-readErr; !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Errorf("ReadBody error = %v, want %v", err, os.ErrDeadlineExceeded)
+	}
+	if !strings.HasPrefix(string(response), "HTTP/1.1 500 Internal Server Error\r\n") {
+		t.Errorf("response = %q, want a 500", response)
 	}
 }

@@ -25,12 +25,16 @@ parser.add_argument("--uds")
 parser.add_argument("--threads", type=int, default=4)
 parser.add_argument("--no-access-log", action="store_true")
 parser.add_argument("--shutdown-timeout", type=float, default=30.0)
+parser.add_argument("--read-timeout", type=float, default=60.0)
+parser.add_argument("--max-header-bytes", type=int, default=64 * 1024)
 options = parser.parse_args()
 
 app = gobind.Server(
     threads=options.threads,
     access_log=not options.no_access_log,
     shutdown_timeout=options.shutdown_timeout,
+    read_timeout=options.read_timeout,
+    max_header_bytes=options.max_header_bytes,
 )
 
 
@@ -223,6 +227,13 @@ def no_body(w, req):
     # A body written with a status that forbids one is dropped.
     w.write_header(int(req.path_params["status"]))
     w.write(b"x" * int(req.path_params["size"]))
+
+
+@app.route("GET /bad-content-length")
+def bad_content_length(w, req):
+    # net/http drops the header and logs the invalid value.
+    w.headers["Content-Length"] = "abc"
+    w.write("body")
 
 
 kept = {}
