@@ -272,7 +272,7 @@ func TestShutdownWaitsForInFlightRequest(t *testing.T) {
 
 	shutdownErr := make(chan error, 1)
 	go func() { shutdownErr <- s.Shutdown(10 * time.Second) }()
-	waitUntilRefused(t, address)
+	waitUntilListenerClosed(t, address)
 	close(release)
 
 	if err := <-shutdownErr; err != nil {
@@ -319,8 +319,8 @@ func TestShutdownTimeoutClosesConnections(t *testing.T) {
 	}
 }
 
-// waitUntilRefused dials address until the listener is closed.
-func waitUntilRefused(t *testing.T, address string) {
+// waitUntilListenerClosed dials address until the listener is closed.
+func waitUntilListenerClosed(t *testing.T, address string) {
 	t.Helper()
 	for range 1000 {
 		conn, err := net.Dial("tcp", address)

@@ -20,8 +20,8 @@ import pytest
 
 APPS = Path(__file__).parent / "apps"
 
-# Bounds the wait for an app to log its address; an editable install may
-# rebuild the module on import, which takes a while on a busy machine.
+# Maximum wait in seconds for an app to log its address. It is generous
+# because an editable install may rebuild the module on import.
 START_TIMEOUT = 180.0
 
 SERVING = re.compile(r"Serving on (?:http://)?(\S+) \(pid (\d+),")

@@ -120,6 +120,12 @@ def test_exit_with_running_server(launch):
     assert "Fatal Python error" not in app.stderr
 
 
+def test_exit_with_daemon_waiters(launch):
+    app = launch("exit_running.py", "daemon-wait")
+    assert app.wait(60) == 0
+    assert "terminate called" not in app.stderr
+
+
 def test_exit_drains_in_flight_request(launch):
     app = launch("exit_running.py", "in-flight")
     request = BackgroundGet(f"http://{app.address}/slow")
@@ -166,13 +172,13 @@ def test_thread_count_bounded(launch):
             sock = socket.create_connection((host, int(port)), timeout=60)
             sock.sendall(b"GET /block HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n")
             sockets.append(sock)
-        # Every connection is accepted once the server holds a descriptor for it.
+        # The server has accepted every connection once it has a descriptor for each.
         for _ in range(3000):
             if app.fd_count() >= base_fds + connections:
                 break
             threading.Event().wait(0.01)
         assert app.fd_count() >= base_fds + connections
-        app.wait_for_output("block started\n" * threads, stream="stdout")
+        app.wait_for_output(rf"(?s)(block started.*){{{threads}}}", stream="stdout")
         peak = max(app.thread_count() for _ in range(50))
 
         app.send_signal(signal.SIGUSR1)
@@ -289,6 +295,19 @@ def test_module_api_shutdown(launch):
     assert httpx.post(f"{app.url}/shutdown", timeout=30).text == "stopping"
     assert app.wait(60) == 0
     assert "run returned" in app.stdout
+
+
+def test_module_api_run_waits_for_drain(launch):
+    app = launch("module_api.py")
+    request = BackgroundGet(f"{app.url}/slow")
+    app.wait_for_output("slow started", stream="stdout")
+    assert httpx.post(f"{app.url}/shutdown", timeout=30).text == "stopping"
+
+    assert app.wait(60) == 0
+    response = request.join()
+    assert isinstance(response, httpx.Response), response
+    assert response.text == "slow done"
+    assert app.stdout.index("slow finished") < app.stdout.index("run returned")
 
 
 def test_module_api_default_server(launch):

@@ -1,7 +1,9 @@
 """Starts a server without serve() and lets the script end.
 
-Run as ``python exit_running.py idle|in-flight``. With in-flight, the
-script ends on SIGUSR1, sent while a request to /slow is in its handler.
+Run as ``python exit_running.py idle|in-flight|daemon-wait``. With
+in-flight, the script ends on SIGUSR1, sent while a request to /slow is
+in its handler. With daemon-wait, daemon threads block in app.wait()
+when the script ends.
 """
 
 import logging
@@ -31,4 +33,7 @@ if mode == "in-flight":
     signal.signal(signal.SIGUSR1, lambda signum, frame: stop.set())
     while not stop.wait(0.1):
         pass
+if mode == "daemon-wait":
+    for _ in range(8):
+        threading.Thread(target=app.wait, daemon=True).start()
 print("script ends", flush=True)

@@ -1,7 +1,8 @@
 """The handler app of the end-to-end tests.
 
 Run as ``python handlers.py [--host H] [--uds PATH] [--threads N]
-[--no-access-log] [--shutdown-timeout S]``. It serves on port 0 with a
+[--no-access-log] [--shutdown-timeout S] [--read-timeout S]
+[--max-header-bytes N]``. It serves on port 0 with a
 blocking run(), so the bound address appears in the "Serving on" log line
 on standard error.
 """
@@ -236,20 +237,25 @@ def bad_content_length(w, req):
     w.write("body")
 
 
-kept = {}
+kept_objects = {}
 
 
 @app.route("GET /keep")
 def keep(w, req):
-    kept["request"] = req
-    kept["writer"] = w
+    kept_objects["request"] = req
+    kept_objects["writer"] = w
     w.write("kept")
 
 
 @app.route("GET /use-kept")
 def use_kept(w, req):
     errors = []
-    for action in (lambda: kept["request"].method, lambda: kept["request"].read(), lambda: kept["writer"].write("x")):
+    actions = [
+        lambda: kept_objects["request"].method,
+        lambda: kept_objects["request"].read(),
+        lambda: kept_objects["writer"].write("x"),
+    ]
+    for action in actions:
         try:
             action()
         except RuntimeError as error:

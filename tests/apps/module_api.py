@@ -1,10 +1,11 @@
 """The module-level form: gobind.route, gobind.run and gobind.shutdown.
 
 POST /shutdown calls gobind.shutdown() from another thread, after which
-gobind.run() returns.
+gobind.run() returns. GET /slow takes a second.
 """
 
 import threading
+import time
 
 import gobind
 
@@ -19,6 +20,14 @@ def hello(w, req):
 def stop(w, req):
     threading.Thread(target=gobind.shutdown).start()
     w.write("stopping")
+
+
+@gobind.route("GET /slow")
+def slow(w, req):
+    print("slow started", flush=True)
+    time.sleep(1)
+    w.write("slow done")
+    print("slow finished", flush=True)
 
 
 print(f"default server set: {gobind.default_server is not None}", flush=True)
