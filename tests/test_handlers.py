@@ -237,6 +237,18 @@ def test_body_read_sizes_chunked(client):
     assert client.post("/read", content=iter(pieces)).json() == ["abc", "defgh", "ijklmnop", ""]
 
 
+def test_body_read_then_body(client):
+    assert client.post("/read-then-body", content=b"abcdef").json() == ["ab", "cdef", ""]
+
+
+def test_body_read_then_body_chunked(client):
+    assert client.post("/read-then-body", content=iter([b"abc", b"def"])).json() == ["ab", "cdef", ""]
+
+
+def test_writer_write_types(client):
+    assert client.get("/write-types").content == "bytes,bytearray,memoryview,str caf\u00e9".encode()
+
+
 def test_body_iteration(client):
     body = bytes(range(256)) * 1024  # 256 KiB
     data = client.post("/digest", content=body).json()

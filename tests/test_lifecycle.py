@@ -180,6 +180,7 @@ def test_thread_count_bounded(launch):
         assert app.fd_count() >= base_fds + connections
         app.wait_for_output(rf"(?s)(block started.*){{{threads}}}", stream="stdout")
         peak = max(app.thread_count() for _ in range(50))
+        handlers_entered = app.stdout.count("block started")
 
         app.send_signal(signal.SIGUSR1)
         bodies = []
@@ -192,6 +193,7 @@ def test_thread_count_bounded(launch):
         for sock in sockets:
             sock.close()
     assert peak <= threads + THREAD_ALLOWANCE
+    assert handlers_entered == threads
     assert bodies == [b"released"] * connections
 
 

@@ -157,6 +157,20 @@ def read_sizes(w, req):
     send_json(w, [piece.decode("latin-1") for piece in pieces])
 
 
+@app.route("POST /read-then-body")
+def read_then_body(w, req):
+    first = req.read(2)
+    send_json(w, [first.decode("latin-1"), req.body.decode("latin-1"), req.read().decode("latin-1")])
+
+
+@app.route("GET /write-types")
+def write_types(w, req):
+    w.write(b"bytes,")
+    w.write(bytearray(b"bytearray,"))
+    w.write(memoryview(b"memoryview,"))
+    w.write("str caf\u00e9")
+
+
 @app.route("POST /digest")
 def digest(w, req):
     # Streams the body: chunk sizes stay bounded whatever the body size.
