@@ -101,3 +101,11 @@ def _get(url):
         return httpx.get(url, timeout=30)
     except httpx.TransportError as error:
         return error
+
+
+def test_unix_socket_removed_on_shutdown(server, tmp_path):
+    path = tmp_path / "s.sock"
+    server.start(uds=str(path))
+    assert path.exists()
+    server.shutdown(5)
+    assert not path.exists()

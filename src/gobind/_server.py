@@ -206,8 +206,8 @@ class Server:
             already = self._stopped
         if already:
             return
-        worker.start()
         try:
+            worker.start()
             while worker.is_alive():
                 worker.join(_SIGNAL_POLL_SECONDS)
         except KeyboardInterrupt:
