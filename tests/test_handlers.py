@@ -101,6 +101,13 @@ def test_route_utf8_param(client):
     assert data["path"] == "/items/caf\u00e9"
 
 
+def test_route_non_utf8_param(client):
+    # Undecodable bytes arrive as surrogates, as os.fsdecode gives them.
+    data = client.get("/items/caf%E9").json()
+    assert data["path_params"] == {"id": "caf\udce9"}
+    assert data["path"] == "/items/caf\udce9"
+
+
 def test_route_end_anchor(client):
     assert client.get("/exact/").text == "exact"
     assert client.get("/exact/more").status_code == 404

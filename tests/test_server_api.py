@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import logging
+import math
 import re
 import threading
+import time
 
 import httpx
 import pytest
@@ -109,3 +111,28 @@ def test_unix_socket_removed_on_shutdown(server, tmp_path):
     assert path.exists()
     server.shutdown(5)
     assert not path.exists()
+
+
+def test_shutdown_infinite_timeout(server):
+    @server.route("GET /slow")
+    def slow(w, req):
+        entered.set()
+        time.sleep(0.3)
+        w.write("done")
+
+    entered = threading.Event()
+    address = server.start("127.0.0.1", 0)
+    outcome = []
+    client = threading.Thread(target=lambda: outcome.append(_get(f"http://{address}/slow")))
+    client.start()
+    assert entered.wait(30)
+    graceful = server.shutdown(math.inf)
+    client.join(30)
+    assert graceful is True
+    assert outcome[0].text == "done"
+
+
+def test_wait_infinite_timeout(server):
+    server.start("127.0.0.1", 0)
+    server.close()
+    assert server.wait(math.inf) is True

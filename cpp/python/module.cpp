@@ -46,6 +46,10 @@ std::chrono::milliseconds to_ms(double seconds) {
         throw py::value_error("invalid timeout " + py::repr(py::float_(seconds)).cast<std::string>() +
                               ": must be 0 or more seconds");
     }
+    // Go durations end at about 292 years of nanoseconds; longer timeouts,
+    // math.inf included, are cut to 285 years instead of overflowing.
+    constexpr double max_seconds = 9e9;
+    if (seconds > max_seconds) seconds = max_seconds;
     return std::chrono::milliseconds(static_cast<std::int64_t>(seconds * 1000.0 + 0.5));
 }
 
