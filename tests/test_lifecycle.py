@@ -222,6 +222,20 @@ def test_thousand_concurrent_connections(launch):
     assert bodies == [f"id {i}".encode() for i in range(count)]
 
 
+def test_thousand_concurrent_httpx_requests(launch):
+    count = 1000
+    app = launch("handlers.py", "--no-access-log")
+    limits = httpx.Limits(max_connections=count, max_keepalive_connections=count)
+
+    async def get_all() -> list[httpx.Response]:
+        async with httpx.AsyncClient(base_url=app.url, limits=limits, timeout=60) as client:
+            return await asyncio.gather(*(client.get(f"/id/{i}") for i in range(count)))
+
+    responses = asyncio.run(asyncio.wait_for(get_all(), 120))
+    assert [response.status_code for response in responses] == [200] * count
+    assert [response.text for response in responses] == [f"id {i}" for i in range(count)]
+
+
 # Listeners.
 
 
