@@ -505,3 +505,49 @@ func TestReadTimeoutStillResponds(t *testing.T) {
 		t.Errorf("response = %q, want a 500", response)
 	}
 }
+
+func TestHandleAllKeepsRawPath(t *testing.T) {
+	paths := make(chan decodedRequest, 1)
+	s, err := NewServer(Config{})
+	if err != nil {
+		t.Fatalf("NewServer: %v", err)
+	}
+	s.HandleAll(callbackFunc(func(handle uint64, request []byte) CallResult {
+		decoded, err := decodeRequest(request)
+		if err != nil {
+			t.Errorf("decodeRequest: %v", err)
+		}
+		paths <- decoded
+		respond(t, handle, http.StatusOK, "ok")
+		return CallOK
+	}))
+	address, err := s.Start("127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("Start: %v", err)
+	}
+	t.Cleanup(s.Release)
+
+	conn, err := net.Dial("tcp", address)
+	if err != nil {
+		t.Fatalf("Dial: %v", err)
+	}
+	defer conn.Close()
+	if _, err := io.WriteString(conn, "GET /a/../b//c HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n"); err != nil {
+		t.Fatalf("Write: %v", err)
+	}
+	_ = conn.SetReadDeadline(time.Now().Add(30 * time.Second))
+	response, err := io.ReadAll(conn)
+	if err != nil {
+		t.Fatalf("reading response: %v", err)
+	}
+	if !strings.HasPrefix(string(response), "HTTP/1.1 200 OK\r\n") {
+		t.Errorf("response = %q, want a 200", response)
+	}
+	got := <-paths
+	if got.Target != "/a/../b//c" || got.Path != "/a/../b//c" {
+		t.Errorf("target, path = %q, %q; want both %q", got.Target, got.Path, "/a/../b//c")
+	}
+	if len(got.Params) != 0 {
+		t.Errorf("params = %q, want none", got.Params)
+	}
+}
