@@ -21,6 +21,7 @@ type Call struct {
 	writer  http.ResponseWriter
 	request *http.Request
 
+	status        int
 	headerSent    bool
 	finished      bool
 	bodyEnded     bool
@@ -179,12 +180,15 @@ func (c *Call) ReadBody(p []byte) (int, error) {
 	// The deadline is cleared at the end of the body because net/http keeps
 	// reading the connection in the background from then on, to notice a
 	// client that goes away, and a deadline would cut that read short.
+	// After a failed read it stays: net/http drains the unread body before
+	// it sends the response, and without a deadline a silent client would
+	// hold that response back forever.
 	_ = controller.SetReadDeadline(time.Now().Add(c.server.config.ReadTimeout))
 	n, err := c.request.Body.Read(p)
 	if err != nil {
 		c.bodyEnded = true
-		_ = controller.SetReadDeadline(time.Time{})
 		if errors.Is(err, io.EOF) {
+			_ = controller.SetReadDeadline(time.Time{})
 			err = io.EOF
 		}
 	}
@@ -218,7 +222,9 @@ func (c *Call) Write(status int, header []byte, body []byte, flags int) error {
 			return err
 		}
 	}
-	if len(body) > 0 {
+	// 204 and 304 forbid a body: it is dropped, as net/http does for HEAD
+	// requests, instead of failing the whole response.
+	if len(body) > 0 && c.status != http.StatusNoContent && c.status != http.StatusNotModified {
 		c.extendWriteDeadline()
 		if _, err := c.writer.Write(body); err != nil {
 			return err
@@ -252,6 +258,7 @@ func (c *Call) sendHeader(status int, encoded []byte, bodyLength int, final bool
 	}
 	c.writer.WriteHeader(status)
 	if status >= 200 || status == http.StatusSwitchingProtocols {
+		c.status = status
 		c.headerSent = true
 	}
 	return nil

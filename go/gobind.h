@@ -169,8 +169,9 @@ int gobind_request_read(gobind_call_t call, char* buf, size_t cap, size_t* n,
    header block `header` (a list of (name, value) pairs, borrowed for the
    call); later calls ignore both. body is borrowed for the call. With
    GOBIND_WRITE_FINISH and no Content-Length among the headers, the header
-   gets Content-Length: body_len. Blocks while the client is slow to read,
-   at most the write timeout (then GOBIND_ERR_TIMEOUT). */
+   gets Content-Length: body_len. Body bytes of a 204 or 304 response are
+   dropped. Blocks while the client is slow to read, at most the write
+   timeout (then GOBIND_ERR_TIMEOUT). */
 int gobind_response_write(gobind_call_t call, int status, char* header, size_t header_len,
                           char* body, size_t body_len, int flags, gobind_error* err);
 

@@ -27,10 +27,31 @@ CallGate& call_gate() noexcept {
 
 namespace {
 
+/// Releases the GIL around a blocking call made from a Python thread, like
+/// py::gil_scoped_release, except that its destructor may exit by an
+/// exception. A daemon thread that returns from Go while the interpreter
+/// finalizes is ended inside PyEval_RestoreThread by pthread_exit, whose
+/// forced unwinding aborts the process if it meets a noexcept destructor.
+class BlockingCall {
+public:
+    BlockingCall() : state_(PyEval_SaveThread()) {}
+    ~BlockingCall() noexcept(false) { PyEval_RestoreThread(state_); }
+    BlockingCall(const BlockingCall&) = delete;
+    BlockingCall& operator=(const BlockingCall&) = delete;
+
+private:
+    PyThreadState* state_;
+};
+
 std::chrono::milliseconds to_ms(double seconds) {
     if (!(seconds >= 0)) {
-        throw py::value_error("invalid timeout " + std::to_string(seconds) + ": must be 0 or more seconds");
+        throw py::value_error("invalid timeout " + py::repr(py::float_(seconds)).cast<std::string>() +
+                              ": must be 0 or more seconds");
     }
+    // Go durations end at about 292 years of nanoseconds; longer timeouts,
+    // math.inf included, are cut to 285 years instead of overflowing.
+    constexpr double max_seconds = 9e9;
+    if (seconds > max_seconds) seconds = max_seconds;
     return std::chrono::milliseconds(static_cast<std::int64_t>(seconds * 1000.0 + 0.5));
 }
 
@@ -299,26 +320,26 @@ void bind_server(py::module_& m) {
         .def("handle_all", &PyServer::handle_all, py::arg("handler"))
         .def("set_log", &PyServer::set_log, py::arg("function"))
         .def("start", [](PyServer& s, std::string address) {
-            py::gil_scoped_release release;
+            BlockingCall release;
             return s.server().start(address);
         }, py::arg("address"))
         .def("wait", [](PyServer& s, py::object timeout) {
             std::optional<std::chrono::milliseconds> limit;
             if (!timeout.is_none()) limit = to_ms(timeout.cast<double>());
-            py::gil_scoped_release release;
+            BlockingCall release;
             return s.server().wait(limit);
         }, py::arg("timeout") = py::none())
         .def("shutdown", [](PyServer& s, double timeout) {
             auto limit = to_ms(timeout);
-            py::gil_scoped_release release;
+            BlockingCall release;
             return s.server().shutdown(limit);
         }, py::arg("timeout"))
         .def("close", [](PyServer& s) {
-            py::gil_scoped_release release;
+            BlockingCall release;
             s.server().close();
         })
         .def("release", [](PyServer& s) {
-            py::gil_scoped_release release;
+            BlockingCall release;
             s.server().release();
         })
         .def("stats", [](PyServer& s) {
@@ -368,7 +389,7 @@ PYBIND11_MODULE(_gobind, m) {
 
     m.def("close_calls", [](double timeout) {
         auto limit = to_ms(timeout);
-        py::gil_scoped_release release;
+        BlockingCall release;
         return call_gate().close(limit);
     }, py::arg("timeout"),
           "Stop Go threads from entering Python and wait up to timeout seconds for those inside.\n"

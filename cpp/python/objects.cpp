@@ -73,16 +73,21 @@ std::string_view body_view(py::handle data, py::object& keep) {
 
 }  // namespace
 
-py::bytes read_request_body(PyRequest& r, Py_ssize_t size, bool fill) {
+namespace {
+
+py::bytes read_body_bytes(PyRequest& r, Py_ssize_t size, bool fill) {
     auto& request = r.get_mutable();
     if (size >= 0) return read_bytes(request, static_cast<std::size_t>(size), fill);
 
+    // With a Content-Length, the rest of the body is its remainder after
+    // earlier reads.
     auto length = request.content_length();
     if (length >= 0) {
-        py::bytes body = read_bytes(request, static_cast<std::size_t>(length), true);
-        if (static_cast<std::int64_t>(PyBytes_GET_SIZE(body.ptr())) < length) {
+        auto remaining = length - r.body_read;
+        py::bytes body = read_bytes(request, static_cast<std::size_t>(remaining), true);
+        if (static_cast<std::int64_t>(PyBytes_GET_SIZE(body.ptr())) < remaining) {
             throw py::value_error("request body ended after " +
-                                  std::to_string(PyBytes_GET_SIZE(body.ptr())) + " of " +
+                                  std::to_string(r.body_read + PyBytes_GET_SIZE(body.ptr())) + " of " +
                                   std::to_string(length) + " bytes");
         }
         return body;
@@ -93,6 +98,14 @@ py::bytes read_request_body(PyRequest& r, Py_ssize_t size, bool fill) {
         body = request.read_all();
     }
     return py::bytes(body);
+}
+
+}  // namespace
+
+py::bytes read_request_body(PyRequest& r, Py_ssize_t size, bool fill) {
+    py::bytes body = read_body_bytes(r, size, fill);
+    r.body_read += PyBytes_GET_SIZE(body.ptr());
+    return body;
 }
 
 std::string_view header_bytes(py::handle value, std::string& storage, const char* what) {

@@ -20,6 +20,7 @@ struct PyRequest {
     py::object headers;      // Headers, built on first use
     py::object path_params;  // dict, built on first use
     py::object body;         // bytes once read whole
+    std::int64_t body_read = 0;  // body bytes returned so far
 
     const gobind::Request& get() const;
     gobind::Request& get_mutable();

@@ -12,8 +12,9 @@
     app.run(host="127.0.0.1", port=8000)
 """
 
+from . import _server
 from ._gobind import Headers, Request, ResponseWriter
-from ._server import Server, default_server, route, run, shutdown
+from ._server import Server, route, run, shutdown
 
 __version__ = "0.1.0"
 
@@ -27,3 +28,11 @@ __all__ = [
     "run",
     "shutdown",
 ]
+
+
+def __getattr__(name: str) -> object:
+    # default_server is created by the first gobind.route or gobind.run, so
+    # it is read from _server each time instead of bound here at import.
+    if name == "default_server":
+        return _server.default_server
+    raise AttributeError(f"module 'gobind' has no attribute {name!r}")

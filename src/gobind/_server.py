@@ -99,6 +99,9 @@ class Server:
         self._address: Optional[str] = None
         self._stopped = False
         self._lock = threading.Lock()
+        # Set once a shutdown or close has finished; serving ends earlier,
+        # when the listener closes.
+        self._finished = threading.Event()
 
     @property
     def address(self) -> Optional[str]:
@@ -166,6 +169,10 @@ class Server:
             try:
                 while not self._native.wait(_SIGNAL_POLL_SECONDS):
                     pass
+                # A shutdown from another thread closes the listener first,
+                # then drains the requests in flight.
+                while self._stopped and not self._finished.wait(_SIGNAL_POLL_SECONDS):
+                    pass
             except KeyboardInterrupt:
                 self._shutdown_interruptibly()
 
@@ -178,13 +185,21 @@ class Server:
     def shutdown(self, timeout: Optional[float] = None) -> bool:
         """Stop accepting, let in-flight requests finish for up to timeout
         seconds (default shutdown_timeout), then close what is left.
-        Returns False when the timeout cut requests off."""
+        Returns False when the timeout cut requests off. While another
+        thread shuts down, waits up to timeout for it to finish."""
         if timeout is None:
             timeout = self.shutdown_timeout
         with self._lock:
-            if self._stopped:
-                return True
+            already = self._stopped
             self._stopped = True
+        if already:
+            return self._finished.wait(timeout)
+        try:
+            return self._shutdown(timeout)
+        finally:
+            self._finished.set()
+
+    def _shutdown(self, timeout: float) -> bool:
         active, connections = self._native.stats()
         logger.info(
             "Shutting down: %d request%s in flight, %d connection%s open",
@@ -208,6 +223,7 @@ class Server:
         with self._lock:
             self._stopped = True
         self._native.close()
+        self._finished.set()
 
     def _shutdown_interruptibly(self) -> None:
         # The graceful shutdown runs in a thread so that a second Ctrl-C can
@@ -217,8 +233,8 @@ class Server:
             already = self._stopped
         if already:
             return
-        worker.start()
         try:
+            worker.start()
             while worker.is_alive():
                 worker.join(_SIGNAL_POLL_SECONDS)
         except KeyboardInterrupt:

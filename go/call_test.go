@@ -1,0 +1,197 @@
+package main
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"reflect"
+	"sort"
+	"testing"
+)
+
+// decodedRequest is a request read back from the encoding of gobind.h.
+type decodedRequest struct {
+	Method, Target, Path, RawPath, Query, Protocol string
+	Scheme, Host, RemoteAddr, LocalAddr            string
+	ContentLength                                  int64
+	Params                                         [][2]string
+	Header                                         [][2]string
+}
+
+var errTruncated = errors.New("encoded request is truncated")
+
+// decodeRequest is the reader side of encodeRequest, as the C++ Request
+// constructor implements it.
+func decodeRequest(b []byte) (decodedRequest, error) {
+	var d decodedRequest
+	var ok bool
+	for _, field := range []*string{&d.Method, &d.Target, &d.Path, &d.RawPath, &d.Query,
+		&d.Protocol, &d.Scheme, &d.Host, &d.RemoteAddr, &d.LocalAddr} {
+		if *field, b, ok = readString(b); !ok {
+			return d, errTruncated
+		}
+	}
+	if len(b) < 8 {
+		return d, errTruncated
+	}
+	d.ContentLength = int64(binary.NativeEndian.Uint64(b))
+	b = b[8:]
+	for _, list := range []*[][2]string{&d.Params, &d.Header} {
+		var count uint32
+		if count, b, ok = readUint32(b); !ok {
+			return d, errTruncated
+		}
+		for range count {
+			var name, value string
+			if name, b, ok = readString(b); !ok {
+				return d, errTruncated
+			}
+			if value, b, ok = readString(b); !ok {
+				return d, errTruncated
+			}
+			*list = append(*list, [2]string{name, value})
+		}
+	}
+	if len(b) != 0 {
+		return d, errors.New("encoded request has trailing bytes")
+	}
+	return d, nil
+}
+
+func sortedPairs(pairs [][2]string) [][2]string {
+	sorted := append([][2]string(nil), pairs...)
+	sort.Slice(sorted, func(i, j int) bool {
+		if sorted[i][0] != sorted[j][0] {
+			return sorted[i][0] < sorted[j][0]
+		}
+		return sorted[i][1] < sorted[j][1]
+	})
+	return sorted
+}
+
+func TestEncodeRequestRoundTrip(t *testing.T) {
+	r := httptest.NewRequest("POST", "/items/a%2Fb/x?q=1&q=2", nil)
+	r.Host = "example.test:8080"
+	r.RemoteAddr = "192.0.2.7:41000"
+	r.ContentLength = -1
+	r.TransferEncoding = []string{"chunked"}
+	r.Header = http.Header{
+		"Accept":   {"text/plain", "text/html"},
+		"X-Binary": {"\x00\xff\xe9"},
+	}
+	r.SetPathValue("id", "a/b")
+	r.SetPathValue("rest", "x")
+	// The server's ConnContext stores the local address once per connection.
+	r = r.WithContext(context.WithValue(r.Context(), localAddressKey{}, "127.0.0.1:9000"))
+
+	got, err := decodeRequest(encodeRequest(nil, r, []string{"id", "rest"}))
+	if err != nil {
+		t.Fatalf("decodeRequest: %v", err)
+	}
+	want := decodedRequest{
+		Method:        "POST",
+		Target:        "/items/a%2Fb/x?q=1&q=2",
+		Path:          "/items/a/b/x",
+		RawPath:       "/items/a%2Fb/x",
+		Query:         "q=1&q=2",
+		Protocol:      "HTTP/1.1",
+		Scheme:        "http",
+		Host:          "example.test:8080",
+		RemoteAddr:    "192.0.2.7:41000",
+		LocalAddr:     "127.0.0.1:9000",
+		ContentLength: -1,
+		Params:        [][2]string{{"id", "a/b"}, {"rest", "x"}},
+		Header: [][2]string{
+			{"Accept", "text/html"},
+			{"Accept", "text/plain"},
+			{"Host", "example.test:8080"},
+			{"Transfer-Encoding", "chunked"},
+			{"X-Binary", "\x00\xff\xe9"},
+		},
+	}
+	got.Header = sortedPairs(got.Header)
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("round trip:\n got %+v\nwant %+v", got, want)
+	}
+}
+
+func TestEncodeRequestKeepsValueOrder(t *testing.T) {
+	r := httptest.NewRequest("GET", "/", nil)
+	r.Header = http.Header{"X-Order": {"3", "1", "2"}}
+	got, err := decodeRequest(encodeRequest(nil, r, nil))
+	if err != nil {
+		t.Fatalf("decodeRequest: %v", err)
+	}
+	var values []string
+	for _, field := range got.Header {
+		if field[0] == "X-Order" {
+			values = append(values, field[1])
+		}
+	}
+	if want := []string{"3", "1", "2"}; !reflect.DeepEqual(values, want) {
+		t.Errorf("X-Order values = %q, want %q", values, want)
+	}
+}
+
+func TestEncodeRequestAppends(t *testing.T) {
+	r := httptest.NewRequest("GET", "/", nil)
+	prefix := []byte("keep")
+	encoded := encodeRequest(append([]byte(nil), prefix...), r, nil)
+	if got := string(encoded[:len(prefix)]); got != "keep" {
+		t.Errorf("prefix = %q, want %q", got, "keep")
+	}
+	if _, err := decodeRequest(encoded[len(prefix):]); err != nil {
+		t.Errorf("decodeRequest after prefix: %v", err)
+	}
+}
+
+func encodeHeader(pairs ...string) []byte {
+	b := binary.NativeEndian.AppendUint32(nil, uint32(len(pairs)/2))
+	for _, s := range pairs {
+		b = appendString(b, s)
+	}
+	return b
+}
+
+func TestDecodeHeader(t *testing.T) {
+	full := encodeHeader("content-type", "text/plain", "X-Multi", "1", "x-multi", "2")
+	tests := []struct {
+		name    string
+		block   []byte
+		want    http.Header
+		wantErr string
+	}{
+		{"empty block", nil, http.Header{}, ""},
+		{"no fields", encodeHeader(), http.Header{}, ""},
+		{"canonical names and multiple values", full,
+			http.Header{"Content-Type": {"text/plain"}, "X-Multi": {"1", "2"}}, ""},
+		{"short count", []byte{1, 0}, http.Header{}, "invalid response: header block is truncated"},
+		{"missing value", encodeHeader("A", "b")[:4+4+1], http.Header{},
+			"invalid response: header block is truncated"},
+		{"length past end", full[:len(full)-1], http.Header{"Content-Type": {"text/plain"}, "X-Multi": {"1"}},
+			"invalid response: header block is truncated"},
+		{"count past end", append(binary.NativeEndian.AppendUint32(nil, 2), encodeHeader("A", "b")[4:]...),
+			http.Header{"A": {"b"}}, "invalid response: header block is truncated"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			header := http.Header{}
+			err := decodeHeader(header, tt.block)
+			gotErr := ""
+			if err != nil {
+				gotErr = err.Error()
+			}
+			if gotErr != tt.wantErr {
+				t.Errorf("error = %q, want %q", gotErr, tt.wantErr)
+			}
+			if err != nil && !errors.Is(err, errInvalidResponse) {
+				t.Errorf("error %v does not wrap errInvalidResponse", err)
+			}
+			if !reflect.DeepEqual(header, tt.want) {
+				t.Errorf("header = %v, want %v", header, tt.want)
+			}
+		})
+	}
+}

@@ -1,0 +1,171 @@
+"""Fixtures that run gobind apps from tests/apps/ in their own processes.
+
+Each app serves on port 0; the fixture reads the bound address back from
+the "Serving on ..." line that gobind logs at start, and stops the process
+by its PID at teardown.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Callable, Iterator, Optional
+
+import pytest
+
+APPS = Path(__file__).parent / "apps"
+
+# Maximum wait in seconds for an app to log its address. It is generous
+# because an editable install may rebuild the module on import.
+START_TIMEOUT = 180.0
+
+SERVING = re.compile(r"Serving on (?:http://)?(\S+) \(pid (\d+),")
+
+
+class AppProcess:
+    """A running app: its process, bound address and output files."""
+
+    def __init__(self, popen: subprocess.Popen, stdout_path: Path, stderr_path: Path) -> None:
+        self.popen = popen
+        self.pid = popen.pid
+        self.stdout_path = stdout_path
+        self.stderr_path = stderr_path
+        self.address: Optional[str] = None
+        self.logged_pid: Optional[int] = None
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.address}"
+
+    @property
+    def stdout(self) -> str:
+        return self.stdout_path.read_text(errors="replace")
+
+    @property
+    def stderr(self) -> str:
+        return self.stderr_path.read_text(errors="replace")
+
+    def send_signal(self, signum: int) -> None:
+        self.popen.send_signal(signum)
+
+    def wait(self, timeout: float) -> int:
+        """Return the exit code; raises subprocess.TimeoutExpired after timeout seconds."""
+        return self.popen.wait(timeout)
+
+    def wait_for_output(self, pattern: str, timeout: float = 30.0, stream: str = "stderr") -> re.Match:
+        """Wait until the stdout or stderr file matches pattern."""
+        compiled = re.compile(pattern)
+        deadline = time.monotonic() + timeout
+        while True:
+            match = compiled.search(getattr(self, stream))
+            if match:
+                return match
+            if self.popen.poll() is not None:
+                match = compiled.search(getattr(self, stream))
+                if match:
+                    return match
+                pytest.fail(
+                    f"app exited with {self.popen.returncode} before {stream} matched {pattern!r}\n"
+                    f"stdout:\n{self.stdout}\nstderr:\n{self.stderr}"
+                )
+            if time.monotonic() > deadline:
+                pytest.fail(f"{stream} did not match {pattern!r} within {timeout} s\nstderr:\n{self.stderr}")
+            time.sleep(0.02)
+
+    def wait_until_serving(self) -> None:
+        match = self.wait_for_output(SERVING.pattern, START_TIMEOUT)
+        self.address = match.group(1)
+        self.logged_pid = int(match.group(2))
+
+    def status(self, field: str) -> int:
+        """A kB or count field of /proc/PID/status, such as VmHWM or Threads."""
+        for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
+            name, _, value = line.partition(":")
+            if name == field:
+                return int(value.split()[0])
+        raise KeyError(field)
+
+    def thread_count(self) -> int:
+        return len(os.listdir(f"/proc/{self.pid}/task"))
+
+    def fd_count(self) -> int:
+        return len(os.listdir(f"/proc/{self.pid}/fd"))
+
+    def stop(self) -> None:
+        if self.popen.poll() is not None:
+            return
+        self.popen.send_signal(signal.SIGTERM)
+        try:
+            self.popen.wait(15)
+        except subprocess.TimeoutExpired:
+            self.popen.kill()
+            self.popen.wait(15)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def built_module() -> None:
+    """Import gobind once here, so that an editable install rebuilds the
+    module before, and not concurrently inside, the app processes."""
+    import gobind  # noqa: F401
+
+
+def start_app(directory: Path, script: str, *args: str, serving: bool = True) -> AppProcess:
+    """Start tests/apps/SCRIPT with arguments, its output going to files in
+    directory; wait for its address unless serving is False."""
+    index = len(list(directory.glob("app*.stderr")))
+    stdout_path = directory / f"app{index}.stdout"
+    stderr_path = directory / f"app{index}.stderr"
+    env = dict(os.environ, PYTHONUNBUFFERED="1", PYTHONFAULTHANDLER="1")
+    with open(stdout_path, "wb") as stdout, open(stderr_path, "wb") as stderr:
+        popen = subprocess.Popen(
+            [sys.executable, str(APPS / script), *args],
+            stdin=subprocess.DEVNULL,
+            stdout=stdout,
+            stderr=stderr,
+            env=env,
+            cwd=directory,
+        )
+    app = AppProcess(popen, stdout_path, stderr_path)
+    if serving:
+        try:
+            app.wait_until_serving()
+        except BaseException:
+            app.stop()
+            raise
+    return app
+
+
+@pytest.fixture
+def launch(tmp_path: Path) -> Iterator[Callable[..., AppProcess]]:
+    """A function that starts an app (see start_app); every app started is
+    stopped at teardown."""
+    started: list[AppProcess] = []
+
+    def start(script: str, *args: str, serving: bool = True) -> AppProcess:
+        app = start_app(tmp_path, script, *args, serving=serving)
+        started.append(app)
+        return app
+
+    yield start
+    for app in started:
+        app.stop()
+
+
+@pytest.fixture(scope="module")
+def shared_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AppProcess]:
+    """tests/apps/handlers.py with its default settings, shared by the tests
+    of a module that leave no state behind."""
+    app = start_app(tmp_path_factory.mktemp("shared"), "handlers.py")
+    yield app
+    app.stop()
+
+
+@pytest.fixture
+def handlers_app(launch: Callable[..., AppProcess]) -> AppProcess:
+    """tests/apps/handlers.py with its default settings, for one test."""
+    return launch("handlers.py")

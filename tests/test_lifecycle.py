@@ -1,0 +1,331 @@
+"""Start, stop, signals, fork, interpreter exit, threads and listeners."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import signal
+import socket
+import subprocess
+import threading
+from pathlib import Path
+
+import httpx
+import pytest
+
+from conftest import AppProcess
+
+FORK_MESSAGE = (
+    "gobind cannot run in a process forked after it was loaded: the Go runtime does not survive "
+    'fork(). Start worker processes with spawn or exec instead (multiprocessing.set_start_method("spawn")).'
+)
+
+
+class BackgroundGet:
+    """A GET request sent from a thread; join() returns the response or
+    the exception it raised."""
+
+    def __init__(self, url: str) -> None:
+        self.result: object = None
+        self.thread = threading.Thread(target=self._run, args=(url,), daemon=True)
+        self.thread.start()
+
+    def _run(self, url: str) -> None:
+        try:
+            self.result = httpx.get(url, timeout=60)
+        except Exception as error:  # noqa: BLE001 - handed to the test
+            self.result = error
+
+    def join(self) -> object:
+        self.thread.join(90)
+        assert not self.thread.is_alive(), "request thread still running"
+        return self.result
+
+
+# Start and stop lines.
+
+
+def test_start_line_pid(handlers_app: AppProcess):
+    assert handlers_app.logged_pid == handlers_app.pid
+
+
+def test_start_line_threads(launch):
+    app = launch("handlers.py", "--threads", "3")
+    assert re.search(r"INFO gobind: Serving on http://127\.0\.0\.1:\d+ \(pid \d+, 3 Python threads\)\n", app.stderr)
+
+
+# Signals.
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_signal_graceful(handlers_app: AppProcess, signum):
+    request = BackgroundGet(f"{handlers_app.url}/slow?seconds=2")
+    handlers_app.wait_for_output("slow started", stream="stdout")
+    handlers_app.send_signal(signum)
+
+    assert handlers_app.wait(60) == 0
+    response = request.join()
+    assert isinstance(response, httpx.Response), response
+    assert response.status_code == 200
+    assert response.text == "slow done"
+    assert "run returned" in handlers_app.stdout
+    assert "INFO gobind: Shutting down: 1 request in flight, 1 connection open\n" in handlers_app.stderr
+    assert "INFO gobind: Stopped\n" in handlers_app.stderr
+
+
+def test_signal_refuses_new_connections(handlers_app: AppProcess):
+    handlers_app.send_signal(signal.SIGTERM)
+    assert handlers_app.wait(60) == 0
+    with pytest.raises(httpx.ConnectError):
+        httpx.get(f"{handlers_app.url}/items/1", timeout=10)
+
+
+def test_second_sigint_forces_exit(handlers_app: AppProcess):
+    request = BackgroundGet(f"{handlers_app.url}/block")
+    handlers_app.wait_for_output("block started", stream="stdout")
+    handlers_app.send_signal(signal.SIGINT)
+    handlers_app.wait_for_output("Shutting down: 1 request in flight")
+    handlers_app.send_signal(signal.SIGINT)
+
+    assert handlers_app.wait(60) == 1
+    assert "WARNING gobind: Second interrupt: closing all connections now\n" in handlers_app.stderr
+    assert isinstance(request.join(), httpx.TransportError)
+    assert "run returned" not in handlers_app.stdout
+
+
+# fork() and interpreter exit.
+
+
+@pytest.mark.parametrize("mode", ["imported", "created", "started"])
+def test_fork_child_raises(launch, mode):
+    app = launch("fork.py", mode, serving=False)
+    child = int(app.wait_for_output(r"child pid (\d+)", stream="stdout").group(1))
+    try:
+        app.wait(60)
+    finally:
+        try:
+            os.kill(child, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    assert f"child RuntimeError: {FORK_MESSAGE}\n" in app.stdout
+    assert "child exit 3\n" in app.stdout
+    assert app.popen.returncode == 0
+
+
+def test_exit_with_running_server(launch):
+    app = launch("exit_running.py", "idle")
+    assert app.wait(60) == 0
+    assert "script ends" in app.stdout
+    assert "Fatal Python error" not in app.stderr
+
+
+def test_exit_with_daemon_waiters(launch):
+    app = launch("exit_running.py", "daemon-wait")
+    assert app.wait(60) == 0
+    assert "terminate called" not in app.stderr
+
+
+def test_exit_drains_in_flight_request(launch):
+    app = launch("exit_running.py", "in-flight")
+    request = BackgroundGet(f"http://{app.address}/slow")
+    app.wait_for_output("slow started", stream="stdout")
+    app.send_signal(signal.SIGUSR1)
+
+    assert app.wait(60) == 0
+    response = request.join()
+    assert isinstance(response, httpx.Response), response
+    assert response.text == "slow done"
+    assert "Fatal Python error" not in app.stderr
+
+
+# Threads.
+
+
+def test_thread_local_survives(launch):
+    app = launch("handlers.py", "--threads", "1")
+    counts: dict[int, list[int]] = {}
+    with httpx.Client(base_url=app.url, timeout=30) as client:
+        for _ in range(30):
+            data = client.get("/thread-local").json()
+            counts.setdefault(data["thread"], []).append(data["count"])
+    for thread, seen in counts.items():
+        assert seen == list(range(1, len(seen) + 1)), f"thread {thread} counts {seen}"
+    assert max(len(seen) for seen in counts.values()) > 1
+
+
+# Extra OS threads allowed besides the handler threads: the main thread,
+# Go's threads running goroutines (GOMAXPROCS), sysmon and a few idle ones.
+THREAD_ALLOWANCE = 16
+
+
+def test_thread_count_bounded(launch):
+    threads = 4
+    connections = 512
+    app = launch("handlers.py", "--threads", str(threads), "--no-access-log")
+    host, _, port = app.address.rpartition(":")
+    base_fds = app.fd_count()
+
+    sockets = []
+    try:
+        for _ in range(connections):
+            sock = socket.create_connection((host, int(port)), timeout=60)
+            sock.sendall(b"GET /block HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n")
+            sockets.append(sock)
+        # The server has accepted every connection once it has a descriptor for each.
+        for _ in range(3000):
+            if app.fd_count() >= base_fds + connections:
+                break
+            threading.Event().wait(0.01)
+        assert app.fd_count() >= base_fds + connections
+        app.wait_for_output(rf"(?s)(block started.*){{{threads}}}", stream="stdout")
+        peak = max(app.thread_count() for _ in range(50))
+        handlers_entered = app.stdout.count("block started")
+
+        app.send_signal(signal.SIGUSR1)
+        bodies = []
+        for sock in sockets:
+            received = b""
+            while chunk := sock.recv(65536):
+                received += chunk
+            bodies.append(received.partition(b"\r\n\r\n")[2])
+    finally:
+        for sock in sockets:
+            sock.close()
+    assert peak <= threads + THREAD_ALLOWANCE
+    assert handlers_entered == threads
+    assert bodies == [b"released"] * connections
+
+
+def test_thousand_concurrent_connections(launch):
+    count = 1000
+    app = launch("handlers.py", "--no-access-log")
+    host, _, port = app.address.rpartition(":")
+
+    async def exchange_all() -> list[bytes]:
+        # All connections are open before the first request is sent.
+        streams = [await asyncio.open_connection(host, int(port)) for _ in range(count)]
+        for i, (_, writer) in enumerate(streams):
+            writer.write(f"GET /id/{i} HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n".encode())
+
+        async def receive(reader, writer) -> bytes:
+            data = await reader.read()
+            writer.close()
+            return data
+
+        return await asyncio.gather(*(receive(reader, writer) for reader, writer in streams))
+
+    responses = asyncio.run(asyncio.wait_for(exchange_all(), 120))
+    statuses = [response.partition(b"\r\n")[0] for response in responses]
+    bodies = [response.partition(b"\r\n\r\n")[2] for response in responses]
+    assert statuses == [b"HTTP/1.1 200 OK"] * count
+    assert bodies == [f"id {i}".encode() for i in range(count)]
+
+
+def test_thousand_concurrent_httpx_requests(launch):
+    count = 1000
+    app = launch("handlers.py", "--no-access-log")
+    limits = httpx.Limits(max_connections=count, max_keepalive_connections=count)
+
+    async def get_all() -> list[httpx.Response]:
+        async with httpx.AsyncClient(base_url=app.url, limits=limits, timeout=60) as client:
+            return await asyncio.gather(*(client.get(f"/id/{i}") for i in range(count)))
+
+    responses = asyncio.run(asyncio.wait_for(get_all(), 120))
+    assert [response.status_code for response in responses] == [200] * count
+    assert [response.text for response in responses] == [f"id {i}" for i in range(count)]
+
+
+# Listeners.
+
+
+def ipv6_loopback_available() -> bool:
+    try:
+        with socket.socket(socket.AF_INET6) as sock:
+            sock.bind(("::1", 0))
+    except OSError:
+        return False
+    return True
+
+
+@pytest.mark.skipif(not ipv6_loopback_available(), reason="no IPv6 loopback interface")
+def test_ipv6_loopback(launch):
+    app = launch("handlers.py", "--host", "::1")
+    assert re.fullmatch(r"\[::1\]:\d+", app.address)
+    data = httpx.get(f"{app.url}/attributes", timeout=30).json()
+    assert data["local_addr"] == app.address
+    assert data["client"][0] == "::1"
+    assert data["remote_addr"] == f"[::1]:{data['client'][1]}"
+
+
+def test_unix_socket(launch, tmp_path: Path):
+    path = tmp_path / "app.sock"
+    app = launch("handlers.py", "--uds", str(path))
+    assert app.address == f"unix:{path}"
+    transport = httpx.HTTPTransport(uds=str(path))
+    with httpx.Client(transport=transport, base_url="http://app.test", timeout=30) as client:
+        data = client.get("/attributes").json()
+    assert data["host"] == "app.test"
+    assert data["local_addr"] == str(path)
+    assert data["client"] is None
+
+
+# Logging.
+
+
+def test_access_log_line(handlers_app: AppProcess):
+    response = httpx.get(f"{handlers_app.url}/items/1?x=y", timeout=30)
+    port = response.json()["client"][1]
+    line = (
+        rf'INFO gobind.access: 127\.0\.0\.1:{port} - "GET /items/1\?x=y HTTP/1\.1" 200 {len(response.content)} '
+        r"\d+\.\d\dms\n"
+    )
+    assert re.search(line, handlers_app.stderr)
+
+
+def test_access_log_error_status(handlers_app: AppProcess):
+    httpx.get(f"{handlers_app.url}/raise", timeout=30)
+    assert re.search(r'INFO gobind.access: \S+ - "GET /raise HTTP/1\.1" 500 22 ', handlers_app.stderr)
+
+
+def test_access_log_off(launch):
+    app = launch("handlers.py", "--no-access-log")
+    assert httpx.get(f"{app.url}/items/1", timeout=30).status_code == 200
+    app.send_signal(signal.SIGTERM)
+    assert app.wait(60) == 0
+    assert "gobind.access" not in app.stderr
+    assert "INFO gobind: Stopped\n" in app.stderr
+
+
+# The module-level API.
+
+
+def test_module_api_serves(launch):
+    app = launch("module_api.py")
+    response = httpx.get(f"{app.url}/hello/world", timeout=30)
+    assert response.text == "Hello, world"
+
+
+def test_module_api_shutdown(launch):
+    app = launch("module_api.py")
+    assert httpx.post(f"{app.url}/shutdown", timeout=30).text == "stopping"
+    assert app.wait(60) == 0
+    assert "run returned" in app.stdout
+
+
+def test_module_api_run_waits_for_drain(launch):
+    app = launch("module_api.py")
+    request = BackgroundGet(f"{app.url}/slow")
+    app.wait_for_output("slow started", stream="stdout")
+    assert httpx.post(f"{app.url}/shutdown", timeout=30).text == "stopping"
+
+    assert app.wait(60) == 0
+    response = request.join()
+    assert isinstance(response, httpx.Response), response
+    assert response.text == "slow done"
+    assert app.stdout.index("slow finished") < app.stdout.index("run returned")
+
+
+def test_module_api_default_server(launch):
+    app = launch("module_api.py")
+    assert "default server set: True" in app.stdout
