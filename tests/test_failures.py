@@ -285,26 +285,21 @@ def exchange(app: AppProcess, request: bytes) -> bytes:
 def test_read_timeout_in_handler(launch):
     app = launch("handlers.py", "--read-timeout", "0.3")
     response = exchange(app, b"POST /digest HTTP/1.1\r\nHost: h\r\nContent-Length: 100\r\n\r\nabc")
-    assert response.startswith(b"HTTP/1.1 500 Internal Server Error\r\n")
+    assert response.startswith(b"HTTP/1.1 408 Request Timeout\r\n")
     assert "\nTimeoutError: [Errno 110] reading request body timed out: read tcp " in app.stderr
 
 
 def test_header_too_large(launch):
     app = launch("handlers.py", "--max-header-bytes", "1024")
-    # net/http allows 4096 bytes beyond max_header_bytes.
     response = exchange(app, b"GET /items/1 HTTP/1.1\r\nHost: h\r\nX-Big: " + b"a" * 8000 + b"\r\n\r\n")
-    assert response == (
-        b"HTTP/1.1 431 Request Header Fields Too Large\r\nContent-Type: text/plain; charset=utf-8\r\n"
-        b"Connection: close\r\n\r\n431 Request Header Fields Too Large"
-    )
+    assert response.startswith(b"HTTP/1.1 431 Request Header Fields Too Large\r\n")
+    assert b"\r\nConnection: close\r\n" in response
 
 
 def test_malformed_header_400(handlers_app: AppProcess):
     response = exchange(handlers_app, b"GET /items/1 HTTP/1.1\r\nHost: h\r\nBad Header\r\n\r\n")
-    assert response == (
-        b"HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\n"
-        b"Connection: close\r\n\r\n400 Bad Request"
-    )
+    assert response.startswith(b"HTTP/1.1 400 Bad Request\r\n")
+    assert b"\r\nConnection: close\r\n" in response
 
 
 def test_engine_log_to_python(handlers_app: AppProcess):

@@ -261,10 +261,8 @@ void call_python(py::object& function, const Hooks& hooks, gobind::Request& requ
         std::chrono::duration<double> elapsed = std::chrono::steady_clock::now() - started;
         write_access_log(hooks, request, writer, elapsed.count());
     }
-    py_request->request = nullptr;
-    py_request->headers = py::object();
-    py_request->path_params = py::object();
-    py_request->body = py::object();
+    // Every per-request field starts afresh for the next call.
+    *py_request = PyRequest{};
     py_writer->writer = nullptr;
     // An empty Headers object left for the next call saves an allocation.
     if (py_writer->headers && Py_REFCNT(py_writer->headers.ptr()) == 1) {
