@@ -22,6 +22,7 @@ type Call struct {
 	request *http.Request
 
 	status        int
+	bodyLimit     int64 // the Content-Length the handler declared, or -1
 	headerSent    bool
 	finished      bool
 	bodyEnded     bool
@@ -52,8 +53,13 @@ func (h *callbackHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s := h.server
 
 	// Requests beyond the callback bound wait here, as goroutines, instead
-	// of occupying an OS thread each inside the callback.
+	// of occupying an OS thread each inside the callback. The start of the
+	// body is read first, so that a client slow to send its body holds no
+	// slot while it is slow.
 	if s.slots != nil {
+		if r.ContentLength != 0 {
+			prefetchBody(w, r, s.config.ReadTimeout)
+		}
 		if !s.acquireSlot(r) {
 			return
 		}
@@ -94,6 +100,56 @@ func (h *callbackHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if result == CallAbort {
 		panic(http.ErrAbortHandler)
 	}
+}
+
+// prefetchedBody serves the bytes read ahead, then the rest of the body.
+type prefetchedBody struct {
+	data []byte
+	err  error // the error that ended the read ahead: io.EOF at the end of the body
+	rest io.ReadCloser
+}
+
+func (b *prefetchedBody) Read(p []byte) (int, error) {
+	if len(b.data) > 0 {
+		n := copy(p, b.data)
+		b.data = b.data[n:]
+		return n, nil
+	}
+	if b.err != nil {
+		return 0, b.err
+	}
+	return b.rest.Read(p)
+}
+
+func (b *prefetchedBody) Close() error { return b.rest.Close() }
+
+// prefetchBody reads up to prefetchLimit body bytes (the same read-ahead
+// as queue mode's), each read bounded by timeout, and puts them in front
+// of r.Body. A read error, such as a client that stayed silent, is kept
+// and returned to the handler's first read past those bytes, so that the
+// handler sees it without having held a slot while the client was slow.
+func prefetchBody(w http.ResponseWriter, r *http.Request, timeout time.Duration) {
+	size := int64(prefetchLimit)
+	if r.ContentLength > 0 && r.ContentLength < size {
+		size = r.ContentLength
+	}
+	buffer := make([]byte, size)
+	controller := http.NewResponseController(w)
+	_ = controller.SetReadDeadline(time.Now().Add(timeout))
+	n, err := io.ReadFull(r.Body, buffer)
+	switch {
+	case err == nil && r.ContentLength == size:
+		err = io.EOF
+	case errors.Is(err, io.ErrUnexpectedEOF) && r.ContentLength < 0:
+		// A chunked body shorter than the buffer ended properly.
+		err = io.EOF
+	}
+	if errors.Is(err, io.EOF) {
+		// net/http reads in the background once a body ended, and a
+		// deadline would cut that read short.
+		_ = controller.SetReadDeadline(time.Time{})
+	}
+	r.Body = &prefetchedBody{data: buffer[:n], err: err, rest: r.Body}
 }
 
 // acquireSlot waits for a free callback slot, and reports false when the
@@ -225,11 +281,18 @@ func (c *Call) Write(status int, header []byte, body []byte, flags int) error {
 	// 204 and 304 forbid a body: it is dropped, as net/http does for HEAD
 	// requests, instead of failing the whole response.
 	if len(body) > 0 && c.status != http.StatusNoContent && c.status != http.StatusNotModified {
+		if body = c.trimToDeclaredLength(body); len(body) == 0 {
+			return c.afterWrite(flags)
+		}
 		c.extendWriteDeadline()
 		if _, err := c.writer.Write(body); err != nil {
 			return err
 		}
 	}
+	return c.afterWrite(flags)
+}
+
+func (c *Call) afterWrite(flags int) error {
 	if flags&writeFinish != 0 {
 		return c.finish(nil)
 	}
@@ -260,8 +323,31 @@ func (c *Call) sendHeader(status int, encoded []byte, bodyLength int, final bool
 	if status >= 200 || status == http.StatusSwitchingProtocols {
 		c.status = status
 		c.headerSent = true
+		c.bodyLimit = -1
+		if declared := header["Content-Length"]; len(declared) == 1 {
+			if n, err := strconv.ParseInt(declared[0], 10, 64); err == nil && n >= 0 {
+				c.bodyLimit = n
+			}
+		}
 	}
 	return nil
+}
+
+// trimToDeclaredLength cuts body to what the declared Content-Length still
+// allows: net/http fails a write that crosses it, which would lose the
+// bytes that fit. The cut is logged once per response.
+func (c *Call) trimToDeclaredLength(body []byte) []byte {
+	if c.bodyLimit < 0 || int64(len(body)) <= c.bodyLimit {
+		if c.bodyLimit >= 0 {
+			c.bodyLimit -= int64(len(body))
+		}
+		return body
+	}
+	c.server.writeLog(fmt.Sprintf("response to %s %s is longer than its Content-Length; the extra bytes were not sent",
+		c.request.Method, c.request.URL.Path))
+	body = body[:c.bodyLimit]
+	c.bodyLimit = 0
+	return body
 }
 
 func bodyAllowed(status int) bool {

@@ -200,7 +200,7 @@ func gobind_server_start(handle C.gobind_server_t, address *C.char, addressLen C
 	}
 	actual, err := server.Start(C.GoStringN(address, C.int(addressLen)))
 	switch {
-	case errors.Is(err, errAlreadyStarted), errors.Is(err, errClosed):
+	case errors.Is(err, errAlreadyStarted), errors.Is(err, errClosed), errors.Is(err, errStopped):
 		return fail(errOut, C.GOBIND_ERR_STATE, err)
 	case errors.As(err, new(syscall.Errno)):
 		return fail(errOut, C.GOBIND_ERR_OS, err)
@@ -314,6 +314,8 @@ func gobind_request_read(handle C.gobind_call_t, buf *C.char, capacity C.size_t,
 		return C.GOBIND_EOF
 	case errors.Is(err, os.ErrDeadlineExceeded):
 		return fail(errOut, C.GOBIND_ERR_TIMEOUT, fmt.Errorf("reading request body timed out: %w", err))
+	case errors.Is(err, errChunkedFraming):
+		return fail(errOut, C.GOBIND_ERR_INVALID, fmt.Errorf("invalid request body: %w", err))
 	case err != nil:
 		return fail(errOut, C.GOBIND_ERR_IO, fmt.Errorf("reading request body failed: %w", err))
 	}

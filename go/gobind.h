@@ -160,7 +160,8 @@ int gobind_server_stats(gobind_server_t server, int64_t* active_requests,
 
 /* Read up to cap bytes of the request body into buf (caller-allocated).
    Blocks until data arrives, the body ends (GOBIND_EOF, *n == 0) or the
-   read timeout passes (GOBIND_ERR_TIMEOUT). Connection failures give
+   read timeout passes (GOBIND_ERR_TIMEOUT). A body whose chunked framing
+   is invalid gives GOBIND_ERR_INVALID; connection failures give
    GOBIND_ERR_IO. */
 int gobind_request_read(gobind_call_t call, char* buf, size_t cap, size_t* n,
                         gobind_error* err);

@@ -113,6 +113,7 @@ const (
 var (
 	errNotStarted     = errors.New("server is not started")
 	errAlreadyStarted = errors.New("server is already started")
+	errStopped        = errors.New("server was stopped and cannot start again; create a new server")
 	errClosed         = errors.New("server is closed")
 )
 
@@ -140,6 +141,13 @@ type Server struct {
 	// closeCallbacks, after which no new callback starts.
 	calls atomic.Int64
 
+	// stopping counts Shutdown and Close calls in progress; drained closes
+	// when the first of them has finished, so that Wait reports a stopped
+	// server only after its in-flight requests ended.
+	stopping  atomic.Int32
+	drained   chan struct{}
+	drainOnce sync.Once
+
 	mu       sync.Mutex
 	listener net.Listener
 	started  bool
@@ -162,10 +170,11 @@ func NewServer(config Config) (*Server, error) {
 		return nil, fmt.Errorf("invalid max concurrent calls %d: must be 0 (no bound) or more", config.MaxConcurrentCalls)
 	}
 	s := &Server{
-		config: config,
-		mux:    http.NewServeMux(),
-		done:   make(chan struct{}),
-		guard:  newGuardSettings(&config),
+		config:  config,
+		mux:     http.NewServeMux(),
+		done:    make(chan struct{}),
+		drained: make(chan struct{}),
+		guard:   newGuardSettings(&config),
 	}
 	if config.MaxConcurrentCalls > 0 {
 		s.slots = make(chan struct{}, config.MaxConcurrentCalls)
@@ -264,6 +273,11 @@ func (s *Server) Start(address string) (string, error) {
 	defer s.mu.Unlock()
 
 	if s.started {
+		select {
+		case <-s.done:
+			return "", errStopped
+		default:
+		}
 		return "", errAlreadyStarted
 	}
 	if s.calls.Load()&closedBit != 0 {
@@ -330,25 +344,30 @@ func (s *Server) Wait(timeout time.Duration) (bool, error) {
 	if !started {
 		return false, errNotStarted
 	}
-	if timeout < 0 {
-		<-s.done
-		return true, s.serveError()
+	var expired <-chan time.Time
+	if timeout >= 0 {
+		timer := time.NewTimer(timeout)
+		defer timer.Stop()
+		expired = timer.C
 	}
-	// A stopped server reports so even with a zero timeout, which the
-	// select below would pick at random against the expired timer.
-	select {
-	case <-s.done:
-		return true, s.serveError()
-	default:
+	// A stopped server reports so even with a zero timeout, which a select
+	// would pick at random against the expired timer.
+	for _, finished := range []chan struct{}{s.done, s.drained} {
+		if finished == s.drained && s.stopping.Load() == 0 {
+			break
+		}
+		select {
+		case <-finished:
+			continue
+		default:
+		}
+		select {
+		case <-finished:
+		case <-expired:
+			return false, nil
+		}
 	}
-	timer := time.NewTimer(timeout)
-	defer timer.Stop()
-	select {
-	case <-s.done:
-		return true, s.serveError()
-	case <-timer.C:
-		return false, nil
-	}
+	return true, s.serveError()
 }
 
 func (s *Server) serveError() error {
@@ -361,6 +380,8 @@ func (s *Server) serveError() error {
 // in-flight requests to finish. Connections still busy after timeout are
 // closed and context.DeadlineExceeded is returned.
 func (s *Server) Shutdown(timeout time.Duration) error {
+	s.stopping.Add(1)
+	defer s.markDrained()
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	err := s.http.Shutdown(ctx)
@@ -373,9 +394,15 @@ func (s *Server) Shutdown(timeout time.Duration) error {
 
 // Close closes the listener and every connection at once.
 func (s *Server) Close() error {
+	s.stopping.Add(1)
+	defer s.markDrained()
 	err := s.http.Close()
 	s.waitIfStarted()
 	return err
+}
+
+func (s *Server) markDrained() {
+	s.drainOnce.Do(func() { close(s.drained) })
 }
 
 func (s *Server) waitIfStarted() {

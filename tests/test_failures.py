@@ -137,7 +137,7 @@ def test_handler_not_callable():
 def test_threads_zero():
     with pytest.raises(ValueError) as caught:
         gobind.Server(threads=0)
-    assert str(caught.value) == "invalid threads 0: must be 1 or more"
+    assert str(caught.value) == "invalid threads 0: must be an integer, 1 or more"
 
 
 def test_timeout_negative():

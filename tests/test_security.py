@@ -249,9 +249,9 @@ def test_invalid_chunk_line(app):
     )
     result = exchange(app.address, raw)
     seen = app.seen()
-    assert result.statuses == ["500 Internal Server Error"]
+    assert result.statuses == ["400 Bad Request"]
     assert result.closed
-    assert "ConnectionError: reading request body failed: invalid chunked framing in request body" in seen
+    assert "ValueError: invalid request body: invalid chunked framing in request body" in seen
     assert "GET /hidden-bad-chunk" not in seen
 
 

@@ -247,14 +247,14 @@ void call_python(py::object& function, const Hooks& hooks, gobind::Request& requ
         py_writer->sync_headers();
     } catch (py::error_already_set& error) {
         report_error(hooks, error, request_object);
-        writer.fail(request.body_timed_out() ? 408 : 500);
+        writer.fail(request.failure_status());
     } catch (const std::exception& error) {
         // A gobind call inside the handler failed without Python seeing
         // it, such as a write to a client that went away.
         PyErr_SetString(PyExc_RuntimeError, error.what());
         py::error_already_set wrapped;
         report_error(hooks, wrapped, request_object);
-        writer.fail(request.body_timed_out() ? 408 : 500);
+        writer.fail(request.failure_status());
     }
 
     if (timed) {

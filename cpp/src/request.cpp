@@ -202,6 +202,7 @@ std::size_t Request::read(char* buffer, std::size_t capacity) {
         return n;
     }
     if (status == GOBIND_ERR_TIMEOUT) body_timed_out_ = true;
+    if (status == GOBIND_ERR_INVALID) body_invalid_ = true;
     detail::check(status, error, "reading request body failed");
     return n;
 }

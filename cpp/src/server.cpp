@@ -314,10 +314,10 @@ std::int64_t Server::dispatch(void* user_data, std::uint64_t call, const char* d
             writer.finish();
         } catch (const std::exception& error) {
             report(error.what());
-            writer.fail(request.body_timed_out() ? 408 : 500);
+            writer.fail(request.failure_status());
         } catch (...) {
             report("unknown exception");
-            writer.fail(request.body_timed_out() ? 408 : 500);
+            writer.fail(request.failure_status());
         }
         if (writer.aborted()) return GOBIND_HANDLER_ABORT;
         return static_cast<std::int64_t>(writer.inline_size());

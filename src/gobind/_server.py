@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import atexit
+import inspect
 import logging
 import os
 import signal
@@ -67,8 +68,10 @@ class Server:
         ssl_keyfile: Optional[str] = None,
         http2_cleartext: bool = False,
     ) -> None:
-        if threads < 1:
-            raise ValueError(f"invalid threads {threads!r}: must be 1 or more")
+        if not isinstance(threads, int) or isinstance(threads, bool) or threads < 1:
+            raise ValueError(f"invalid threads {threads!r}: must be an integer, 1 or more")
+        if not shutdown_timeout >= 0:
+            raise ValueError(f"invalid shutdown_timeout {shutdown_timeout!r}: must be 0 or more seconds")
         if max_header_bytes < 1:
             raise ValueError(f"invalid max_header_bytes {max_header_bytes!r}: must be 1 or more")
         _check_limits(
@@ -128,15 +131,13 @@ class Server:
     def handle(self, pattern: str, handler: Handler) -> None:
         """Register handler for pattern; raises ValueError for an invalid or
         conflicting pattern."""
-        if not callable(handler):
-            raise TypeError(f"handler for {pattern!r} is not callable: {handler!r}")
+        _check_handler(handler, pattern)
         self._native.handle(pattern, handler)
 
     def handle_all(self, handler: Handler) -> None:
         """Send every request to handler, with paths exactly as sent: no
         pattern matching, path cleaning or redirects."""
-        if not callable(handler):
-            raise TypeError(f"handler is not callable: {handler!r}")
+        _check_handler(handler, "every request")
         self._native.handle_all(handler)
 
     def start(self, host: str = "127.0.0.1", port: int = 8000, *, uds: Optional[str] = None) -> str:
@@ -189,6 +190,8 @@ class Server:
         thread shuts down, waits up to timeout for it to finish."""
         if timeout is None:
             timeout = self.shutdown_timeout
+        if not timeout >= 0:
+            raise ValueError(f"invalid timeout {timeout!r}: must be 0 or more seconds")
         with self._lock:
             already = self._stopped
             self._stopped = True
@@ -274,7 +277,19 @@ def _check_limits(**limits: int) -> None:
             raise ValueError(f"invalid {name} {value!r}: must be 1 or more")
 
 
+def _check_handler(handler: object, target: str) -> None:
+    if not callable(handler):
+        raise TypeError(f"handler for {target!r} is not callable: {handler!r}")
+    if inspect.iscoroutinefunction(handler) or inspect.iscoroutinefunction(getattr(handler, "__call__", None)):
+        raise TypeError(
+            f"handler for {target!r} is an async function; gobind.Server handlers are plain functions "
+            "(serve async apps with gobind.asgi)"
+        )
+
+
 def _join_host_port(host: str, port: int) -> str:
+    if not host:
+        raise ValueError("invalid host '': give an address such as 127.0.0.1, or 0.0.0.0 for every interface")
     if not isinstance(port, int) or not 0 <= port <= 65535:
         raise ValueError(f"invalid port {port!r}: must be an integer from 0 to 65535")
     if ":" in host and not host.startswith("["):
@@ -283,6 +298,10 @@ def _join_host_port(host: str, port: int) -> str:
 
 
 def _log_handler_error(error: BaseException, request: Request) -> None:
+    if isinstance(error, ConnectionError):
+        # The client went away: routine, so one line without a traceback.
+        logger.info("Client went away during %s %s: %s", request.method, request.url, error)
+        return
     logger.error(
         "Exception in handler for %s %s",
         request.method,

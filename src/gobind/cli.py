@@ -23,6 +23,8 @@ import signal
 import sys
 from typing import Any, List, Optional, Sequence, Tuple
 
+from ._gobind import Headers
+
 ENV_PREFIX = "GOBIND_"
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
 INTERFACES = ("auto", "wsgi", "asgi", "gobind")
@@ -162,6 +164,14 @@ def parse_headers(values: Sequence[str]) -> List[Tuple[str, str]]:
         name, sep, content = value.partition(":")
         if not sep or not name.strip():
             raise UsageError(f"invalid --header {value!r}: expected NAME:VALUE, such as 'Server:gobind'")
+        try:
+            content.strip().encode("latin-1")
+        except UnicodeEncodeError:
+            raise UsageError(f"invalid --header {value!r}: the value must be latin-1 text") from None
+        try:
+            Headers([(name.strip(), content.strip())])
+        except ValueError as error:
+            raise UsageError(f"invalid --header {value!r}: {error}") from None
         headers.append((name.strip(), content.strip()))
     return headers
 

@@ -151,6 +151,12 @@ def echo(w, req):
     w.write(body)
 
 
+@app.route("GET /over-length")
+def over_length(w, req):
+    w.headers["Content-Length"] = "5"
+    w.write(b"0123456789")
+
+
 @app.route("POST /read")
 def read_sizes(w, req):
     pieces = [req.read(3), req.read(5), req.read(-1), req.read(4)]

@@ -32,7 +32,7 @@ def echo(w, req):
     record(f"{req.method} {req.url}")
     try:
         body = req.body
-    except OSError as error:
+    except (OSError, ValueError) as error:
         record(f"{type(error).__name__}: {error}")
         raise
     w.headers["Content-Type"] = "text/plain"

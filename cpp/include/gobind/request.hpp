@@ -82,6 +82,15 @@ public:
     /// read timeout; a handler failure then becomes 408, not 500.
     bool body_timed_out() const noexcept { return body_timed_out_; }
 
+    /// Status for a handler that failed after a body read failed: 408 when
+    /// the client stayed silent, 400 when the body's framing was invalid,
+    /// else 500.
+    int failure_status() const noexcept {
+        if (body_timed_out_) return 408;
+        if (body_invalid_) return 400;
+        return 500;
+    }
+
     /// Read the rest of the body. Throws std::length_error when it exceeds
     /// `limit` bytes.
     std::string read_all(std::size_t limit = SIZE_MAX);
@@ -112,6 +121,7 @@ private:
     std::unique_ptr<BodyBuffer> body_buffer_;
     std::unique_ptr<std::istream> body_stream_;
     bool body_timed_out_ = false;
+    bool body_invalid_ = false;
 };
 
 }  // namespace gobind
