@@ -436,8 +436,8 @@ func TestReleaseStopsCallbacks(t *testing.T) {
 	if _, err := http.Get("http://" + address + "/"); err == nil {
 		t.Errorf("GET after Release succeeded, want a connection error")
 	}
-	if _, err := s.Start("127.0.0.1:0"); !errors.Is(err, errAlreadyStarted) {
-		t.Errorf("Start after Release error = %v, want %v", err, errAlreadyStarted)
+	if _, err := s.Start("127.0.0.1:0"); !errors.Is(err, errStopped) {
+		t.Errorf("Start after Release error = %v, want %v", err, errStopped)
 	}
 	if got := ran.Load(); got != 1 {
 		t.Errorf("callbacks run = %d, want 1", got)
