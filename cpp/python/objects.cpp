@@ -49,7 +49,7 @@ py::bytes read_bytes(gobind::Request& request, std::size_t size, bool fill) {
     return py::reinterpret_steal<py::bytes>(raw);
 }
 
-// View of str (UTF-8) or any contiguous buffer; `keep` holds what the view
+// View of str (UTF-8) or any contiguous buffer; `keep` owns what the view
 // points into.
 std::string_view body_view(py::handle data, py::object& keep) {
     if (PyBytes_Check(data.ptr())) {

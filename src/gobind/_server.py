@@ -347,11 +347,13 @@ def _drain_at_exit() -> None:
         logger.warning("%d handler call%s still running in Python at exit", remaining, "" if remaining == 1 else "s")
 
 
-def _refuse_after_fork() -> None:
+def _forget_servers_after_fork() -> None:
+    # The child cannot reach the parent's servers: the Go runtime did not
+    # survive the fork, so the exit hook must not try to shut them down.
     _live_servers.clear()
 
 
-os.register_at_fork(after_in_child=_refuse_after_fork)
+os.register_at_fork(after_in_child=_forget_servers_after_fork)
 
 # The module-level API of gohttplib: gobind.route, gobind.run, gobind.shutdown.
 default_server: Optional[Server] = None
