@@ -72,29 +72,22 @@ class Server:
             raise ValueError(f"invalid threads {threads!r}: must be an integer, 1 or more")
         if not shutdown_timeout >= 0:
             raise ValueError(f"invalid shutdown_timeout {shutdown_timeout!r}: must be 0 or more seconds")
-        if max_header_bytes < 1:
-            raise ValueError(f"invalid max_header_bytes {max_header_bytes!r}: must be 1 or more")
-        _check_limits(
-            max_request_line_bytes=max_request_line_bytes,
-            max_header_field_bytes=max_header_field_bytes,
-            max_header_fields=max_header_fields,
-        )
         self.threads = threads
         self.shutdown_timeout = shutdown_timeout
         self.access_log = access_log
-        self._native = _gobind.Server(
+        self._native = _native_server(
+            max_concurrent_calls=threads,
             read_header_timeout=read_header_timeout,
             read_timeout=read_timeout,
             write_timeout=write_timeout,
             idle_timeout=idle_timeout,
             max_header_bytes=max_header_bytes,
-            max_concurrent_calls=threads,
-            tls_cert_file=os.fspath(ssl_certfile) if ssl_certfile else "",
-            tls_key_file=os.fspath(ssl_keyfile) if ssl_keyfile else "",
-            http2_cleartext=http2_cleartext,
             max_request_line_bytes=max_request_line_bytes,
             max_header_field_bytes=max_header_field_bytes,
             max_header_fields=max_header_fields,
+            ssl_certfile=ssl_certfile,
+            ssl_keyfile=ssl_keyfile,
+            http2_cleartext=http2_cleartext,
         )
         self._scheme = "https" if ssl_certfile else "http"
         self._native.set_hooks(_log_handler_error, _log_access if access_log else None)
@@ -275,6 +268,45 @@ def _check_limits(**limits: int) -> None:
     for name, value in limits.items():
         if value < 1:
             raise ValueError(f"invalid {name} {value!r}: must be 1 or more")
+
+
+def _native_server(
+    *,
+    max_concurrent_calls: int,
+    read_header_timeout: float,
+    read_timeout: float,
+    write_timeout: float,
+    idle_timeout: float,
+    max_header_bytes: int,
+    max_request_line_bytes: int,
+    max_header_field_bytes: int,
+    max_header_fields: int,
+    ssl_certfile: Optional[str],
+    ssl_keyfile: Optional[str],
+    http2_cleartext: bool,
+) -> "_gobind.Server":
+    """Check the engine settings that every interface shares (plain
+    handlers, WSGI, ASGI) and create the engine's server from them."""
+    _check_limits(
+        max_header_bytes=max_header_bytes,
+        max_request_line_bytes=max_request_line_bytes,
+        max_header_field_bytes=max_header_field_bytes,
+        max_header_fields=max_header_fields,
+    )
+    return _gobind.Server(
+        read_header_timeout=read_header_timeout,
+        read_timeout=read_timeout,
+        write_timeout=write_timeout,
+        idle_timeout=idle_timeout,
+        max_header_bytes=max_header_bytes,
+        max_concurrent_calls=max_concurrent_calls,
+        max_request_line_bytes=max_request_line_bytes,
+        max_header_field_bytes=max_header_field_bytes,
+        max_header_fields=max_header_fields,
+        tls_cert_file=os.fspath(ssl_certfile) if ssl_certfile else "",
+        tls_key_file=os.fspath(ssl_keyfile) if ssl_keyfile else "",
+        http2_cleartext=http2_cleartext,
+    )
 
 
 def _check_handler(handler: object, target: str) -> None:

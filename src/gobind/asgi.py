@@ -27,7 +27,7 @@ from collections import deque
 from typing import Any, Awaitable, Callable, Optional
 
 from . import _gobind
-from ._server import _configure_default_logging, _join_host_port, _log_engine_line
+from ._server import _configure_default_logging, _join_host_port, _log_engine_line, _native_server
 
 __all__ = ["AsgiServer", "ClientDisconnected", "is_asgi_app", "serve"]
 
@@ -366,18 +366,18 @@ class AsgiServer:
         self.calls: dict[int, _Call] = {}
         self.address: Optional[str] = None
         self.loop: asyncio.AbstractEventLoop
-        self._native = _gobind.Server(
+        self._native = _native_server(
+            max_concurrent_calls=max_concurrency,
             read_header_timeout=read_header_timeout,
             read_timeout=read_timeout,
             write_timeout=write_timeout,
             idle_timeout=idle_timeout,
             max_header_bytes=max_header_bytes,
-            max_concurrent_calls=max_concurrency,
             max_request_line_bytes=max_request_line_bytes,
             max_header_field_bytes=max_header_field_bytes,
             max_header_fields=max_header_fields,
-            tls_cert_file=os.fspath(ssl_certfile) if ssl_certfile else "",
-            tls_key_file=os.fspath(ssl_keyfile) if ssl_keyfile else "",
+            ssl_certfile=ssl_certfile,
+            ssl_keyfile=ssl_keyfile,
             http2_cleartext=http2_cleartext,
         )
         self._scheme = "https" if ssl_certfile else "http"
