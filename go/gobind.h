@@ -41,7 +41,7 @@ typedef enum gobind_status {
     GOBIND_ERR_OS = 4,        /* system call failed; sys_errno is set */
     GOBIND_ERR_TIMEOUT = 5,   /* a timeout passed */
     GOBIND_ERR_IO = 6,        /* the connection failed: client gone, reset, deadline */
-    GOBIND_ERR_PANIC = 7,     /* Go panicked; the message says where */
+    GOBIND_ERR_PANIC = 7,     /* Go panicked; the message names the place */
     GOBIND_EOF = 8            /* gobind_request_read: the body has ended */
 } gobind_status;
 
@@ -82,7 +82,7 @@ typedef struct gobind_config {
  *   list of path parameters as (name, value) pairs,
  *   list of header fields as (name, value) pairs, Host included.
  *
- * The callback answers in one of two ways. It may write the response with
+ * The callback responds in one of two ways. It may write the response with
  * gobind_response_write(call, ...) and return GOBIND_HANDLER_OK. Or, when the
  * whole response fits in `response` (Go memory, response_cap bytes, valid
  * until the callback returns), it may encode it there, without any call

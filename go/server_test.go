@@ -16,7 +16,7 @@ import (
 	"time"
 )
 
-// callbackFunc adapts a function that answers through Call.Write to the
+// callbackFunc adapts a function that responds through Call.Write to the
 // Callback interface; it leaves the inline response area unused.
 type callbackFunc func(call uint64, request []byte) CallResult
 

@@ -63,7 +63,7 @@ void check_not_forked() {
 
 bool forked_after_start() noexcept { return forked.load(std::memory_order_relaxed); }
 
-/// One registered handler; the engine holds a pointer to it as user data.
+/// One registered handler; the engine keeps a pointer to it as user data.
 struct Server::Route {
     Handler handler;
     std::shared_ptr<LogFunction> log;

@@ -1,4 +1,4 @@
-// gobind/response.hpp: the writer a handler answers with.
+// gobind/response.hpp: the writer a handler responds with.
 #pragma once
 
 #include <cstddef>
@@ -47,7 +47,7 @@ public:
     /// Never throws.
     void fail(int status = 500) noexcept;
 
-    /// Whether write would only buffer `size` bytes, without calling the engine.
+    /// Report whether write would only buffer `size` bytes, without calling the engine.
     bool buffers(std::size_t size) const noexcept {
         return !header_sent_ && buffer_.size() + size <= buffer_limit;
     }
@@ -64,7 +64,7 @@ private:
 
     /// Writer whose finish() may place a small complete response in
     /// `area` (engine memory lent for the handler call) instead of calling
-    /// the engine; inline_size() then tells how many bytes it used.
+    /// the engine; inline_size() then returns how many bytes it used.
     ResponseWriter(std::uint64_t call, char* area, std::size_t capacity) noexcept
         : call_(call), inline_area_(area), inline_capacity_(capacity) {}
     std::size_t inline_size() const noexcept { return inline_size_; }
