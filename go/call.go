@@ -127,7 +127,7 @@ func (b *prefetchedBody) Close() error { return b.rest.Close() }
 // as queue mode's), each read bounded by timeout, and puts them in front
 // of r.Body. A read error, such as a client that stayed silent, is kept
 // and returned to the handler's first read past those bytes, so that the
-// handler sees it without having held a slot while the client was slow.
+// handler receives it without having held a slot while the client was slow.
 func prefetchBody(w http.ResponseWriter, r *http.Request, timeout time.Duration) {
 	size := int64(prefetchLimit)
 	if r.ContentLength > 0 && r.ContentLength < size {

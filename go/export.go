@@ -331,6 +331,12 @@ func gobind_response_write(handle C.gobind_call_t, status C.int, header *C.char,
 		return unknownCall(errOut)
 	}
 	err := call.Write(int(status), cBytes(header, headerLen), cBytes(body, bodyLen), int(flags))
+	return responseStatus(errOut, err, "writing response")
+}
+
+// responseStatus maps the error of a response write to a status code,
+// naming the operation ("writing response") in the message.
+func responseStatus(errOut *C.gobind_error, err error, operation string) C.int {
 	switch {
 	case err == nil:
 		return C.GOBIND_OK
@@ -339,9 +345,9 @@ func gobind_response_write(handle C.gobind_call_t, status C.int, header *C.char,
 	case errors.Is(err, errInvalidResponse):
 		return fail(errOut, C.GOBIND_ERR_INVALID, err)
 	case errors.Is(err, os.ErrDeadlineExceeded):
-		return fail(errOut, C.GOBIND_ERR_TIMEOUT, fmt.Errorf("writing response timed out: %w", err))
+		return fail(errOut, C.GOBIND_ERR_TIMEOUT, fmt.Errorf("%s timed out: %w", operation, err))
 	}
-	return fail(errOut, C.GOBIND_ERR_IO, fmt.Errorf("writing response failed: %w", err))
+	return fail(errOut, C.GOBIND_ERR_IO, fmt.Errorf("%s failed: %w", operation, err))
 }
 
 // cBytes views borrowed C memory as a byte slice without copying.
@@ -369,20 +375,12 @@ func gobind_response_send_file(handle C.gobind_call_t, status C.int, header *C.c
 	if sent != nil {
 		*sent = C.int64_t(n)
 	}
+	// A failed dup of the descriptor is the caller's bad file, not the connection's.
 	var syscallErr *os.SyscallError
-	switch {
-	case err == nil:
-		return C.GOBIND_OK
-	case errors.Is(err, errFinished):
-		return fail(errOut, C.GOBIND_ERR_STATE, err)
-	case errors.Is(err, errInvalidResponse):
-		return fail(errOut, C.GOBIND_ERR_INVALID, err)
-	case errors.Is(err, os.ErrDeadlineExceeded):
-		return fail(errOut, C.GOBIND_ERR_TIMEOUT, fmt.Errorf("sending file timed out: %w", err))
-	case errors.As(err, &syscallErr) && syscallErr.Syscall == "dup":
+	if errors.As(err, &syscallErr) && syscallErr.Syscall == "dup" {
 		return fail(errOut, C.GOBIND_ERR_OS, fmt.Errorf("sending file failed: %w", err))
 	}
-	return fail(errOut, C.GOBIND_ERR_IO, fmt.Errorf("sending file failed: %w", err))
+	return responseStatus(errOut, err, "sending file")
 }
 
 // Queue mode: the asynchronous path of queue.go, for event loops.

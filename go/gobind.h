@@ -228,7 +228,7 @@ enum {
 enum {
     GOBIND_OP_WRITE = 1,      /* status, header, body, flags as gobind_response_write */
     GOBIND_OP_SENDFILE = 2,   /* status, header; body is a file path sent as the body */
-    GOBIND_OP_TRAILERS = 3,   /* header holds trailer fields; GOBIND_WRITE_FINISH ends */
+    GOBIND_OP_TRAILERS = 3,   /* header contains trailer fields; GOBIND_WRITE_FINISH ends */
     GOBIND_OP_ABORT = 4       /* close the connection unless the response finished */
 };
 

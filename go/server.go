@@ -141,9 +141,9 @@ type Server struct {
 	// closeCallbacks, after which no new callback starts.
 	calls atomic.Int64
 
-	// stopping counts Shutdown and Close calls in progress; drained closes
-	// when the first of them has finished, so that Wait reports a stopped
-	// server only after its in-flight requests ended.
+	// stopping counts Shutdown and Close calls in progress. drained closes
+	// when the first of them has finished, so Wait reports a stopped server
+	// only after its in-flight requests ended.
 	stopping  atomic.Int32
 	drained   chan struct{}
 	drainOnce sync.Once

@@ -300,7 +300,7 @@ def test_connect_registered(start_app):
     raw = b"CONNECT upstream.example.test:443 HTTP/1.1\r\nHost: upstream.example.test:443\r\n\r\n"
     result = exchange(app.address, raw + get("/hidden-tunnel"))
     # The request passes the connection checks; ServeMux matches no path
-    # in an authority-form target, so the pattern router answers 405.
+    # in an authority-form target, so the pattern router responds with 405.
     assert result.statuses == ["405 Method Not Allowed"]
     assert result.closed
     assert "GET /hidden-tunnel" not in app.seen()

@@ -271,10 +271,6 @@ def make_server(app: Any, interface: str, options: argparse.Namespace) -> Any:
             root_path=options.root_path,
             default_headers=parse_headers(options.header),
             max_body_bytes=options.limit_request_body_bytes,
-            idle_timeout=options.timeout_keep_alive,
-            max_header_bytes=options.limit_request_header_bytes,
-            shutdown_timeout=options.timeout_graceful_shutdown,
-            access_log=options.access_log,
             **engine_options(options),
         )
     except ValueError as error:
@@ -290,6 +286,10 @@ def engine_options(options: argparse.Namespace) -> dict:
     if bool(options.ssl_certfile) != bool(options.ssl_keyfile):
         raise UsageError("--ssl-certfile and --ssl-keyfile must be given together")
     return {
+        "access_log": options.access_log,
+        "idle_timeout": options.timeout_keep_alive,
+        "max_header_bytes": options.limit_request_header_bytes,
+        "shutdown_timeout": options.timeout_graceful_shutdown,
         "max_request_line_bytes": options.limit_request_line_bytes,
         "max_header_field_bytes": options.limit_request_field_bytes,
         "max_header_fields": options.limit_request_fields,
@@ -316,10 +316,6 @@ def serve_asgi(app: Any, options: argparse.Namespace) -> None:
             root_path=options.root_path,
             lifespan=options.lifespan,
             loop=options.loop,
-            access_log=options.access_log,
-            idle_timeout=options.timeout_keep_alive,
-            max_header_bytes=options.limit_request_header_bytes,
-            shutdown_timeout=options.timeout_graceful_shutdown,
             **engine_options(options),
         )
     except ImportError as error:
