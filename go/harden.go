@@ -86,6 +86,64 @@ func checkHead(head []byte, limits *headLimits, connectAllowed bool) headVerdict
 	return verdict
 }
 
+// scanHead is checkHead's fast path for the common case: a complete head
+// at the start of b, every line of it ordinary and within the limits. It
+// reads each byte once and returns the head's length and checkHead's
+// verdict with ok set. Anything else (an incomplete head, a limit reached,
+// a byte or line that checkHead would reject) returns ok unset, and the
+// caller runs checkHead, which words the rejection.
+func scanHead(b []byte, limits *headLimits, connectAllowed bool) (n int, verdict headVerdict, ok bool) {
+	lineEnd := bytes.IndexByte(b, '\r')
+	if lineEnd < 0 || lineEnd+1 >= len(b) || b[lineEnd+1] != '\n' || lineEnd > limits.maxRequestLineBytes {
+		return 0, headVerdict{}, false
+	}
+	// An accepted request line holds no CR or LF, so it ends at the first CR.
+	request, verdict := checkRequestLine(b[:lineEnd], connectAllowed)
+	if verdict.rejection != nil {
+		return 0, headVerdict{}, false
+	}
+	var fields framingFields
+	count := 0
+	i := lineEnd + 2
+	for {
+		if i >= limits.maxHeadBytes || i+1 >= len(b) {
+			return 0, headVerdict{}, false
+		}
+		if b[i] == '\r' && b[i+1] == '\n' {
+			i += 2
+			break
+		}
+		start := i
+		for i < len(b) && tokenBytes[b[i]] {
+			i++
+		}
+		if i == start || i == len(b) || b[i] != ':' {
+			return 0, headVerdict{}, false
+		}
+		colon := i
+		for i++; i < len(b) && fieldValueBytes[b[i]]; i++ {
+		}
+		if i+1 >= len(b) || b[i] != '\r' || b[i+1] != '\n' {
+			return 0, headVerdict{}, false
+		}
+		count++
+		if count > limits.maxFields || i-start > limits.maxFieldBytes {
+			return 0, headVerdict{}, false
+		}
+		fields.note(b[start:colon], b[colon+1:i])
+		i += 2
+	}
+	if i > limits.maxHeadBytes {
+		return 0, headVerdict{}, false
+	}
+	verdict = chooseFraming(request, &fields)
+	if verdict.rejection != nil {
+		return 0, headVerdict{}, false
+	}
+	verdict.last = request.connect
+	return i, verdict, true
+}
+
 // requestLine holds the parts of a request line that decide framing.
 type requestLine struct {
 	connect bool // CONNECT: the connection ends after the request
@@ -210,19 +268,23 @@ func checkFields(section []byte, limits *headLimits) (framingFields, headVerdict
 		if verdict.rejection != nil {
 			return fields, verdict
 		}
-		switch {
-		case len(name) == len("Content-Length") && bytes.EqualFold(name, []byte("Content-Length")):
-			fields.contentLengths++
-			fields.contentLength = value
-		case len(name) == len("Transfer-Encoding") && bytes.EqualFold(name, []byte("Transfer-Encoding")):
-			fields.transferEncodings++
-			fields.transferEncoding = value
-		}
+		fields.note(name, value)
 	}
 }
 
-// checkField checks one field line and returns its name and its value
-// without surrounding whitespace.
+// note records a field if it is one that decides framing.
+func (fields *framingFields) note(name, value []byte) {
+	switch {
+	case len(name) == len("Content-Length") && bytes.EqualFold(name, []byte("Content-Length")):
+		fields.contentLengths++
+		fields.contentLength = trimWhitespace(value)
+	case len(name) == len("Transfer-Encoding") && bytes.EqualFold(name, []byte("Transfer-Encoding")):
+		fields.transferEncodings++
+		fields.transferEncoding = trimWhitespace(value)
+	}
+}
+
+// checkField checks one field line and returns its name and its value.
 func checkField(line []byte, limits *headLimits) ([]byte, []byte, headVerdict) {
 	if line[0] == ' ' || line[0] == '\t' {
 		return nil, nil, reject(http.StatusBadRequest, "obsolete line folding is not accepted")
@@ -242,7 +304,7 @@ func checkField(line []byte, limits *headLimits) ([]byte, []byte, headVerdict) {
 			return nil, nil, reject(http.StatusBadRequest, "invalid byte 0x%02x in header field %q", c, name)
 		}
 	}
-	return name, trimWhitespace(value), headVerdict{}
+	return name, value, headVerdict{}
 }
 
 // chooseFraming decides how the body is delimited and rejects every
@@ -369,6 +431,14 @@ func isToken(b []byte) bool {
 func isFieldValueByte(c byte) bool {
 	return c >= ' ' && c != 0x7f || c == '\t'
 }
+
+// fieldValueBytes is isFieldValueByte as a table.
+var fieldValueBytes = func() (table [256]bool) {
+	for c := range table {
+		table[c] = isFieldValueByte(byte(c))
+	}
+	return table
+}()
 
 func isDigit(c byte) bool { return '0' <= c && c <= '9' }
 

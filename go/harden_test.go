@@ -398,3 +398,40 @@ func BenchmarkServerRoundTrip(b *testing.B) {
 		})
 	}
 }
+
+// FuzzScanHead checks that the fast path agrees with checkHead: whatever
+// scanHead accepts, findHeadEnd and checkHead accept with the same verdict.
+func FuzzScanHead(f *testing.F) {
+	for _, seed := range []string{
+		"GET /hello HTTP/1.1\r\nHost: 127.0.0.1:8000\r\n\r\n",
+		"POST /a HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello",
+		"POST /a HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+		"POST /a HTTP/1.1\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n",
+		"CONNECT example.test:443 HTTP/1.1\r\nHost: example.test:443\r\n\r\n",
+		"OPTIONS * HTTP/1.1\r\nHost: x\r\nX: a\tb \r\n\r\n",
+		"GET / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n",
+		"GET / HTTP/1.1\r\n X: folded\r\n\r\n",
+		"GET / HTTP/1.1\nHost: x\n\n",
+	} {
+		f.Add([]byte(seed), false)
+		f.Add([]byte(seed), true)
+	}
+	limits := &headLimits{maxHeadBytes: 256, maxRequestLineBytes: 64, maxFieldBytes: 48, maxFields: 6}
+	f.Fuzz(func(t *testing.T, data []byte, connectAllowed bool) {
+		n, verdict, ok := scanHead(data, limits, connectAllowed)
+		if !ok {
+			return
+		}
+		conn := &guardConn{}
+		if end := conn.findHeadEnd(data); end != n {
+			t.Fatalf("scanHead length %d, findHeadEnd %d", n, end)
+		}
+		if n > limits.maxHeadBytes {
+			t.Fatalf("scanHead accepted %d bytes, over the limit", n)
+		}
+		want := checkHead(data[:n], limits, connectAllowed)
+		if want.rejection != nil || want != verdict {
+			t.Fatalf("scanHead verdict %+v, checkHead %+v (rejection %v)", verdict, want, want.rejection)
+		}
+	})
+}

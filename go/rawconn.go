@@ -322,6 +322,14 @@ func (c *guardConn) vetHead(unit []byte) (int, bool) {
 		}
 	}
 
+	if c.scanned == 0 {
+		if end, verdict, ok := scanHead(unit, limits, c.settings.connectAllowed.Load()); ok {
+			c.lineStart, c.lines, c.skipped = 0, 0, 0
+			c.restoreDeadline()
+			c.startBody(verdict)
+			return end, true
+		}
+	}
 	end := c.findHeadEnd(unit)
 	if end < 0 {
 		if r := c.checkIncompleteHead(unit); r != nil {
@@ -342,6 +350,12 @@ func (c *guardConn) vetHead(unit []byte) (int, bool) {
 		c.rejectHead(verdict.rejection)
 		return 0, false
 	}
+	c.startBody(verdict)
+	return len(head), true
+}
+
+// startBody sets the parse state for the body of an accepted head.
+func (c *guardConn) startBody(verdict headVerdict) {
 	c.last = verdict.last
 	switch {
 	case verdict.framing == framingChunked:
@@ -353,7 +367,6 @@ func (c *guardConn) vetHead(unit []byte) (int, bool) {
 	default:
 		c.endBody()
 	}
-	return len(head), true
 }
 
 // findHeadEnd returns the length of the head up to and including its
