@@ -27,12 +27,13 @@ class CLIServer:
         env: Optional[dict] = None,
         cwd: Path = APPS,
         command: Sequence[str] = ("-m", "gobind"),
+        launcher: Sequence[str] = (),
     ) -> None:
         environ = dict(os.environ)
         environ.update(env or {})
         self.args = list(args)
         self.process = subprocess.Popen(
-            [sys.executable, *command, *args],
+            [*launcher, sys.executable, *command, *args],
             cwd=cwd,
             env=environ,
             stdout=subprocess.PIPE,

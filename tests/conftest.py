@@ -114,7 +114,14 @@ def built_module() -> None:
     import gobind  # noqa: F401
 
 
-def start_app(directory: Path, script: str, *args: str, serving: bool = True) -> AppProcess:
+# Runs a command with SIGINT ignored, as a non-interactive shell starts a
+# background job: the ignored disposition is inherited through exec.
+SIGINT_IGNORED = ("sh", "-c", "trap '' INT && exec \"$@\"", "sh")
+
+
+def start_app(
+    directory: Path, script: str, *args: str, serving: bool = True, sigint_ignored: bool = False
+) -> AppProcess:
     """Start tests/apps/SCRIPT with arguments, its output going to files in
     directory; wait for its address unless serving is False."""
     index = len(list(directory.glob("app*.stderr")))
@@ -123,7 +130,7 @@ def start_app(directory: Path, script: str, *args: str, serving: bool = True) ->
     env = dict(os.environ, PYTHONUNBUFFERED="1", PYTHONFAULTHANDLER="1")
     with open(stdout_path, "wb") as stdout, open(stderr_path, "wb") as stderr:
         popen = subprocess.Popen(
-            [sys.executable, str(APPS / script), *args],
+            [*(SIGINT_IGNORED if sigint_ignored else ()), sys.executable, str(APPS / script), *args],
             stdin=subprocess.DEVNULL,
             stdout=stdout,
             stderr=stderr,
@@ -146,8 +153,8 @@ def launch(tmp_path: Path) -> Iterator[Callable[..., AppProcess]]:
     stopped at teardown."""
     started: list[AppProcess] = []
 
-    def start(script: str, *args: str, serving: bool = True) -> AppProcess:
-        app = start_app(tmp_path, script, *args, serving=serving)
+    def start(script: str, *args: str, serving: bool = True, sigint_ignored: bool = False) -> AppProcess:
+        app = start_app(tmp_path, script, *args, serving=serving, sigint_ignored=sigint_ignored)
         started.append(app)
         return app
 

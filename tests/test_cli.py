@@ -13,6 +13,7 @@ import httpx
 import pytest
 
 from cliserver import APPS, CLIServer, run_to_exit, start
+from conftest import SIGINT_IGNORED
 
 
 def last_error_line(result):
@@ -129,6 +130,16 @@ def test_cli_sigint_graceful():
     code = server.stop(signal.SIGINT)
     assert code == 0
     assert "Shutting down: 0 requests in flight" in server.output
+
+
+@pytest.mark.parametrize("app", ["cli_apps:hello", "cli_apps:asgi_hello"], ids=["wsgi", "asgi"])
+def test_cli_sigint_graceful_when_inherited_ignored(app):
+    # As started in the background by a non-interactive shell.
+    with CLIServer([app, "--port", "0"], launcher=SIGINT_IGNORED) as server:
+        server.wait_ready()
+        assert httpx.get(server.url).status_code == 200
+        assert server.stop(signal.SIGINT) == 0
+        assert "Shutting down" in server.output
 
 
 def test_cli_factory():

@@ -74,6 +74,16 @@ def test_signal_graceful(handlers_app: AppProcess, signum):
     assert "INFO gobind: Stopped\n" in handlers_app.stderr
 
 
+def test_sigint_stops_when_inherited_ignored(launch):
+    # A server started in the background by a script inherits SIGINT
+    # ignored; kill -INT must still stop it gracefully.
+    app = launch("handlers.py", sigint_ignored=True)
+    assert httpx.get(f"{app.url}/items/1", timeout=10).status_code == 200
+    app.send_signal(signal.SIGINT)
+    assert app.wait(60) == 0
+    assert "INFO gobind: Stopped\n" in app.stderr
+
+
 def test_signal_refuses_new_connections(handlers_app: AppProcess):
     handlers_app.send_signal(signal.SIGTERM)
     assert handlers_app.wait(60) == 0

@@ -243,23 +243,32 @@ class Server:
 
 
 class _StopSignals:
-    """Turns SIGTERM into a graceful shutdown of one server while it serves,
-    on the main thread only, restoring the previous handler afterwards."""
+    """Turns SIGTERM, and SIGINT when it has no Python handler, into a
+    graceful shutdown of one server while it serves, on the main thread
+    only, restoring the previous handlers afterwards.
+
+    A process started in the background by a non-interactive shell inherits
+    SIGINT ignored; like uvicorn and gunicorn, serving overrides that, so
+    that kill -INT stops the server there too."""
 
     def __init__(self, server: Server) -> None:
         self._server = server
-        self._previous = None
+        self._previous: dict = {}
 
     def __enter__(self) -> "_StopSignals":
-        if threading.current_thread() is threading.main_thread():
-            self._previous = signal.signal(signal.SIGTERM, self._on_sigterm)
+        if threading.current_thread() is not threading.main_thread():
+            return self
+        self._previous[signal.SIGTERM] = signal.signal(signal.SIGTERM, self._on_signal)
+        if signal.getsignal(signal.SIGINT) in (signal.SIG_IGN, signal.SIG_DFL):
+            self._previous[signal.SIGINT] = signal.signal(signal.SIGINT, self._on_signal)
         return self
 
     def __exit__(self, *exc_info: object) -> None:
-        if self._previous is not None:
-            signal.signal(signal.SIGTERM, self._previous)
+        for signum, previous in self._previous.items():
+            signal.signal(signum, previous)
+        self._previous.clear()
 
-    def _on_sigterm(self, signum: int, frame: object) -> None:
+    def _on_signal(self, signum: int, frame: object) -> None:
         # Raised in the main thread's serve loop, which shuts down gracefully.
         raise KeyboardInterrupt
 

@@ -337,8 +337,10 @@ def run(options: argparse.Namespace) -> None:
     server = make_server(app, interface, options)
     address = bind_address(options)
     # Until serve() installs its own handlers, SIGTERM stops the server the
-    # same way Ctrl-C does.
+    # same way Ctrl-C does, and so does SIGINT when it was inherited ignored.
     signal.signal(signal.SIGTERM, _interrupt)
+    if signal.getsignal(signal.SIGINT) in (signal.SIG_IGN, signal.SIG_DFL):
+        signal.signal(signal.SIGINT, _interrupt)
     try:
         try:
             if options.uds is not None:

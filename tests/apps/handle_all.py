@@ -1,10 +1,7 @@
 """A server whose one handler, set with handle_all, gets every request."""
 
-import signal
-
 import gobind
 
-signal.signal(signal.SIGINT, signal.default_int_handler)
 app = gobind.Server()
 
 

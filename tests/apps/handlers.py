@@ -16,9 +16,6 @@ import time
 
 import gobind
 
-# A shell that starts this app in the background makes it ignore SIGINT;
-# the default handler raises KeyboardInterrupt, as in a terminal.
-signal.signal(signal.SIGINT, signal.default_int_handler)
 
 parser = argparse.ArgumentParser()
 parser.add_argument("--host", default="127.0.0.1")
