@@ -247,9 +247,8 @@ class _StopSignals:
     graceful shutdown of one server while it serves, on the main thread
     only, restoring the previous handlers afterwards.
 
-    A process started in the background by a non-interactive shell inherits
-    SIGINT ignored; like uvicorn and gunicorn, serving overrides that, so
-    that kill -INT stops the server there too."""
+    SIGINT is handled even when ignored, because a process that a
+    non-interactive shell starts in the background inherits it ignored."""
 
     def __init__(self, server: Server) -> None:
         self._server = server
