@@ -4,8 +4,9 @@
 
 Each PYTHON is an environment with its own gobind installed. Both servers
 (bench/apps/gobind_app.py, one Python thread, no access log) run pinned to
-CPU 0 and wrk to CPU 1; rounds alternate between the builds so that drift
-of the machine hits both. The medians and their ratios are printed as a
+CPU 0 and wrk to CPU 1. Each round starts a fresh server of each build, in
+alternating order, so that drift of the machine and the luck of one process
+hit both builds alike. The medians and their ratios are printed as a
 Markdown table, and written into bench/README.md with --write.
 """
 
@@ -79,29 +80,31 @@ def main() -> None:
     options = parser.parse_args()
 
     builds = {"before": options.before, "after": options.after}
-    servers = {}
-    try:
-        for name, python in builds.items():
+    counts = [int(c) for c in options.connections.split(",")]
+    samples: dict[tuple[str, int], list[tuple[float, float]]] = {}
+    for round_index in range(options.rounds):
+        # A fresh process per round and build: one process can be faster or
+        # slower than the next for the whole of its life (where its memory
+        # and threads landed), and the order alternates between rounds.
+        order = list(builds.items())
+        if round_index % 2:
+            order.reverse()
+        for name, python in order:
             port = free_port()
-            servers[name] = (start_server(python, port), port)
-        for process, port in servers.values():
-            measure(process.pid, port, 64, 2)  # warm-up
-        samples: dict[tuple[str, int], list[tuple[float, float]]] = {}
-        counts = [int(c) for c in options.connections.split(",")]
-        for _ in range(options.rounds):
-            for connections in counts:
-                for name, (process, port) in servers.items():
+            process = start_server(python, port)
+            try:
+                measure(process.pid, port, 64, 1)  # warm-up
+                for connections in counts:
                     samples.setdefault((name, connections), []).append(
                         measure(process.pid, port, connections, options.duration))
-    finally:
-        for process, _ in servers.values():
-            process.terminate()
-            process.wait(10)
+            finally:
+                process.terminate()
+                process.wait(10)
 
     lines = [
         f"{options.label or 'before and after'}: `python bench/compare.py {' '.join(sys.argv[1:])}`, "
         f"measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; medians of {options.rounds} runs "
-        f"of {options.duration:g} s, server on CPU 0, wrk on CPU 1.",
+        f"of {options.duration:g} s, a fresh server process per run, server on CPU 0, wrk on CPU 1.",
         "",
         "| connections | before req/s | after req/s | after / before | before CPU µs/req | after CPU µs/req |",
         "| ---: | ---: | ---: | ---: | ---: | ---: |",

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/textproto"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 )
@@ -395,15 +396,22 @@ func decodeHeader(header http.Header, b []byte) error {
 	}
 	count, b, ok := readUint32(b)
 	for i := uint32(0); ok && i < count; i++ {
-		var name, value string
-		if name, b, ok = readString(b); !ok {
+		var name, value []byte
+		if name, b, ok = readBytes(b); !ok {
 			break
 		}
-		if value, b, ok = readString(b); !ok {
+		if value, b, ok = readBytes(b); !ok {
 			break
 		}
-		key := textproto.CanonicalMIMEHeaderKey(name)
-		header[key] = append(header[key], value)
+		key, known := commonHeaderKeys[string(name)]
+		if !known {
+			key = textproto.CanonicalMIMEHeaderKey(string(name))
+		}
+		text, known := commonHeaderValues[string(value)]
+		if !known {
+			text = string(value)
+		}
+		header[key] = append(header[key], text)
 	}
 	if !ok {
 		return fmt.Errorf("%w: header block is truncated", errInvalidResponse)
@@ -416,6 +424,41 @@ func readUint32(b []byte) (uint32, []byte, bool) {
 		return 0, b, false
 	}
 	return binary.NativeEndian.Uint32(b), b[4:], true
+}
+
+// commonHeaderKeys maps frequent response header names, as handlers spell
+// them, to their canonical form, and commonHeaderValues holds frequent
+// values. Go's map lookup with a string(bytes) key does not allocate, so
+// these headers are decoded without allocating strings.
+var commonHeaderKeys, commonHeaderValues = func() (keys, values map[string]string) {
+	keys = map[string]string{}
+	for _, name := range []string{
+		"Cache-Control", "Content-Disposition", "Content-Encoding", "Content-Language", "Content-Length",
+		"Content-Type", "Date", "Etag", "Expires", "Last-Modified", "Location", "Server", "Set-Cookie",
+		"Vary", "X-Content-Type-Options", "X-Frame-Options",
+	} {
+		keys[name] = name
+		keys[strings.ToLower(name)] = name
+	}
+	keys["ETag"] = "Etag"
+	values = map[string]string{}
+	for _, value := range []string{
+		"application/json", "application/octet-stream", "text/html", "text/html; charset=utf-8",
+		"text/plain", "text/plain; charset=utf-8", "no-cache", "no-store", "nosniff", "gzip", "close",
+		"chunked", "keep-alive", "Accept-Encoding",
+	} {
+		values[value] = value
+	}
+	return keys, values
+}()
+
+// readBytes reads a length-prefixed byte string, without copying it.
+func readBytes(b []byte) ([]byte, []byte, bool) {
+	n, b, ok := readUint32(b)
+	if !ok || uint64(n) > uint64(len(b)) {
+		return nil, b, false
+	}
+	return b[:n], b[n:], true
 }
 
 func readString(b []byte) (string, []byte, bool) {

@@ -167,6 +167,8 @@ func TestDecodeHeader(t *testing.T) {
 		{"no fields", encodeHeader(), http.Header{}, ""},
 		{"canonical names and multiple values", full,
 			http.Header{"Content-Type": {"text/plain"}, "X-Multi": {"1", "2"}}, ""},
+		{"common names in any spelling", encodeHeader("ETag", `"v1"`, "cache-control", "no-cache", "X-Content-Type-Options", "nosniff"),
+			http.Header{"Etag": {`"v1"`}, "Cache-Control": {"no-cache"}, "X-Content-Type-Options": {"nosniff"}}, ""},
 		{"short count", []byte{1, 0}, http.Header{}, "invalid response: header block is truncated"},
 		{"missing value", encodeHeader("A", "b")[:4+4+1], http.Header{},
 			"invalid response: header block is truncated"},
@@ -193,5 +195,21 @@ func TestDecodeHeader(t *testing.T) {
 				t.Errorf("header = %v, want %v", header, tt.want)
 			}
 		})
+	}
+}
+
+func TestDecodeHeaderCopiesBytes(t *testing.T) {
+	// The block lives in a buffer that the next request reuses.
+	block := encodeHeader("X-Custom", "value one", "Content-Type", "text/plain")
+	header := http.Header{}
+	if err := decodeHeader(header, block); err != nil {
+		t.Fatal(err)
+	}
+	for i := range block {
+		block[i] = 'z'
+	}
+	want := http.Header{"X-Custom": {"value one"}, "Content-Type": {"text/plain"}}
+	if !reflect.DeepEqual(header, want) {
+		t.Errorf("header = %v after the block was overwritten, want %v", header, want)
 	}
 }

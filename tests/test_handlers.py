@@ -340,11 +340,15 @@ def test_writer_misuse(client):
 
 
 def test_objects_invalid_after_return(client):
-    assert client.get("/keep").text == "kept"
+    kept = client.get("/keep")
+    assert kept.text == "kept"
+    assert kept.headers["x-kept"] == "yes"
     assert client.get("/use-kept").json() == [
         "request is no longer valid: its handler has returned",
         "request is no longer valid: its handler has returned",
         "response writer is no longer valid: its handler has returned",
+        "yes",
+        [],
     ]
 
 

@@ -275,8 +275,7 @@ void bind_response_writer(py::module_& m) {
     py::class_<PyResponseWriter>(m, "ResponseWriter", "Writes the response of one request.")
         .def_property_readonly("headers", [](PyResponseWriter& w) {
             w.get();
-            if (!w.headers) w.headers = py::cast(Header{});
-            return w.headers;
+            return w.headers_object();
         }, "Response header fields; changes after the header is sent have no effect.")
         .def("write_header", [](PyResponseWriter& w, int status) { w.get().write_header(status); },
              py::arg("status"), "Set the status code; it is sent with the first body bytes.")

@@ -154,11 +154,39 @@ gobind::ResponseWriter& PyResponseWriter::get() const {
     return *writer;
 }
 
+py::object& PyResponseWriter::headers_object() {
+    if (!headers) {
+        headers = py::cast(gobind::Header{});
+        fields = &headers.cast<gobind::Header&>();
+    }
+    return headers;
+}
+
 void PyResponseWriter::sync_headers() {
     auto& w = get();
-    if (!w.header_sent() && headers) {
-        const auto& fields = headers.cast<const gobind::Header&>();
-        if (!fields.empty() || !w.header().empty()) w.header() = fields;
+    if (!w.header_sent() && fields != nullptr) {
+        if (!fields->empty() || !w.header().empty()) w.header() = *fields;
+    }
+}
+
+void PyResponseWriter::hand_over_headers() {
+    auto& w = get();
+    if (w.header_sent() || fields == nullptr) return;
+    if (Py_REFCNT(headers.ptr()) == 1) {
+        // The fields are cleared for the next request anyway.
+        w.header().swap(*fields);
+    } else {
+        sync_headers();
+    }
+}
+
+void PyResponseWriter::reset_headers() {
+    // An empty Headers object left for the next call saves an allocation.
+    if (headers && Py_REFCNT(headers.ptr()) == 1) {
+        fields->clear();
+    } else {
+        headers = py::object();
+        fields = nullptr;
     }
 }
 
@@ -244,7 +272,7 @@ void call_python(py::object& function, const Hooks& hooks, gobind::Request& requ
 
     try {
         function(writer_object, request_object);
-        py_writer->sync_headers();
+        py_writer->hand_over_headers();
     } catch (py::error_already_set& error) {
         report_error(hooks, error, request_object);
         writer.fail(request.failure_status());
@@ -264,12 +292,7 @@ void call_python(py::object& function, const Hooks& hooks, gobind::Request& requ
     // Every per-request field starts afresh for the next call.
     *py_request = PyRequest{};
     py_writer->writer = nullptr;
-    // An empty Headers object left for the next call saves an allocation.
-    if (py_writer->headers && Py_REFCNT(py_writer->headers.ptr()) == 1) {
-        py_writer->headers.cast<gobind::Header&>().clear();
-    } else {
-        py_writer->headers = py::object();
-    }
+    py_writer->reset_headers();
 }
 
 }  // namespace

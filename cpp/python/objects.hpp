@@ -31,11 +31,19 @@ struct PyRequest {
 /// writer right before the response header is sent.
 struct PyResponseWriter {
     gobind::ResponseWriter* writer = nullptr;
-    py::object headers;
+    py::object headers;               // Headers, built on first use
+    gobind::Header* fields = nullptr;  // the C++ value inside headers
 
     gobind::ResponseWriter& get() const;
+    /// Return the Headers object, creating it on first use.
+    py::object& headers_object();
     /// Copy the Python-side header fields into the writer, unless sent.
     void sync_headers();
+    /// Move the header fields into the writer once the handler has
+    /// returned and nothing else refers to them; copy them otherwise.
+    void hand_over_headers();
+    /// Empty the header fields for the next request on this thread.
+    void reset_headers();
     std::size_t write(py::handle data);
     void flush();
 };

@@ -261,6 +261,8 @@ kept_objects = {}
 def keep(w, req):
     kept_objects["request"] = req
     kept_objects["writer"] = w
+    kept_objects["headers"] = w.headers
+    w.headers["X-Kept"] = "yes"
     w.write("kept")
 
 
@@ -277,6 +279,10 @@ def use_kept(w, req):
             action()
         except RuntimeError as error:
             errors.append(str(error))
+    # The kept Headers object still holds its fields, and this response's
+    # own headers start empty.
+    errors.append(kept_objects["headers"].get("X-Kept"))
+    errors.append(list(w.headers.items()))
     send_json(w, errors)
 
 

@@ -38,6 +38,8 @@ public:
     std::size_t size() const noexcept { return fields_.size(); }
     bool empty() const noexcept { return fields_.empty(); }
     void clear() noexcept { fields_.clear(); }
+    /// Exchange the fields with other's, without copying them.
+    void swap(Header& other) noexcept { fields_.swap(other.fields_); }
     const std::vector<Field>& fields() const noexcept { return fields_; }
 
     /// Append without validation, for fields that the engine already parsed.
