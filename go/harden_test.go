@@ -312,6 +312,23 @@ func BenchmarkVetHead(b *testing.B) {
 	}
 }
 
+// BenchmarkCheckHead measures the full check of the same head, the path
+// that heads the one-pass check does not accept take.
+func BenchmarkCheckHead(b *testing.B) {
+	config := Config{}
+	config.applyDefaults()
+	settings := newGuardSettings(&config)
+	head := []byte("GET /hello HTTP/1.1\r\nHost: 127.0.0.1:8000\r\n\r\n")
+	b.SetBytes(int64(len(head)))
+	for b.Loop() {
+		conn := guardConn{settings: settings}
+		end := conn.findHeadEnd(head)
+		if verdict := checkHead(head[:end], &settings.limits, false); verdict.rejection != nil {
+			b.Fatal(verdict.rejection.reason)
+		}
+	}
+}
+
 func TestGuardConnPartialHeadDuringHandler(t *testing.T) {
 	canceled := make(chan bool, 1)
 	address, _ := guardedServer(t, false, func(w http.ResponseWriter, r *http.Request) {

@@ -11,9 +11,9 @@ import gobind
 from .payloads import BODY_1MB, BODY_10KB, HELLO, SLEEP_SECONDS, SLOW_SECONDS
 
 
-def build(threads: int) -> gobind.Server:
+def build(threads: int, http2_cleartext: bool = False) -> gobind.Server:
     """Return a server with every benchmark route and no access log."""
-    app = gobind.Server(threads=threads, access_log=False)
+    app = gobind.Server(threads=threads, access_log=False, http2_cleartext=http2_cleartext)
 
     @app.route("GET /hello")
     def hello(w, req):
@@ -56,8 +56,9 @@ def main() -> None:
     parser.add_argument("--host", default="127.0.0.1", help="listen host (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=8000, help="listen port (default 8000)")
     parser.add_argument("--threads", type=int, default=1, help="handlers running at once (default 1)")
+    parser.add_argument("--http2-cleartext", action="store_true", help="also serve HTTP/2 without TLS (h2c)")
     args = parser.parse_args()
-    build(args.threads).run(host=args.host, port=args.port)
+    build(args.threads, args.http2_cleartext).run(host=args.host, port=args.port)
 
 
 if __name__ == "__main__":

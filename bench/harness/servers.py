@@ -99,7 +99,10 @@ def _gohello_missing(context: Context, workers: int) -> Optional[str]:
 
 
 def _gobind_plain(context: Context, workload: Workload, port: int, workers: int) -> Launch:
-    return Launch([context.python, "-m", "apps.gobind_app", "--port", str(port), "--threads", str(_threads(context, workload))])
+    argv = [context.python, "-m", "apps.gobind_app", "--port", str(port), "--threads", str(_threads(context, workload))]
+    if workload.http2:
+        argv.append("--http2-cleartext")
+    return Launch(argv)
 
 
 def _gobind_plain_missing(context: Context, workers: int) -> Optional[str]:
@@ -124,6 +127,8 @@ def _gobind_adapter(interface: str) -> Callable[[Context, Workload, int, int], L
                 argv += ["--threads", threads]
             if "--no-access-log" in cli:
                 argv.append("--no-access-log")
+            if workload.http2 and "--http2-cleartext" in cli:
+                argv.append("--http2-cleartext")
             if workers > 1:
                 argv += ["--workers", str(workers)]
             return Launch(argv)
@@ -218,21 +223,23 @@ ALL = [
     ),
     ServerSpec(
         "gobind", "gobind handler", GOBIND, "gobind", (APP_BASIC,), True, False, (), _gobind_plain, _gobind_plain_missing,
-        configuration="apps/gobind_app.py: gobind.Server(threads=N, access_log=False), one handler per route.",
+        configuration="apps/gobind_app.py: gobind.Server(threads=N, access_log=False), one handler per route; "
+        "`--http2-cleartext` for h2c.",
     ),
     ServerSpec(
         "gobind-wsgi", "gobind WSGI", GOBIND, "wsgi", _BASIC_WSGI, True, True, (), _gobind_adapter("wsgi"), _gobind_adapter_missing("wsgi"),
-        configuration="`python -m gobind APP --interface wsgi --threads N --no-access-log`, or gobind.wsgi.serve without the command.",
+        configuration="`python -m gobind APP --interface wsgi --threads N --no-access-log`, or gobind.wsgi.serve without the command; "
+        "`--http2-cleartext` for h2c.",
     ),
     ServerSpec(
         "gobind-asgi", "gobind ASGI", GOBIND, "asgi", _BASIC_ASGI, True, True, (), _gobind_adapter("asgi"), _gobind_adapter_missing("asgi"),
         configuration="`python -m gobind APP --interface asgi --no-access-log`, or gobind.asgi.serve without the command; "
-        "uvloop when installed.",
+        "uvloop when installed; `--http2-cleartext` for h2c.",
     ),
     ServerSpec(
-        "gobind-cpp", "gobind C++ handler", GOBIND, "c++", (APP_BASIC,), True, False, (), _gobind_cpp, _gobind_cpp_missing,
+        "gobind-cpp", "gobind C++ handler", GOBIND, "c++", (APP_BASIC,), False, False, (), _gobind_cpp, _gobind_cpp_missing,
         strict_body=False,
-        configuration="The C++ hello-world binary given with --cpp-binary; it serves GET /hello only.",
+        configuration="The C++ hello-world binary given with --cpp-binary; it serves GET /hello only, over HTTP/1.1.",
     ),
     ServerSpec(
         "granian-rsgi", "granian RSGI", PEER, "rsgi", (APP_BASIC,), True, True, ("granian", "uvloop"), _granian("rsgi"),
