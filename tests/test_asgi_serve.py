@@ -114,5 +114,5 @@ def test_shutdown_cuts_endless_stream():
         assert len(sock.recv(65536)) > 0
         process.process.send_signal(signal.SIGTERM)
         assert process.wait() == 0
-    assert "Shutting down: 1 request(s) in flight, 1 connection(s) open" in process.text
+    assert "Shutting down: 1 request in flight, 1 connection open" in process.text
     assert "Graceful shutdown timed out after 5.0 s; closed the remaining connections" in process.text

@@ -250,6 +250,7 @@ def test_invalid_chunk_line(app):
     result = exchange(app.address, raw)
     seen = app.seen()
     assert result.statuses == ["400 Bad Request"]
+    assert result.responses[0][2] == b"Bad Request\n"
     assert result.closed
     assert "ValueError: invalid request body: invalid chunked framing in request body" in seen
     assert "GET /hidden-bad-chunk" not in seen

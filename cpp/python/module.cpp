@@ -278,7 +278,9 @@ void bind_response_writer(py::module_& m) {
             return w.headers_object();
         }, "Response header fields; changes after the header is sent have no effect.")
         .def("write_header", [](PyResponseWriter& w, int status) { w.get().write_header(status); },
-             py::arg("status"), "Set the status code; it is sent with the first body bytes.")
+             py::arg("status"),
+             "Set the status code; it is sent with the first body bytes, and a later call\n"
+             "before then replaces it.")
         .def("write", &PyResponseWriter::write, py::arg("data"),
              "Write body bytes (str is encoded as UTF-8); returns the number of bytes.")
         .def("flush", &PyResponseWriter::flush, "Send the status, headers and buffered bytes now.")

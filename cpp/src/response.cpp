@@ -74,7 +74,11 @@ void ResponseWriter::fail(int status) noexcept {
     try {
         header_.clear();
         header_.add_unchecked("Content-Type", "text/plain; charset=utf-8");
-        buffer_.assign(status == 408 ? "Request Timeout\n" : "Internal Server Error\n");
+        switch (status) {
+        case 400: buffer_.assign("Bad Request\n"); break;
+        case 408: buffer_.assign("Request Timeout\n"); break;
+        default: buffer_.assign("Internal Server Error\n"); break;
+        }
         bytes_written_ = buffer_.size();
         status_ = status;
         finish();

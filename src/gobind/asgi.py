@@ -474,7 +474,13 @@ class AsgiServer:
         graceful = True
         if self.address is not None:
             active, connections = self._native.stats()
-            logger.info("Shutting down: %d request(s) in flight, %d connection(s) open", active, connections)
+            logger.info(
+                "Shutting down: %d request%s in flight, %d connection%s open",
+                active,
+                "" if active == 1 else "s",
+                connections,
+                "" if connections == 1 else "s",
+            )
             # The engine's shutdown blocks until in-flight requests end, and
             # they need this loop to end, so it waits on another thread.
             graceful = await self.loop.run_in_executor(None, self._native.shutdown, timeout)
