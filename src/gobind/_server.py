@@ -196,14 +196,7 @@ class Server:
             self._finished.set()
 
     def _shutdown(self, timeout: float) -> bool:
-        active, connections = self._native.stats()
-        logger.info(
-            "Shutting down: %d request%s in flight, %d connection%s open",
-            active,
-            "" if active == 1 else "s",
-            connections,
-            "" if connections == 1 else "s",
-        )
+        _log_shutting_down(*self._native.stats())
         try:
             graceful = self._native.shutdown(timeout)
         except RuntimeError:
@@ -270,6 +263,16 @@ class _StopSignals:
     def _on_signal(self, signum: int, frame: object) -> None:
         # Raised in the main thread's serve loop, which shuts down gracefully.
         raise KeyboardInterrupt
+
+
+def _log_shutting_down(active: int, connections: int) -> None:
+    logger.info(
+        "Shutting down: %d request%s in flight, %d connection%s open",
+        active,
+        "" if active == 1 else "s",
+        connections,
+        "" if connections == 1 else "s",
+    )
 
 
 def _check_limits(**limits: int) -> None:

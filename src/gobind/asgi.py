@@ -27,7 +27,7 @@ from collections import deque
 from typing import Any, Awaitable, Callable, Optional
 
 from . import _gobind
-from ._server import _configure_default_logging, _join_host_port, _log_engine_line, _native_server
+from ._server import _configure_default_logging, _join_host_port, _log_engine_line, _log_shutting_down, _native_server
 
 __all__ = ["AsgiServer", "ClientDisconnected", "is_asgi_app", "serve"]
 
@@ -473,14 +473,7 @@ class AsgiServer:
             timeout = self.shutdown_timeout
         graceful = True
         if self.address is not None:
-            active, connections = self._native.stats()
-            logger.info(
-                "Shutting down: %d request%s in flight, %d connection%s open",
-                active,
-                "" if active == 1 else "s",
-                connections,
-                "" if connections == 1 else "s",
-            )
+            _log_shutting_down(*self._native.stats())
             # The engine's shutdown blocks until in-flight requests end, and
             # they need this loop to end, so it waits on another thread.
             graceful = await self.loop.run_in_executor(None, self._native.shutdown, timeout)
