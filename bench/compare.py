@@ -83,9 +83,8 @@ def main() -> None:
     counts = [int(c) for c in options.connections.split(",")]
     samples: dict[tuple[str, int], list[tuple[float, float]]] = {}
     for round_index in range(options.rounds):
-        # A fresh process per round and build: one process can be faster or
-        # slower than the next for the whole of its life (where its memory
-        # and threads landed), and the order alternates between rounds.
+        # One process can stay faster or slower than the next for its whole
+        # life, so each round starts fresh ones, in alternating order.
         order = list(builds.items())
         if round_index % 2:
             order.reverse()

@@ -427,9 +427,9 @@ func readUint32(b []byte) (uint32, []byte, bool) {
 }
 
 // commonHeaderKeys maps frequent response header names, as handlers spell
-// them, to their canonical form, and commonHeaderValues holds frequent
-// values. Go's map lookup with a string(bytes) key does not allocate, so
-// these headers are decoded without allocating strings.
+// them, to their canonical form. commonHeaderValues contains frequent
+// values. A map lookup with a string(bytes) key does not allocate, so these
+// headers are decoded without allocating strings.
 var commonHeaderKeys, commonHeaderValues = func() (keys, values map[string]string) {
 	keys = map[string]string{}
 	for _, name := range []string{
@@ -459,14 +459,6 @@ func readBytes(b []byte) ([]byte, []byte, bool) {
 		return nil, b, false
 	}
 	return b[:n], b[n:], true
-}
-
-func readString(b []byte) (string, []byte, bool) {
-	n, b, ok := readUint32(b)
-	if !ok || uint64(n) > uint64(len(b)) {
-		return "", b, false
-	}
-	return string(b[:n]), b[n:], true
 }
 
 // extendWriteDeadline moves the write deadline forward once half of it has

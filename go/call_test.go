@@ -213,3 +213,9 @@ func TestDecodeHeaderCopiesBytes(t *testing.T) {
 		t.Errorf("header = %v after the block was overwritten, want %v", header, want)
 	}
 }
+
+// readString reads a length-prefixed string, as the C++ layer decodes one.
+func readString(b []byte) (string, []byte, bool) {
+	data, rest, ok := readBytes(b)
+	return string(data), rest, ok
+}

@@ -81,27 +81,32 @@ func checkHead(head []byte, limits *headLimits, connectAllowed bool) headVerdict
 	if verdict.rejection != nil {
 		return verdict
 	}
-	verdict = chooseFraming(request, &fields)
+	return frameRequest(request, &fields)
+}
+
+// frameRequest returns the verdict on an accepted request line and field
+// section: the body framing, and whether the connection ends after it.
+func frameRequest(request requestLine, fields *framingFields) headVerdict {
+	verdict := chooseFraming(request, fields)
 	verdict.last = verdict.rejection == nil && request.connect
 	return verdict
 }
 
-// scanHead is checkHead's fast path for the common case: a complete head
-// at the start of b, every line of it ordinary and within the limits. It
-// reads each byte once and returns the head's length and checkHead's
-// verdict with ok set. Anything else (an incomplete head, a limit reached,
-// a byte or line that checkHead would reject) returns ok unset, and the
-// caller runs checkHead, which words the rejection.
+// scanHead is checkHead's fast path: it reads a complete, ordinary head at
+// the start of b in one pass and returns its length and checkHead's verdict.
+// For anything else, such as an incomplete head, a limit reached or a line
+// that checkHead rejects, ok is false and the caller runs checkHead.
 func scanHead(b []byte, limits *headLimits, connectAllowed bool) (n int, verdict headVerdict, ok bool) {
 	lineEnd := bytes.IndexByte(b, '\r')
 	if lineEnd < 0 || lineEnd+1 >= len(b) || b[lineEnd+1] != '\n' || lineEnd > limits.maxRequestLineBytes {
 		return 0, headVerdict{}, false
 	}
-	// An accepted request line holds no CR or LF, so it ends at the first CR.
+	// An accepted request line contains no CR or LF, so it ends at the first CR.
 	request, verdict := checkRequestLine(b[:lineEnd], connectAllowed)
 	if verdict.rejection != nil {
 		return 0, headVerdict{}, false
 	}
+
 	var fields framingFields
 	count := 0
 	i := lineEnd + 2
@@ -113,6 +118,7 @@ func scanHead(b []byte, limits *headLimits, connectAllowed bool) (n int, verdict
 			i += 2
 			break
 		}
+
 		start := i
 		for i < len(b) && tokenBytes[b[i]] {
 			i++
@@ -126,6 +132,7 @@ func scanHead(b []byte, limits *headLimits, connectAllowed bool) (n int, verdict
 		if i+1 >= len(b) || b[i] != '\r' || b[i+1] != '\n' {
 			return 0, headVerdict{}, false
 		}
+
 		count++
 		if count > limits.maxFields || i-start > limits.maxFieldBytes {
 			return 0, headVerdict{}, false
@@ -133,14 +140,14 @@ func scanHead(b []byte, limits *headLimits, connectAllowed bool) (n int, verdict
 		fields.note(b[start:colon], b[colon+1:i])
 		i += 2
 	}
+
 	if i > limits.maxHeadBytes {
 		return 0, headVerdict{}, false
 	}
-	verdict = chooseFraming(request, &fields)
+	verdict = frameRequest(request, &fields)
 	if verdict.rejection != nil {
 		return 0, headVerdict{}, false
 	}
-	verdict.last = request.connect
 	return i, verdict, true
 }
 

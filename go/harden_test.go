@@ -312,8 +312,8 @@ func BenchmarkVetHead(b *testing.B) {
 	}
 }
 
-// BenchmarkCheckHead measures the full check of the same head, the path
-// that heads the one-pass check does not accept take.
+// BenchmarkCheckHead measures the full check of the same head, which every
+// head that scanHead does not accept goes through.
 func BenchmarkCheckHead(b *testing.B) {
 	config := Config{}
 	config.applyDefaults()

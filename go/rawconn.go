@@ -324,8 +324,7 @@ func (c *guardConn) vetHead(unit []byte) (int, bool) {
 
 	if c.scanned == 0 {
 		if end, verdict, ok := scanHead(unit, limits, c.settings.connectAllowed.Load()); ok {
-			c.lineStart, c.lines, c.skipped = 0, 0, 0
-			c.restoreDeadline()
+			c.endHead()
 			c.startBody(verdict)
 			return end, true
 		}
@@ -338,8 +337,7 @@ func (c *guardConn) vetHead(unit []byte) (int, bool) {
 		return 0, true
 	}
 	head := unit[:end]
-	c.scanned, c.lineStart, c.lines, c.skipped = 0, 0, 0, 0
-	c.restoreDeadline()
+	c.endHead()
 
 	if len(head) > limits.maxHeadBytes {
 		c.rejectHead(&rejection{http.StatusRequestHeaderFieldsTooLarge, headTooLarge(limits)})
@@ -352,6 +350,13 @@ func (c *guardConn) vetHead(unit []byte) (int, bool) {
 	}
 	c.startBody(verdict)
 	return len(head), true
+}
+
+// endHead resets the progress through a head once it is complete, and
+// restores the read deadline that an incomplete head shortened.
+func (c *guardConn) endHead() {
+	c.scanned, c.lineStart, c.lines, c.skipped = 0, 0, 0, 0
+	c.restoreDeadline()
 }
 
 // startBody sets the parse state for the body of an accepted head.

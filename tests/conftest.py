@@ -114,8 +114,8 @@ def built_module() -> None:
     import gobind  # noqa: F401
 
 
-# Runs a command with SIGINT ignored, as a non-interactive shell starts a
-# background job: the ignored disposition is inherited through exec.
+# A command prefix that runs a program with SIGINT ignored, as a
+# non-interactive shell starts a background job.
 SIGINT_IGNORED = ("sh", "-c", "trap '' INT && exec \"$@\"", "sh")
 
 

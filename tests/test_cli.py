@@ -133,7 +133,7 @@ def test_cli_sigint_graceful():
 
 
 @pytest.mark.parametrize("app", ["cli_apps:hello", "cli_apps:asgi_hello"], ids=["wsgi", "asgi"])
-def test_cli_sigint_graceful_when_inherited_ignored(app):
+def test_cli_sigint_inherited_ignored(app):
     # As started in the background by a non-interactive shell.
     with CLIServer([app, "--port", "0"], launcher=SIGINT_IGNORED) as server:
         server.wait_ready()

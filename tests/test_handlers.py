@@ -340,9 +340,9 @@ def test_writer_misuse(client):
 
 
 def test_objects_invalid_after_return(client):
-    kept = client.get("/keep")
-    assert kept.text == "kept"
-    assert kept.headers["x-kept"] == "yes"
+    keep_response = client.get("/keep")
+    assert keep_response.text == "kept"
+    assert keep_response.headers["x-kept"] == "yes"
     assert client.get("/use-kept").json() == [
         "request is no longer valid: its handler has returned",
         "request is no longer valid: its handler has returned",

@@ -74,7 +74,7 @@ def test_signal_graceful(handlers_app: AppProcess, signum):
     assert "INFO gobind: Stopped\n" in handlers_app.stderr
 
 
-def test_sigint_stops_when_inherited_ignored(launch):
+def test_sigint_inherited_ignored(launch):
     # A server started in the background by a script inherits SIGINT
     # ignored; kill -INT must still stop it gracefully.
     app = launch("handlers.py", sigint_ignored=True)

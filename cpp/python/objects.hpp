@@ -28,7 +28,8 @@ struct PyRequest {
 
 /// Python view of a gobind::ResponseWriter, valid while the handler runs.
 /// Headers live in a Python-owned gobind::Header and are copied into the
-/// writer right before the response header is sent.
+/// writer right before the response header is sent, or moved there once the
+/// handler has returned.
 struct PyResponseWriter {
     gobind::ResponseWriter* writer = nullptr;
     py::object headers;               // Headers, built on first use

@@ -236,12 +236,12 @@ class Server:
 
 
 class _StopSignals:
-    """Turns SIGTERM, and SIGINT when it has no Python handler, into a
-    graceful shutdown of one server while it serves, on the main thread
-    only, restoring the previous handlers afterwards.
+    """Signal handlers that shut one server down gracefully while it serves.
 
-    SIGINT is handled even when ignored, because a process that a
-    non-interactive shell starts in the background inherits it ignored."""
+    They handle SIGTERM, and SIGINT when it has no Python handler, even when
+    it is ignored: a non-interactive shell starts background processes with
+    SIGINT ignored. They are installed on the main thread only, and the
+    previous handlers come back afterwards."""
 
     def __init__(self, server: Server) -> None:
         self._server = server

@@ -279,8 +279,8 @@ def use_kept(w, req):
             action()
         except RuntimeError as error:
             errors.append(str(error))
-    # The kept Headers object still holds its fields, and this response's
-    # own headers start empty.
+    # The kept Headers object keeps its fields, and this response's own
+    # headers start empty.
     errors.append(kept_objects["headers"].get("X-Kept"))
     errors.append(list(w.headers.items()))
     send_json(w, errors)
