@@ -80,9 +80,10 @@ func (h *callbackHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	defer s.active.Add(-1)
 
 	call := &Call{server: s, writer: w, request: r}
+	start := time.Now()
 	if s.config.WriteTimeout > 0 {
 		// net/http set this deadline when it read the request header.
-		call.writeDeadline = time.Now().Add(s.config.WriteTimeout)
+		call.writeDeadline = start.Add(s.config.WriteTimeout)
 	}
 	handle := calls.add(call)
 	defer calls.remove(handle)
@@ -91,6 +92,7 @@ func (h *callbackHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	defer exchanges.Put(buffers)
 	buffers.request = encodeRequest(buffers.request[:0], r, h.params)
 	result, inline := h.callback.Call(handle, buffers.request, buffers.response[:])
+	procs.callbackEnded(start, time.Now())
 	if inline > 0 && !call.finished {
 		call.writeInline(buffers.response[:inline])
 	}

@@ -388,6 +388,10 @@ func gobind_response_send_file(handle C.gobind_call_t, status C.int, header *C.c
 // queues maps a server handle to its queue; a server has at most one.
 var queues sync.Map
 
+// queuesOpening makes the test for an existing queue and the creation of
+// a new one a single step.
+var queuesOpening sync.Mutex
+
 func queueOf(handle C.gobind_server_t) *Queue {
 	if q, ok := queues.Load(uint64(handle)); ok {
 		return q.(*Queue)
@@ -409,9 +413,12 @@ func gobind_queue_open(handle C.gobind_server_t, wakeFD C.int, errOut *C.gobind_
 	if wakeFD < 0 {
 		return fail(errOut, C.GOBIND_ERR_INVALID, fmt.Errorf("invalid wake-up file descriptor %d", int(wakeFD)))
 	}
-	if _, loaded := queues.LoadOrStore(uint64(handle), NewQueue(server, int(wakeFD))); loaded {
+	queuesOpening.Lock()
+	defer queuesOpening.Unlock()
+	if queueOf(handle) != nil {
 		return fail(errOut, C.GOBIND_ERR_STATE, errors.New("server already has a queue"))
 	}
+	queues.Store(uint64(handle), NewQueue(server, int(wakeFD)))
 	return C.GOBIND_OK
 }
 

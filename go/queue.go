@@ -79,6 +79,7 @@ func NewQueue(server *Server, wakeFD int) *Queue {
 	q := &Queue{server: server, wakeFD: wakeFD, closed: make(chan struct{})}
 	var handler http.Handler = &queueHandler{queue: q}
 	server.fallback.Store(&handler)
+	procs.queueOpened()
 	return q
 }
 
@@ -139,7 +140,10 @@ func (q *Queue) Drain(buf []byte) (used int, needed int) {
 // Close makes every waiting handler give up, closing its connection. The
 // event loop calls it when it stops; later requests get 503.
 func (q *Queue) Close() {
-	q.closeOnce.Do(func() { close(q.closed) })
+	q.closeOnce.Do(func() {
+		close(q.closed)
+		procs.queueClosed()
+	})
 }
 
 // queueHandler hands every request of a server to its queue.

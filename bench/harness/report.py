@@ -15,7 +15,8 @@ MIB = 1024 * 1024
 
 LENS_TEXT = {
     "pinned": "Pinned: the server runs on CPU 0 (`taskset -c 0`) and the load generator on CPU 1 (`taskset -c 1`). "
-    "Go's GOMAXPROCS is left to Go, which follows the CPU affinity, so Go uses one CPU.",
+    "Go's GOMAXPROCS is left to Go, which follows the CPU affinity and sets it to 1; gobind raises it to 2, "
+    "still on CPU 0, while its handlers block and while its ASGI event loop runs (docs/architecture.md).",
     "unpinned": "Unpinned: server and load generator share every CPU, as the scheduler decides.",
 }
 
