@@ -160,7 +160,7 @@ type requestLine struct {
 func checkRequestLine(line []byte, connectAllowed bool) (requestLine, headVerdict) {
 	method, rest, ok1 := bytes.Cut(line, []byte{' '})
 	target, version, ok2 := bytes.Cut(rest, []byte{' '})
-	if !ok1 || !ok2 {
+	if !ok1 || !ok2 || bytes.IndexByte(version, ' ') >= 0 {
 		return requestLine{}, reject(http.StatusBadRequest, "malformed request line: expected method, target and version separated by single spaces")
 	}
 	if !isToken(method) {

@@ -101,6 +101,31 @@ func TestCheckHead(t *testing.T) {
 	}
 }
 
+func TestCheckRequestLineReason(t *testing.T) {
+	const malformed = "malformed request line: expected method, target and version separated by single spaces"
+	tests := []struct {
+		line, reason string
+	}{
+		{"GET /o k HTTP/1.1", malformed},
+		{"GET  /ok HTTP/1.1", malformed},
+		{"GET /ok  HTTP/1.1", malformed},
+		{"GET /ok", malformed},
+		{"GET /ok HTTP/1.1 ", malformed},
+		{"GET /ok HTTQ/1.1", "invalid HTTP version"},
+		{"G@T /ok HTTP/1.1", "invalid method"},
+	}
+	for _, tt := range tests {
+		_, verdict := checkRequestLine([]byte(tt.line), false)
+		if verdict.rejection == nil {
+			t.Errorf("%q accepted", tt.line)
+			continue
+		}
+		if verdict.rejection.reason != tt.reason {
+			t.Errorf("%q: reason %q, want %q", tt.line, verdict.rejection.reason, tt.reason)
+		}
+	}
+}
+
 func TestParseChunkLine(t *testing.T) {
 	tests := []struct {
 		line string

@@ -3,6 +3,7 @@ package main
 import (
 	"os"
 	"runtime"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -22,77 +23,78 @@ import (
 // second processor. The second processor costs a fast handler about 15%
 // there, because two threads share the CPU, so it is added only:
 //
-//   - while callbacks block: from a callback of slowCallback or longer
-//     until none for quietPeriod;
+//   - for holdPeriod after a callback of slowCallback or longer. While two
+//     threads share one CPU, a fast callback that loses the CPU can last a
+//     millisecond too, so only callbacks that started after the last hold
+//     ended can start a new one;
 //   - while a queue is open in a process with one processor. ASGI on one
 //     CPU served 14k requests per second with one processor and 23k with
 //     two, and its fast handler did not slow down.
 //
-// A GOMAXPROCS environment variable is the user's choice and stays as set.
+// A GOMAXPROCS environment variable that Go accepts (a positive integer)
+// is the user's choice and stays as set.
 
 const (
 	slowCallback = time.Millisecond
-	quietPeriod  = 2 * time.Second
+	holdPeriod   = 5 * time.Second
 )
 
 // processors adjusts GOMAXPROCS for blocking callbacks and open queues.
 type processors struct {
-	// set is runtime.GOMAXPROCS, replaced in tests.
-	set func(int) int
+	// set is runtime.GOMAXPROCS and afterFunc is time.AfterFunc, both
+	// replaced in tests.
+	set       func(int) int
+	afterFunc func(time.Duration, func()) *time.Timer
 	// base is GOMAXPROCS before any change, or 0 when it is fixed.
 	base int
-	// epoch is the origin of lastSlow, read from the monotonic clock.
+	// epoch is the origin of holdEnded, read from the monotonic clock.
 	epoch time.Time
 
-	// lastSlow is the end of the last slow callback, in nanoseconds
-	// since epoch.
-	lastSlow atomic.Int64
-	// blocking is true from a slow callback until quietPeriod without one.
-	blocking atomic.Bool
+	// holding is true for holdPeriod after a slow callback.
+	holding atomic.Bool
+	// holdEnded is the end of the last hold, in nanoseconds since epoch.
+	holdEnded atomic.Int64
 
 	mu     sync.Mutex // serializes changes of GOMAXPROCS
 	queues int        // open queues
 }
 
-var procs = newProcessors(runtime.GOMAXPROCS, os.Getenv("GOMAXPROCS") == "")
+var procs = newProcessors(runtime.GOMAXPROCS, time.AfterFunc, os.Getenv("GOMAXPROCS"))
 
-func newProcessors(set func(int) int, adjustable bool) *processors {
-	p := &processors{set: set, epoch: time.Now()}
-	if adjustable {
+// newProcessors returns the adjuster of a process whose GOMAXPROCS
+// environment variable is setting.
+func newProcessors(set func(int) int, afterFunc func(time.Duration, func()) *time.Timer, setting string) *processors {
+	p := &processors{set: set, afterFunc: afterFunc, epoch: time.Now()}
+	if n, err := strconv.Atoi(setting); err != nil || n <= 0 {
 		p.base = set(0)
 	}
 	return p
 }
 
 // callbackEnded records a callback that started at start and ended at end.
-// The common case, a fast callback with no extra processor, reads one
-// atomic value.
+// A fast callback costs one comparison.
 func (p *processors) callbackEnded(start, end time.Time) {
-	if p.base == 0 {
+	if p.base == 0 || end.Sub(start) < slowCallback || p.holding.Load() {
 		return
 	}
-	now := int64(end.Sub(p.epoch))
-	if end.Sub(start) >= slowCallback {
-		p.lastSlow.Store(now)
-		if !p.blocking.Load() {
-			p.update(func() { p.blocking.Store(true) })
+	if int64(start.Sub(p.epoch)) < p.holdEnded.Load() {
+		// It ran, at least in part, with the extra processor.
+		return
+	}
+	p.update(func() {
+		if !p.holding.Load() {
+			p.holding.Store(true)
+			p.afterFunc(holdPeriod, p.endHold)
 		}
-		return
-	}
-	if p.blocking.Load() && p.quietSince(now) {
-		p.update(func() {
-			// A slow callback may have ended since the test above.
-			if p.quietSince(now) {
-				p.blocking.Store(false)
-			}
-		})
-	}
+	})
 }
 
-// quietSince reports whether no slow callback ended in the quietPeriod
-// before now.
-func (p *processors) quietSince(now int64) bool {
-	return time.Duration(now-p.lastSlow.Load()) >= quietPeriod
+// endHold gives the extra processor of a slow callback back.
+func (p *processors) endHold() {
+	p.update(func() {
+		p.holding.Store(false)
+		p.holdEnded.Store(int64(time.Since(p.epoch)))
+	})
 }
 
 // queueOpened and queueClosed count the open queues.
@@ -113,7 +115,7 @@ func (p *processors) update(change func()) {
 	defer p.mu.Unlock()
 	change()
 	want := p.base
-	if p.blocking.Load() || (p.queues > 0 && p.base == 1) {
+	if p.holding.Load() || (p.queues > 0 && p.base == 1) {
 		want++
 	}
 	if p.set(0) != want {

@@ -2,12 +2,13 @@ package main
 
 import (
 	"net/http"
+	"reflect"
 	"runtime"
 	"testing"
 	"time"
 )
 
-// fakeProcs stands in for runtime.GOMAXPROCS and records every change.
+// fakeProcs replaces runtime.GOMAXPROCS in tests and records every change.
 type fakeProcs struct {
 	n       int
 	changes []int
@@ -22,9 +23,20 @@ func (f *fakeProcs) set(n int) int {
 	return old
 }
 
-func newFakeProcessors(n int) (*processors, *fakeProcs) {
-	f := &fakeProcs{n: n}
-	return newProcessors(f.set, true), f
+// fakeTimer records the function of the last time.AfterFunc call.
+type fakeTimer struct {
+	period time.Duration
+	fire   func()
+}
+
+func (f *fakeTimer) afterFunc(d time.Duration, fn func()) *time.Timer {
+	f.period, f.fire = d, fn
+	return nil
+}
+
+func newFakeProcessors(n int) (*processors, *fakeProcs, *fakeTimer) {
+	f, timer := &fakeProcs{n: n}, &fakeTimer{}
+	return newProcessors(f.set, timer.afterFunc, ""), f, timer
 }
 
 // callback records a callback that lasted d and ended at offset at from
@@ -34,8 +46,8 @@ func callback(p *processors, at, d time.Duration) {
 	p.callbackEnded(end.Add(-d), end)
 }
 
-func TestProcessorsBlockingCallbacks(t *testing.T) {
-	p, f := newFakeProcessors(2)
+func TestProcessorsSlowCallbacks(t *testing.T) {
+	p, f, timer := newFakeProcessors(2)
 
 	callback(p, time.Second, 50*time.Microsecond)
 	if f.n != 2 || len(f.changes) != 0 {
@@ -46,47 +58,55 @@ func TestProcessorsBlockingCallbacks(t *testing.T) {
 	if f.n != 3 {
 		t.Fatalf("after a slow callback: GOMAXPROCS %d, want 3", f.n)
 	}
+	if timer.period != holdPeriod {
+		t.Fatalf("hold timer set for %v, want %v", timer.period, holdPeriod)
+	}
 	callback(p, 2*time.Second+time.Millisecond, 20*time.Millisecond)
 	if len(f.changes) != 1 {
 		t.Fatalf("a second slow callback changed GOMAXPROCS again: %v", f.changes)
 	}
 
-	// Fast callbacks within the quiet period keep the extra processor.
-	callback(p, 2*time.Second+quietPeriod/2, 50*time.Microsecond)
-	if f.n != 3 {
-		t.Fatalf("a fast callback %v after a slow one: GOMAXPROCS %d, want 3", quietPeriod/2, f.n)
+	timer.fire()
+	if f.n != 2 {
+		t.Fatalf("after the hold: GOMAXPROCS %d, want 2", f.n)
 	}
 
-	// The first fast callback after the quiet period gives it back.
-	callback(p, 2*time.Second+time.Millisecond+quietPeriod, 50*time.Microsecond)
+	// A slow callback that started during the hold may have been slow
+	// only because it shared the CPU with the extra processor.
+	ended := time.Duration(p.holdEnded.Load())
+	callback(p, ended+time.Millisecond, 5*time.Millisecond)
 	if f.n != 2 {
-		t.Fatalf("a fast callback %v after the last slow one: GOMAXPROCS %d, want 2", quietPeriod, f.n)
+		t.Fatalf("a slow callback that started during the hold: GOMAXPROCS %d, want 2", f.n)
 	}
-	if want := []int{3, 2}; len(f.changes) != 2 {
+	callback(p, ended+10*time.Millisecond, 5*time.Millisecond)
+	if f.n != 3 {
+		t.Fatalf("a slow callback that started after the hold: GOMAXPROCS %d, want 3", f.n)
+	}
+	if want := []int{3, 2, 3}; !reflect.DeepEqual(f.changes, want) {
 		t.Fatalf("changes %v, want %v", f.changes, want)
 	}
 }
 
 func TestProcessorsQueues(t *testing.T) {
-	p, f := newFakeProcessors(1)
+	p, f, timer := newFakeProcessors(1)
 	p.queueOpened()
 	if f.n != 2 {
 		t.Fatalf("one processor and an open queue: GOMAXPROCS %d, want 2", f.n)
 	}
 
-	// A blocking callback does not add a second extra processor.
+	// A slow callback does not add a second extra processor.
 	callback(p, time.Second, 5*time.Millisecond)
 	if f.n != 2 {
 		t.Fatalf("an open queue and a slow callback: GOMAXPROCS %d, want 2", f.n)
 	}
-	callback(p, time.Second+quietPeriod, time.Microsecond)
+	timer.fire()
 	p.queueClosed()
 	if f.n != 1 {
-		t.Fatalf("queue closed, callbacks quiet: GOMAXPROCS %d, want 1", f.n)
+		t.Fatalf("queue closed after the hold: GOMAXPROCS %d, want 1", f.n)
 	}
 
 	// With more than one processor, a queue changes nothing.
-	p, f = newFakeProcessors(2)
+	p, f, _ = newFakeProcessors(2)
 	p.queueOpened()
 	p.queueClosed()
 	if len(f.changes) != 0 {
@@ -94,13 +114,25 @@ func TestProcessorsQueues(t *testing.T) {
 	}
 }
 
-func TestProcessorsLeaveAFixedValue(t *testing.T) {
-	f := &fakeProcs{n: 1}
-	p := newProcessors(f.set, false)
-	callback(p, time.Second, time.Second)
-	p.queueOpened()
-	if len(f.changes) != 0 {
-		t.Fatalf("GOMAXPROCS set by the user was changed: %v", f.changes)
+func TestProcessorsEnvironmentSetting(t *testing.T) {
+	for _, tc := range []struct {
+		setting    string
+		adjustable bool
+	}{
+		{"", true},
+		{"1", false},
+		{"4", false},
+		{"0", true},
+		{"-2", true},
+		{"abc", true},
+	} {
+		f, timer := &fakeProcs{n: 1}, &fakeTimer{}
+		p := newProcessors(f.set, timer.afterFunc, tc.setting)
+		callback(p, time.Second, time.Second)
+		p.queueOpened()
+		if changed := len(f.changes) > 0; changed != tc.adjustable {
+			t.Errorf("GOMAXPROCS=%q: changes %v, want changes: %v", tc.setting, f.changes, tc.adjustable)
+		}
 	}
 }
 
@@ -110,7 +142,7 @@ func TestSlowHandlerRaisesGOMAXPROCS(t *testing.T) {
 	if procs.base == 0 {
 		t.Skip("GOMAXPROCS is set in the environment")
 	}
-	defer procs.update(func() { procs.blocking.Store(false) })
+	defer procs.endHold()
 
 	callback := callbackFunc(func(handle uint64, _ []byte) CallResult {
 		time.Sleep(2 * slowCallback)

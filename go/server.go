@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"regexp"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -235,18 +236,46 @@ func (w lineWriter) Write(p []byte) (int, error) {
 // "GET /items/{id}". An invalid pattern or one that conflicts with a
 // registered pattern is an error.
 func (s *Server) Handle(pattern string, callback Callback) (err error) {
-	if pattern == "" {
-		return errors.New("invalid pattern: empty")
+	if err := checkPattern(pattern); err != nil {
+		return err
 	}
 	handler := &callbackHandler{server: s, callback: callback, params: wildcardNames(pattern)}
 	defer func() {
 		// ServeMux reports invalid and conflicting patterns by panicking.
+		// Its message names the Go source lines that registered them,
+		// which are gobind's own, not the caller's.
 		if r := recover(); r != nil {
-			err = fmt.Errorf("invalid pattern %q: %v", pattern, r)
+			message := registeredAt.ReplaceAllString(fmt.Sprint(r), "")
+			err = fmt.Errorf("invalid pattern %q: %s", pattern, message)
 		}
 	}()
 	s.mux.Handle(pattern, handler)
 	s.guard.registerPattern(pattern)
+	return nil
+}
+
+// registeredAt matches the source location in a ServeMux conflict message.
+var registeredAt = regexp.MustCompile(` \(registered at [^)]*\)`)
+
+// checkPattern rejects what ServeMux would accept but never match: control
+// characters, and blanks inside the host part of "[METHOD ][HOST]/[PATH]".
+func checkPattern(pattern string) error {
+	if pattern == "" {
+		return errors.New("invalid pattern: empty")
+	}
+	for i := 0; i < len(pattern); i++ {
+		if c := pattern[i]; c < ' ' && c != '\t' || c == 0x7f {
+			return fmt.Errorf("invalid pattern %q: control character %#02x at byte %d", pattern, c, i)
+		}
+	}
+	rest := pattern
+	if i := strings.IndexAny(rest, " \t"); i >= 0 {
+		rest = strings.TrimLeft(rest[i+1:], " \t")
+	}
+	host, _, _ := strings.Cut(rest, "/")
+	if strings.ContainsAny(host, " \t") {
+		return fmt.Errorf("invalid pattern %q: blank in the host %q; the form is \"[METHOD ][HOST]/[PATH]\"", pattern, host)
+	}
 	return nil
 }
 
@@ -315,6 +344,9 @@ func (s *Server) Start(address string) (string, error) {
 func listen(address string) (net.Listener, error) {
 	if address == "" {
 		return nil, errors.New("invalid address: empty; expected host:port or unix:/path")
+	}
+	if i := strings.IndexFunc(address, func(r rune) bool { return r < ' ' || r == 0x7f }); i >= 0 {
+		return nil, fmt.Errorf("invalid address %q: control character %#02x at byte %d", address, address[i], i)
 	}
 	if path, ok := strings.CutPrefix(address, "unix:"); ok {
 		if path == "" {

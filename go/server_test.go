@@ -110,7 +110,10 @@ func TestHandleInvalidPattern(t *testing.T) {
 	}{
 		{"", "invalid pattern: empty"},
 		{"GET /a/{", `invalid pattern "GET /a/{": parsing "GET /a/{": at offset 7: bad wildcard segment (must end with '}')`},
-		{"/dup", `invalid pattern "/dup": pattern "/dup" (registered at `},
+		{"/dup", `invalid pattern "/dup": pattern "/dup" conflicts with pattern "/dup":`},
+		{"GET /a\r\nX: y", `invalid pattern "GET /a\r\nX: y": control character 0x0d at byte 6`},
+		{"/\x00", `invalid pattern "/\x00": control character 0x00 at byte 1`},
+		{"FOO BAR /a", `invalid pattern "FOO BAR /a": blank in the host "BAR "`},
 	}
 	s, err := NewServer(Config{})
 	if err != nil {
@@ -125,6 +128,9 @@ func TestHandleInvalidPattern(t *testing.T) {
 			if err == nil || !strings.HasPrefix(err.Error(), tt.want) {
 				t.Errorf("Handle(%q) error = %v, want prefix %q", tt.pattern, err, tt.want)
 			}
+			if err != nil && strings.Contains(err.Error(), "registered at") {
+				t.Errorf("Handle(%q) error names gobind's source: %v", tt.pattern, err)
+			}
 		})
 	}
 }
@@ -137,6 +143,8 @@ func TestStartInvalidAddress(t *testing.T) {
 		{"", "invalid address: empty; expected host:port or unix:/path"},
 		{"unix:", `invalid address "unix:": missing socket path`},
 		{"localhost", `invalid address "localhost": expected host:port or unix:/path (address localhost: missing port in address)`},
+		{"127.0.0.1\x00x:0", `invalid address "127.0.0.1\x00x:0": control character 0x00 at byte 9`},
+		{"unix:/tmp/a\nb", `invalid address "unix:/tmp/a\nb": control character 0x0a at byte 11`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.address, func(t *testing.T) {

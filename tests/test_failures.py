@@ -71,9 +71,7 @@ def test_raise_after_stream_logged(handlers_app: AppProcess):
 
 
 # Invalid patterns. Go's ServeMux reports where each conflicting pattern
-# was registered, a line of the engine that varies between versions.
-
-REGISTERED = r"\(registered at [^)]+\.go:\d+\)"
+# was registered, a line of gobind's engine: the message leaves it out.
 
 
 @pytest.mark.parametrize(
@@ -88,6 +86,12 @@ REGISTERED = r"\(registered at [^)]+\.go:\d+\)"
         (
             "GET /r/{x...}/more",
             'invalid pattern "GET /r/{x...}/more": parsing "GET /r/{x...}/more": at offset 7: {...} wildcard not at end',
+        ),
+        ("GET /a\r\nX: y", 'invalid pattern "GET /a\\r\\nX: y": control character 0x0d at byte 6'),
+        ("/\x00", 'invalid pattern "/\\x00": control character 0x00 at byte 1'),
+        (
+            "FOO BAR /a",
+            'invalid pattern "FOO BAR /a": blank in the host "BAR "; the form is "[METHOD ][HOST]/[PATH]"',
         ),
     ],
 )
@@ -104,7 +108,7 @@ def test_pattern_duplicate():
     with pytest.raises(ValueError) as caught:
         server.route("GET /dup")(noop)
     expected = (
-        rf'invalid pattern "GET /dup": pattern "GET /dup" {REGISTERED} conflicts with pattern "GET /dup" {REGISTERED}:\n'
+        r'invalid pattern "GET /dup": pattern "GET /dup" conflicts with pattern "GET /dup":\n'
         r"GET /dup matches the same requests as GET /dup"
     )
     assert re.fullmatch(expected, str(caught.value))
@@ -116,7 +120,7 @@ def test_pattern_conflicting():
     with pytest.raises(ValueError) as caught:
         server.handle("/y/q/{b}", noop)
     expected = (
-        rf'invalid pattern "/y/q/{{b}}": pattern "/y/q/{{b}}" {REGISTERED} conflicts with pattern "/y/{{a}}/z" {REGISTERED}:\n'
+        r'invalid pattern "/y/q/\{b\}": pattern "/y/q/\{b\}" conflicts with pattern "/y/\{a\}/z":\n'
         r'/y/q/\{b\} and /y/\{a\}/z both match some paths, like "/y/q/z".\n'
         r"But neither is more specific than the other.\n"
         r'/y/q/\{b\} matches "/y/q/b", but /y/\{a\}/z doesn\'t.\n'

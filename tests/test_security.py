@@ -256,6 +256,20 @@ def test_invalid_chunk_line(app):
     assert "GET /hidden-bad-chunk" not in seen
 
 
+def test_content_length_allocates_nothing_ahead(app):
+    # A body that claims 1 TB and brings 3 bytes: reading it must fail
+    # for the missing bytes, not for memory allocated ahead of them.
+    with socket.create_connection(app.address) as sock:
+        sock.sendall(b"POST /claims-terabyte HTTP/1.1\r\nHost: example.test\r\nContent-Length: 1000000000000\r\n\r\nabc")
+        sock.shutdown(socket.SHUT_WR)
+        sock.settimeout(RECEIVE_SECONDS)
+        while sock.recv(65536):
+            pass
+    seen = app.seen()
+    assert "POST /claims-terabyte" in seen
+    assert "ConnectionError: reading request body failed: unexpected EOF" in seen
+
+
 @pytest.mark.parametrize("method", ["DELETE", "GET", "POST"])
 def test_asterisk_rejected(app, method):
     result = exchange(app.address, f"{method} * HTTP/1.1\r\nHost: example.test\r\n\r\n".encode())

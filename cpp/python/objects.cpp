@@ -1,5 +1,6 @@
 #include "objects.hpp"
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <stdexcept>
@@ -25,25 +26,41 @@ py::str utf8(std::string_view text) {
     return py::reinterpret_steal<py::str>(decoded);
 }
 
-// Read into a new bytes object of `size` bytes, with the GIL released while
-// Go reads; the result is shrunk to what arrived.
+// Size of the first allocation of a read. A larger read grows it as data
+// arrives, so that a Content-Length the client chose costs no memory
+// before its body.
+constexpr std::size_t initial_read_size = 1 << 20;
+
+// Read up to `size` bytes (all of them when `fill`, else one read) into a
+// new bytes object, with the GIL released while Go reads.
 py::bytes read_bytes(gobind::Request& request, std::size_t size, bool fill) {
-    PyObject* raw = PyBytes_FromStringAndSize(nullptr, static_cast<Py_ssize_t>(size));
+    std::size_t capacity = std::min(size, initial_read_size);
+    PyObject* raw = PyBytes_FromStringAndSize(nullptr, static_cast<Py_ssize_t>(capacity));
     if (raw == nullptr) throw py::error_already_set();
-    char* buffer = PyBytes_AS_STRING(raw);
     std::size_t filled = 0;
-    try {
-        py::gil_scoped_release release;
-        do {
-            std::size_t n = request.read(buffer + filled, size - filled);
-            if (n == 0) break;
-            filled += n;
-        } while (fill && filled < size);
-    } catch (...) {
-        Py_DECREF(raw);
-        throw;
+    bool ended = false;
+    for (;;) {
+        char* buffer = PyBytes_AS_STRING(raw);
+        try {
+            py::gil_scoped_release release;
+            do {
+                std::size_t n = request.read(buffer + filled, capacity - filled);
+                if (n == 0) {
+                    ended = true;
+                    break;
+                }
+                filled += n;
+            } while (fill && filled < capacity);
+        } catch (...) {
+            Py_DECREF(raw);
+            throw;
+        }
+        if (ended || !fill || filled == size) break;
+        // The buffer is full and more is wanted: grow it, with the GIL held.
+        capacity = capacity > size / 2 ? size : capacity * 2;
+        if (_PyBytes_Resize(&raw, static_cast<Py_ssize_t>(capacity)) != 0) throw py::error_already_set();
     }
-    if (filled != size && _PyBytes_Resize(&raw, static_cast<Py_ssize_t>(filled)) != 0) {
+    if (filled != capacity && _PyBytes_Resize(&raw, static_cast<Py_ssize_t>(filled)) != 0) {
         throw py::error_already_set();
     }
     return py::reinterpret_steal<py::bytes>(raw);
