@@ -46,6 +46,28 @@ func callback(p *processors, at, d time.Duration) {
 	p.callbackEnded(end.Add(-d), end)
 }
 
+// slowBurst records burstSlowCallbacks callbacks of 5 ms, the last one
+// ending at offset at from the processors' epoch.
+func slowBurst(p *processors, at time.Duration) {
+	for i := burstSlowCallbacks - 1; i >= 0; i-- {
+		callback(p, at-time.Duration(i)*time.Millisecond, 5*time.Millisecond)
+	}
+}
+
+func TestProcessorsLoneSlowCallbacks(t *testing.T) {
+	p, f, _ := newFakeProcessors(1)
+	for i := range 10 {
+		callback(p, time.Duration(i)*burstWindow*11/10, 5*time.Millisecond)
+	}
+	if len(f.changes) != 0 {
+		t.Fatalf("slow callbacks %v apart changed GOMAXPROCS: %v", burstWindow*11/10, f.changes)
+	}
+	slowBurst(p, 20*time.Second)
+	if f.n != 2 {
+		t.Fatalf("after a burst of slow callbacks: GOMAXPROCS %d, want 2", f.n)
+	}
+}
+
 func TestProcessorsSlowCallbacks(t *testing.T) {
 	p, f, timer := newFakeProcessors(2)
 
@@ -54,9 +76,9 @@ func TestProcessorsSlowCallbacks(t *testing.T) {
 		t.Fatalf("after a fast callback: GOMAXPROCS %d, changes %v; want 2 and none", f.n, f.changes)
 	}
 
-	callback(p, 2*time.Second, 10*time.Millisecond)
+	slowBurst(p, 2*time.Second)
 	if f.n != 3 {
-		t.Fatalf("after a slow callback: GOMAXPROCS %d, want 3", f.n)
+		t.Fatalf("after a burst of slow callbacks: GOMAXPROCS %d, want 3", f.n)
 	}
 	if timer.period != holdPeriod {
 		t.Fatalf("hold timer set for %v, want %v", timer.period, holdPeriod)
@@ -74,13 +96,13 @@ func TestProcessorsSlowCallbacks(t *testing.T) {
 	// A slow callback that started during the hold may have been slow
 	// only because it shared the CPU with the extra processor.
 	ended := time.Duration(p.holdEnded.Load())
-	callback(p, ended+time.Millisecond, 5*time.Millisecond)
+	slowBurst(p, ended+time.Millisecond)
 	if f.n != 2 {
-		t.Fatalf("a slow callback that started during the hold: GOMAXPROCS %d, want 2", f.n)
+		t.Fatalf("slow callbacks that started during the hold: GOMAXPROCS %d, want 2", f.n)
 	}
-	callback(p, ended+10*time.Millisecond, 5*time.Millisecond)
+	slowBurst(p, ended+10*time.Millisecond)
 	if f.n != 3 {
-		t.Fatalf("a slow callback that started after the hold: GOMAXPROCS %d, want 3", f.n)
+		t.Fatalf("slow callbacks that started after the hold: GOMAXPROCS %d, want 3", f.n)
 	}
 	if want := []int{3, 2, 3}; !reflect.DeepEqual(f.changes, want) {
 		t.Fatalf("changes %v, want %v", f.changes, want)
@@ -94,8 +116,8 @@ func TestProcessorsQueues(t *testing.T) {
 		t.Fatalf("one processor and an open queue: GOMAXPROCS %d, want 2", f.n)
 	}
 
-	// A slow callback does not add a second extra processor.
-	callback(p, time.Second, 5*time.Millisecond)
+	// Slow callbacks do not add a second extra processor.
+	slowBurst(p, time.Second)
 	if f.n != 2 {
 		t.Fatalf("an open queue and a slow callback: GOMAXPROCS %d, want 2", f.n)
 	}
@@ -128,7 +150,7 @@ func TestProcessorsEnvironmentSetting(t *testing.T) {
 	} {
 		f, timer := &fakeProcs{n: 1}, &fakeTimer{}
 		p := newProcessors(f.set, timer.afterFunc, tc.setting)
-		callback(p, time.Second, time.Second)
+		slowBurst(p, time.Second)
 		p.queueOpened()
 		if changed := len(f.changes) > 0; changed != tc.adjustable {
 			t.Errorf("GOMAXPROCS=%q: changes %v, want changes: %v", tc.setting, f.changes, tc.adjustable)
@@ -137,7 +159,8 @@ func TestProcessorsEnvironmentSetting(t *testing.T) {
 }
 
 // TestSlowHandlerRaisesGOMAXPROCS runs a real server whose callback blocks
-// for longer than slowCallback, and checks the process-wide setting.
+// for longer than slowCallback, calls it burstSlowCallbacks times and
+// checks the process-wide setting.
 func TestSlowHandlerRaisesGOMAXPROCS(t *testing.T) {
 	if procs.base == 0 {
 		t.Skip("GOMAXPROCS is set in the environment")
@@ -150,8 +173,10 @@ func TestSlowHandlerRaisesGOMAXPROCS(t *testing.T) {
 		return CallOK
 	})
 	_, address := startServer(t, Config{}, map[string]Callback{"GET /sleep": callback})
-	if status, _, body := get(t, "http://"+address+"/sleep"); status != http.StatusOK || body != "slept" {
-		t.Fatalf("GET /sleep: %d %q", status, body)
+	for range burstSlowCallbacks {
+		if status, _, body := get(t, "http://"+address+"/sleep"); status != http.StatusOK || body != "slept" {
+			t.Fatalf("GET /sleep: %d %q", status, body)
+		}
 	}
 	if got, want := runtime.GOMAXPROCS(0), procs.base+1; got != want {
 		t.Fatalf("GOMAXPROCS after a slow callback: %d, want %d", got, want)
