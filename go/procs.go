@@ -82,7 +82,7 @@ func newProcessors(set func(int) int, afterFunc func(time.Duration, func()) *tim
 }
 
 // callbackEnded records a callback that started at start and ended at end.
-// A fast callback costs one comparison.
+// For a fast callback it only compares durations.
 func (p *processors) callbackEnded(start, end time.Time) {
 	if p.base == 0 || end.Sub(start) < slowCallback || p.holding.Load() {
 		return
@@ -107,7 +107,7 @@ func (p *processors) callbackEnded(start, end time.Time) {
 	})
 }
 
-// endHold gives the extra processor of a slow callback back.
+// endHold removes the extra processor that a burst of slow callbacks added.
 func (p *processors) endHold() {
 	p.update(func() {
 		p.holding.Store(false)
