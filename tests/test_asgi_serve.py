@@ -2,6 +2,9 @@
 
 import signal
 import socket
+import time
+
+import pytest
 
 import httpx
 
@@ -116,3 +119,20 @@ def test_shutdown_cuts_endless_stream():
         assert process.wait() == 0
     assert "Shutting down: 1 request in flight, 1 connection open" in process.text
     assert "Graceful shutdown timed out after 5.0 s; closed the remaining connections" in process.text
+
+
+@pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
+def test_second_signal_ends_app_that_blocks_loop(loop):
+    process = AsgiProcess("raw_app:app", "--loop", loop)
+    host, port = process.url.removeprefix("http://").rsplit(":", 1)
+    with socket.create_connection((host, int(port))) as sock:
+        sock.sendall(b"GET /block-loop HTTP/1.1\r\nHost: x\r\n\r\n")
+        time.sleep(0.5)  # the app is now inside its 60 s sleep
+        process.process.send_signal(signal.SIGTERM)
+        time.sleep(0.2)
+        process.process.send_signal(signal.SIGTERM)
+        assert process.wait() == 1
+        sock.settimeout(10)
+        assert sock.recv(65536) == b""  # closed without a response
+    assert "WARNING gobind: Second interrupt: closing all connections now" in process.text
+    assert "Traceback" not in process.text

@@ -11,6 +11,7 @@ import pytest
 
 import gobind
 from conftest import AppProcess
+from gobind.asgi import AsgiServer
 
 
 def noop(w, req):
@@ -138,16 +139,42 @@ def test_handler_not_callable():
 # Invalid settings and addresses.
 
 
-def test_threads_zero():
-    with pytest.raises(ValueError) as caught:
-        gobind.Server(threads=0)
-    assert str(caught.value) == "invalid threads 0: must be an integer, 1 or more"
+@pytest.mark.parametrize(
+    "settings, error, message",
+    [
+        ({"threads": 0}, ValueError, "invalid threads 0: must be 1 or more"),
+        ({"threads": "4"}, TypeError, "invalid threads '4': must be an integer"),
+        ({"threads": True}, TypeError, "invalid threads True: must be an integer"),
+        ({"max_header_bytes": 2**63}, ValueError, f"invalid max_header_bytes {2**63}: must be at most 2**63 - 1"),
+        ({"max_header_fields": 1.5}, TypeError, "invalid max_header_fields 1.5: must be an integer"),
+        ({"read_timeout": -1}, ValueError, "invalid read_timeout -1: must be 0 or more seconds"),
+        ({"idle_timeout": float("nan")}, ValueError, "invalid idle_timeout nan: must be 0 or more seconds"),
+        ({"write_timeout": "5"}, TypeError, "invalid write_timeout '5': must be a number of seconds"),
+        ({"shutdown_timeout": -0.5}, ValueError, "invalid shutdown_timeout -0.5: must be 0 or more seconds"),
+    ],
+)
+def test_invalid_settings(settings, error, message):
+    with pytest.raises(error) as caught:
+        gobind.Server(**settings)
+    assert str(caught.value) == message
 
 
-def test_timeout_negative():
-    with pytest.raises(ValueError) as caught:
-        gobind.Server(read_timeout=-1)
-    assert str(caught.value) == "invalid timeout -1.0: must be 0 or more seconds"
+@pytest.mark.parametrize(
+    "settings, error, message",
+    [
+        ({"max_concurrency": -1}, ValueError, "invalid max_concurrency -1: must be 0 or more"),
+        ({"shutdown_timeout": None}, TypeError, "invalid shutdown_timeout None: must be a number of seconds"),
+    ],
+)
+def test_invalid_asgi_settings(settings, error, message):
+    with pytest.raises(error) as caught:
+        AsgiServer(lambda scope, receive, send: None, **settings)
+    assert str(caught.value) == message
+
+
+def test_huge_timeouts_accepted():
+    # Longer than Go's durations reach: cut to a bound, not an overflow.
+    gobind.Server(read_timeout=float("inf"), idle_timeout=10**30)
 
 
 @pytest.mark.parametrize("port", [70000, -1, "80"])

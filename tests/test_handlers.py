@@ -333,8 +333,11 @@ def test_writer_state(client):
 
 def test_writer_misuse(client):
     assert client.get("/misuse").json() == [
-        "invalid status code 99: must be 100-999",
-        "invalid status code 1000: must be 100-999",
+        "ValueError: invalid status code 99: must be 100-999",
+        "ValueError: invalid status code 1000: must be 100-999",
+        f"ValueError: invalid status code {2**70}: must be 100-999",
+        "TypeError: invalid status '200': must be an int, such as 200",
+        "TypeError: invalid status True: must be an int, such as 200",
         "write() expects bytes, bytearray, memoryview or str, not int",
     ]
 

@@ -271,13 +271,29 @@ void bind_request(py::module_& m) {
         });
 }
 
+/// Returns the status code that write_header was given: an int, such as 200
+/// or http.HTTPStatus.OK. Another type is a TypeError; a code outside 100-999
+/// is a ValueError (the writer checks the range of codes that fit an int).
+int status_code(py::handle status) {
+    if (!PyLong_Check(status.ptr()) || PyBool_Check(status.ptr())) {
+        throw py::type_error("invalid status " + py::repr(status).cast<std::string>() +
+                             ": must be an int, such as 200");
+    }
+    int overflow = 0;
+    long value = PyLong_AsLongAndOverflow(status.ptr(), &overflow);
+    if (overflow != 0 || value < 100 || value > 999) {
+        throw py::value_error("invalid status code " + py::repr(status).cast<std::string>() + ": must be 100-999");
+    }
+    return static_cast<int>(value);
+}
+
 void bind_response_writer(py::module_& m) {
     py::class_<PyResponseWriter>(m, "ResponseWriter", "Writes the response of one request.")
         .def_property_readonly("headers", [](PyResponseWriter& w) {
             w.get();
             return w.headers_object();
         }, "Response header fields; changes after the header is sent have no effect.")
-        .def("write_header", [](PyResponseWriter& w, int status) { w.get().write_header(status); },
+        .def("write_header", [](PyResponseWriter& w, py::handle status) { w.get().write_header(status_code(status)); },
              py::arg("status"),
              "Set the status code; it is sent with the first body bytes, and a later call\n"
              "before then replaces it.")

@@ -68,10 +68,8 @@ class Server:
         ssl_keyfile: Optional[str] = None,
         http2_cleartext: bool = False,
     ) -> None:
-        if not isinstance(threads, int) or isinstance(threads, bool) or threads < 1:
-            raise ValueError(f"invalid threads {threads!r}: must be an integer, 1 or more")
-        if not shutdown_timeout >= 0:
-            raise ValueError(f"invalid shutdown_timeout {shutdown_timeout!r}: must be 0 or more seconds")
+        _check_limits(threads=threads)
+        _check_timeouts(shutdown_timeout=shutdown_timeout)
         self.threads = threads
         self.shutdown_timeout = shutdown_timeout
         self.access_log = access_log
@@ -275,10 +273,26 @@ def _log_shutting_down(active: int, connections: int) -> None:
     )
 
 
-def _check_limits(**limits: int) -> None:
+# The engine stores limits as signed 64-bit integers.
+_MAX_LIMIT = 2**63 - 1
+
+
+def _check_limits(lowest: int = 1, **limits: int) -> None:
     for name, value in limits.items():
-        if value < 1:
-            raise ValueError(f"invalid {name} {value!r}: must be 1 or more")
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise TypeError(f"invalid {name} {value!r}: must be an integer")
+        if value < lowest:
+            raise ValueError(f"invalid {name} {value!r}: must be {lowest} or more")
+        if value > _MAX_LIMIT:
+            raise ValueError(f"invalid {name} {value!r}: must be at most 2**63 - 1")
+
+
+def _check_timeouts(**timeouts: float) -> None:
+    for name, value in timeouts.items():
+        if not isinstance(value, (int, float)) or isinstance(value, bool):
+            raise TypeError(f"invalid {name} {value!r}: must be a number of seconds")
+        if not value >= 0:
+            raise ValueError(f"invalid {name} {value!r}: must be 0 or more seconds")
 
 
 def _native_server(
@@ -298,6 +312,12 @@ def _native_server(
 ) -> "_gobind.Server":
     """Check the engine settings that every interface shares (plain
     handlers, WSGI, ASGI) and create the engine's server from them."""
+    _check_timeouts(
+        read_header_timeout=read_header_timeout,
+        read_timeout=read_timeout,
+        write_timeout=write_timeout,
+        idle_timeout=idle_timeout,
+    )
     _check_limits(
         max_header_bytes=max_header_bytes,
         max_request_line_bytes=max_request_line_bytes,

@@ -27,7 +27,15 @@ from collections import deque
 from typing import Any, Awaitable, Callable, Optional
 
 from . import _gobind
-from ._server import _configure_default_logging, _join_host_port, _log_engine_line, _log_shutting_down, _native_server
+from ._server import (
+    _check_limits,
+    _check_timeouts,
+    _configure_default_logging,
+    _join_host_port,
+    _log_engine_line,
+    _log_shutting_down,
+    _native_server,
+)
 
 __all__ = ["AsgiServer", "ClientDisconnected", "is_asgi_app", "serve"]
 
@@ -282,6 +290,8 @@ class _Call:
         server = self.server
         try:
             result = await server.app(self.scope, self.receive, self.send)
+        except _ForcedExit:
+            raise
         except BaseException as error:  # noqa: BLE001 - any app failure becomes a 500 or a reset
             self._fail("Exception in ASGI application", error)
             if isinstance(error, (KeyboardInterrupt, SystemExit)):
@@ -358,6 +368,8 @@ class AsgiServer:
             raise ValueError(f"invalid lifespan {lifespan!r}: expected 'auto', 'on' or 'off'")
         if root_path.endswith("/"):
             raise ValueError(f"invalid root_path {root_path!r}: must not end with '/'")
+        _check_timeouts(shutdown_timeout=shutdown_timeout)
+        _check_limits(lowest=0, max_concurrency=max_concurrency)  # 0: no bound
         self.app = app
         self.root_path = root_path
         self.lifespan = _Lifespan(app, lifespan)
@@ -498,6 +510,15 @@ class AsgiServer:
         """Close the listener and every connection at once."""
         self._native.close()
 
+    def abandon(self) -> None:
+        """After close(), when the loop can no longer run a shutdown: end the
+        requests that wait for the app and release the engine's server."""
+        self._stopped = True
+        if self.queue is not None:
+            self.loop.remove_reader(self._wake_fd)
+            self.queue.close()
+        self._release()
+
     def _release(self) -> None:
         self._native.release()
         if self._wake_fd >= 0:
@@ -564,6 +585,9 @@ class _Lifespan:
         scope = {"type": "lifespan", "asgi": {"version": "3.0", "spec_version": "2.0"}, "state": self.state}
         try:
             await self.app(scope, self._receive, self._send)
+        except asyncio.CancelledError:
+            # Only a forced exit cancels the lifespan task.
+            raise
         except BaseException as error:  # noqa: BLE001 - reported as the lifespan's outcome
             if self.startup_failed or self.shutdown_failed:
                 return
@@ -665,6 +689,10 @@ def serve(
     try:
         asyncio.set_event_loop(event_loop)
         started = event_loop.run_until_complete(_serve_until_signal(server, host, port, uds))
+    except _ForcedExit:
+        _cancel_all(event_loop)
+        server.abandon()
+        raise
     finally:
         event_loop.run_until_complete(event_loop.shutdown_asyncgens())
         event_loop.run_until_complete(event_loop.shutdown_default_executor())
@@ -674,26 +702,49 @@ def serve(
         raise SystemExit(STARTUP_FAILURE)
 
 
+def _cancel_all(loop: asyncio.AbstractEventLoop) -> None:
+    # After a forced exit the graceful shutdown must not resume when the
+    # loop runs again to close, and the app task that the exit ended is not
+    # reported as an error nobody saw.
+    for task in asyncio.all_tasks(loop):
+        task.cancel()
+
+    def report(loop: asyncio.AbstractEventLoop, context: dict) -> None:
+        if not isinstance(context.get("exception"), _ForcedExit):
+            loop.default_exception_handler(context)
+
+    loop.set_exception_handler(report)
+
+
+class _ForcedExit(SystemExit):
+    """Raised by a second SIGINT or SIGTERM wherever the main thread is, the
+    app's own code included, so that an app that blocks the event loop
+    cannot hold the process."""
+
+
 async def _serve_until_signal(server: AsgiServer, host: str, port: int, uds: Optional[str]) -> bool:
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     interrupts = 0
 
-    def on_signal() -> None:
-        # The first signal shuts down gracefully; a second closes every connection.
+    def on_signal(signum: int, frame: object) -> None:
+        # A Python-level handler, not loop.add_signal_handler: it runs even
+        # while the app blocks the loop. The first signal shuts down
+        # gracefully once the loop runs; a second closes every connection
+        # and ends the process at once.
         nonlocal interrupts
         interrupts += 1
         if interrupts == 1:
-            stop.set()
-        else:
-            logger.warning("Second interrupt: closing all connections now")
-            server.close()
+            loop.call_soon_threadsafe(stop.set)
+            return
+        logger.warning("Second interrupt: closing all connections now")
+        server.close()
+        raise _ForcedExit(1)
 
-    handled = []
+    previous = {}
     if threading.current_thread() is threading.main_thread():
         for signum in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(signum, on_signal)
-            handled.append(signum)
+            previous[signum] = signal.signal(signum, on_signal)
     try:
         try:
             if not await server.start(host, port, uds=uds):
@@ -705,5 +756,5 @@ async def _serve_until_signal(server: AsgiServer, host: str, port: int, uds: Opt
         await server.shutdown()
         return True
     finally:
-        for signum in handled:
-            loop.remove_signal_handler(signum)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)

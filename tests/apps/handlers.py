@@ -228,11 +228,11 @@ def writer_state(w, req):
 @app.route("GET /misuse")
 def misuse(w, req):
     errors = []
-    for status in (99, 1000):
+    for status in (99, 1000, 2**70, "200", True):
         try:
             w.write_header(status)
-        except ValueError as error:
-            errors.append(str(error))
+        except (TypeError, ValueError) as error:
+            errors.append(f"{type(error).__name__}: {error}")
     try:
         w.write(5)
     except TypeError as error:

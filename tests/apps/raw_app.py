@@ -3,6 +3,7 @@
 import asyncio
 import json
 import os
+import time
 
 # Facts the tests read back through /facts.
 facts = {"inflight": 0, "max_inflight": 0, "send_after_disconnect": None, "stream_end": None}
@@ -139,6 +140,13 @@ async def trailers(scope, receive, send):
     await send({"type": "http.response.trailers", "headers": [(b"x-checksum", b"abc123")], "more_trailers": False})
 
 
+async def block_loop(scope, receive, send):
+    # Blocks the event loop, as a sync call in an async handler does. A
+    # second SIGTERM must still end the process.
+    time.sleep(60)
+    await respond(send, 200, b"woke")
+
+
 async def facts_route(scope, receive, send):
     await respond(send, 200, json.dumps(facts).encode(), b"application/json")
 
@@ -158,4 +166,5 @@ ROUTES = {
     "/pathsend": pathsend,
     "/trailers": trailers,
     "/facts": facts_route,
+    "/block-loop": block_loop,
 }
