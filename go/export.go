@@ -501,7 +501,7 @@ func gobind_async_submit(handle C.gobind_call_t, kind C.int, status C.int, heade
 //export gobind_async_submit_batch
 func gobind_async_submit_batch(batch *C.char, batchLen C.size_t, errOut *C.gobind_error) (rc C.int) {
 	defer recoverInto(errOut, &rc)
-	if err := submitBatch(bytes.Clone(cBytes(batch, batchLen))); err != nil {
+	if err := submitBatch(newBatchBuffer(cBytes(batch, batchLen))); err != nil {
 		return fail(errOut, C.GOBIND_ERR_INVALID, err)
 	}
 	return C.GOBIND_OK

@@ -16,6 +16,7 @@ import (
 	"os"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -238,6 +239,53 @@ type asyncOp struct {
 	body   []byte
 	flags  int
 	path   string
+	// batch, when set, is the buffer that header and body are slices of.
+	// It is released once they are no longer used.
+	batch *batchBuffer
+}
+
+// batchBuffer is the Go copy of one submitted batch, shared by its
+// operations. The last operation to finish with it returns it to
+// batchBuffers, so that a busy event loop does not make garbage at the rate
+// it sends bytes. A buffer never released is collected as usual.
+type batchBuffer struct {
+	data  []byte
+	users atomic.Int32
+}
+
+// maxPooledBatch is the capacity of the largest buffer kept for reuse.
+// Larger batches are allocated each time.
+const maxPooledBatch = 2 << 20
+
+var batchBuffers sync.Pool
+
+// newBatchBuffer returns a buffer holding a copy of data, with one user:
+// the caller, who releases it after handing slices of it to operations.
+func newBatchBuffer(data []byte) *batchBuffer {
+	b, _ := batchBuffers.Get().(*batchBuffer)
+	if b == nil || cap(b.data) < len(data) {
+		// Append, unlike make, does not zero the bytes that data covers.
+		b = &batchBuffer{data: append([]byte(nil), data...)}
+	} else {
+		b.data = append(b.data[:0], data...)
+	}
+	b.users.Store(1)
+	return b
+}
+
+// retain adds a user, which must call release.
+func (b *batchBuffer) retain() {
+	b.users.Add(1)
+}
+
+// release ends one user's use of the buffer. It may be called on nil.
+func (b *batchBuffer) release() {
+	if b == nil || b.users.Add(-1) != 0 {
+		return
+	}
+	if cap(b.data) <= maxPooledBatch {
+		batchBuffers.Put(b)
+	}
 }
 
 // prefetchBody reads a body of known length up to prefetchLimit. complete
@@ -290,7 +338,9 @@ func (c *asyncCall) serve() (abort bool) {
 	for {
 		select {
 		case op := <-c.ops:
-			if finished, abort := c.run(op); finished {
+			finished, abort := c.run(op)
+			op.batch.release()
+			if finished {
 				return abort
 			}
 		case <-done:
@@ -460,10 +510,12 @@ func statusOf(err error) (int32, []byte) {
 // opKinds maps the GOBIND_OP_* values of gobind.h to operation kinds.
 var opKinds = map[uint32]asyncOpKind{1: opWrite, 2: opSendFile, 3: opTrailers, 4: opAbort}
 
-// submitBatch submits the operations encoded in batch (layout in gobind.h),
-// whose memory it keeps. An operation that cannot be submitted is reported
+// submitBatch submits the operations encoded in buffer (layout in
+// gobind.h), whose slices they keep until they are done. An operation that cannot be submitted is reported
 // as a failed write event of its call, since its submitter has moved on.
-func submitBatch(batch []byte) error {
+func submitBatch(buffer *batchBuffer) error {
+	defer buffer.release()
+	batch := buffer.data
 	for len(batch) > 0 {
 		if len(batch) < batchOpHeaderSize {
 			return fmt.Errorf("%w: operation batch is truncated", errInvalidResponse)
@@ -494,7 +546,10 @@ func submitBatch(batch []byte) error {
 		if call == nil {
 			continue // the response has finished, so no result is expected
 		}
+		op.batch = buffer
+		buffer.retain()
 		if err := call.Submit(op); err != nil {
+			buffer.release()
 			call.postWritten(err)
 		}
 	}

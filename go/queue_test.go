@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/binary"
+	"fmt"
 	"io"
 	"net/http"
 	"strings"
@@ -272,5 +273,51 @@ func TestQueueSubmitAfterFinish(t *testing.T) {
 	}
 	if err := call.Submit(asyncOp{kind: opAbort}); err != errFinished {
 		t.Errorf("Submit after finish = %v, want %v", err, errFinished)
+	}
+}
+
+// appendBatchOp encodes op as one operation of a batch (layout in gobind.h).
+func appendBatchOp(batch []byte, call uint64, op asyncOp) []byte {
+	batch = binary.NativeEndian.AppendUint64(batch, call)
+	batch = binary.NativeEndian.AppendUint32(batch, 1) // GOBIND_OP_WRITE
+	batch = binary.NativeEndian.AppendUint32(batch, uint32(op.status))
+	batch = binary.NativeEndian.AppendUint32(batch, uint32(op.flags))
+	batch = binary.NativeEndian.AppendUint32(batch, uint32(len(op.header)))
+	batch = binary.NativeEndian.AppendUint32(batch, uint32(len(op.body)))
+	batch = append(batch, op.header...)
+	return append(batch, op.body...)
+}
+
+func TestQueueBatchBufferReused(t *testing.T) {
+	s := newQueueServer(t)
+	for round := range 3 {
+		results := []chan clientResult{request("GET", s.url+"/", nil), request("GET", s.url+"/", nil)}
+		var batch []byte
+		want := map[string]bool{}
+		for range results {
+			call := s.next().call
+			body := fmt.Sprintf("round %d, call %d", round, call)
+			want[body] = true
+			batch = appendBatchOp(batch, call, finishOp(200, body))
+		}
+		buffer := newBatchBuffer(batch)
+		if err := submitBatch(buffer); err != nil {
+			t.Fatal(err)
+		}
+		for _, result := range results {
+			r := <-result
+			if r.err != nil {
+				t.Fatal(r.err)
+			}
+			if !want[string(r.body)] {
+				t.Errorf("round %d: body = %q, want one of %v", round, r.body, want)
+			}
+			delete(want, string(r.body))
+		}
+		// Each call releases its operation before its handler returns,
+		// which is before its client has the whole response.
+		if users := buffer.users.Load(); users != 0 {
+			t.Errorf("round %d: buffer has %d users after both responses, want 0", round, users)
+		}
 	}
 }

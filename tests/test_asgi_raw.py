@@ -237,3 +237,33 @@ def test_threads_bounded_at_512_connections(server):
     assert statuses == [200] * 1536
     assert httpx.get(server.url + "/facts").json()["max_inflight"] >= 128
     assert max(counts) <= 32
+
+
+async def echo_requests(host, port, bodies):
+    # One connection per body list, all at once, so that the responses of
+    # many connections share the loop iterations that submit them to Go.
+    async def client(own_bodies):
+        reader, writer = await asyncio.open_connection(host, port)
+        echoed = []
+        for body in own_bodies:
+            writer.write(b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % len(body) + body)
+            await writer.drain()
+            head = await reader.readuntil(b"\r\n\r\n")
+            length = int(head.lower().split(b"content-length: ")[1].split(b"\r\n")[0])
+            echoed.append(await reader.readexactly(length))
+        writer.close()
+        return echoed
+
+    return await asyncio.gather(*(client(own_bodies) for own_bodies in bodies))
+
+
+def test_concurrent_echoes_keep_their_bytes(server):
+    host, port = server.url.removeprefix("http://").rsplit(":", 1)
+    sizes = [1, 100, 10_000, 70_000, 300_000]
+    bodies = [
+        [os.urandom(sizes[(connection + round_) % len(sizes)]) for round_ in range(6)] for connection in range(48)
+    ]
+    echoed = asyncio.run(echo_requests(host, int(port), bodies))
+    for sent, received in zip(bodies, echoed):
+        assert [len(body) for body in received] == [len(body) for body in sent]
+        assert received == sent
