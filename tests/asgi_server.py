@@ -14,7 +14,7 @@ SERVING = re.compile(r"Serving on (http://\S+|unix:\S+) \(pid \d+, ASGI")
 class AsgiProcess:
     """A server process; its stderr lines are collected in `log`."""
 
-    def __init__(self, app: str, *options: str) -> None:
+    def __init__(self, app: str, *options: str, wait_until_serving: bool = True) -> None:
         self.process = subprocess.Popen(
             [sys.executable, os.path.join(APPS, "serve.py"), app, *options],
             stderr=subprocess.PIPE,
@@ -39,7 +39,8 @@ class AsgiProcess:
 
         self.reader = threading.Thread(target=collect, daemon=True)
         self.reader.start()
-        ready.wait(60)
+        if wait_until_serving:
+            ready.wait(60)
 
     @property
     def pid(self) -> int:

@@ -145,7 +145,7 @@ def test_handler_not_callable():
         ({"threads": 0}, ValueError, "invalid threads 0: must be 1 or more"),
         ({"threads": "4"}, TypeError, "invalid threads '4': must be an integer"),
         ({"threads": True}, TypeError, "invalid threads True: must be an integer"),
-        ({"max_header_bytes": 2**63}, ValueError, f"invalid max_header_bytes {2**63}: must be at most 2**63 - 1"),
+        ({"max_header_bytes": 2**62 + 1}, ValueError, f"invalid max_header_bytes {2**62 + 1}: must be at most 2**62"),
         ({"max_header_fields": 1.5}, TypeError, "invalid max_header_fields 1.5: must be an integer"),
         ({"read_timeout": -1}, ValueError, "invalid read_timeout -1: must be 0 or more seconds"),
         ({"idle_timeout": float("nan")}, ValueError, "invalid idle_timeout nan: must be 0 or more seconds"),
@@ -336,3 +336,23 @@ def test_malformed_header_400(handlers_app: AppProcess):
 def test_engine_log_to_python(handlers_app: AppProcess):
     assert httpx.get(f"{handlers_app.url}/bad-content-length", timeout=30).text == "body"
     assert 'WARNING gobind.server: http: invalid Content-Length of "abc"\n' in handlers_app.stderr
+
+
+@pytest.mark.parametrize(
+    "settings, error, message",
+    [
+        ({"max_body_bytes": -1}, ValueError, "invalid max_body_bytes -1: must be 0 or more"),
+        ({"max_body_bytes": "5"}, TypeError, "invalid max_body_bytes '5': must be an integer"),
+        ({"root_path": None}, TypeError, "invalid root path None: must be a str"),
+        ({"default_headers": "x"}, TypeError, "invalid default header 'x': must be a (name, value) pair"),
+        ({"default_headers": [(1, 2)]}, TypeError, "invalid default header (1, 2): name and value must be str"),
+        ({"default_headers": [("X-A", "1\r\nX-B: 2")]}, ValueError, "invalid default header value '1\\r\\nX-B: 2': contains CR, LF or NUL"),
+        ({"default_headers": [("X A", "1")]}, ValueError, "invalid default header name 'X A'"),
+    ],
+)
+def test_invalid_wsgi_settings(settings, error, message):
+    from gobind.wsgi import make_server
+
+    with pytest.raises(error) as caught:
+        make_server(lambda environ, start_response: [], **settings)
+    assert str(caught.value) == message

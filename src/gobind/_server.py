@@ -273,8 +273,10 @@ def _log_shutting_down(active: int, connections: int) -> None:
     )
 
 
-# The engine stores limits as signed 64-bit integers.
-_MAX_LIMIT = 2**63 - 1
+# The engine stores limits as signed 64-bit integers and adds to some of
+# them (net/http reads up to max_header_bytes + 4096), so the largest value
+# leaves room below 2**63.
+_MAX_LIMIT = 2**62
 
 
 def _check_limits(lowest: int = 1, **limits: int) -> None:
@@ -284,7 +286,7 @@ def _check_limits(lowest: int = 1, **limits: int) -> None:
         if value < lowest:
             raise ValueError(f"invalid {name} {value!r}: must be {lowest} or more")
         if value > _MAX_LIMIT:
-            raise ValueError(f"invalid {name} {value!r}: must be at most 2**63 - 1")
+            raise ValueError(f"invalid {name} {value!r}: must be at most 2**62")
 
 
 def _check_timeouts(**timeouts: float) -> None:

@@ -290,9 +290,9 @@ class _Call:
         server = self.server
         try:
             result = await server.app(self.scope, self.receive, self.send)
-        except _ForcedExit:
-            raise
         except BaseException as error:  # noqa: BLE001 - any app failure becomes a 500 or a reset
+            if server.forced:
+                raise
             self._fail("Exception in ASGI application", error)
             if isinstance(error, (KeyboardInterrupt, SystemExit)):
                 raise
@@ -398,6 +398,9 @@ class AsgiServer:
         self.queue: Any = None
         self.flush_scheduled = False
         self._stopped = False
+        # Set by a second SIGINT or SIGTERM in serve(): the app's tasks end
+        # without error reports.
+        self.forced = False
 
     @property
     def url(self) -> Optional[str]:
@@ -514,7 +517,7 @@ class AsgiServer:
         """After close(), when the loop can no longer run a shutdown: end the
         requests that wait for the app and release the engine's server."""
         self._stopped = True
-        if self.queue is not None:
+        if self._wake_fd >= 0:
             self.loop.remove_reader(self._wake_fd)
             self.queue.close()
         self._release()
@@ -542,6 +545,7 @@ class _Lifespan:
         self.startup_failed = False
         self.shutdown_failed = False
         self.unsupported = False
+        self.interrupted = False  # ended by a forced exit
         self.failure_message = ""
 
     async def startup(self) -> bool:
@@ -554,6 +558,8 @@ class _Lifespan:
         logger.info("Waiting for application startup.")
         await self.messages.put({"type": "lifespan.startup"})
         await self.startup_done.wait()
+        if self.interrupted:
+            raise _ForcedExit(1)  # uvloop may run this before the exit leaves the loop
         if self.startup_failed or (self.unsupported and self.mode == "on"):
             if self.startup_failed and self.failure_message:
                 logger.error("%s", self.failure_message)
@@ -576,6 +582,8 @@ class _Lifespan:
         logger.info("Waiting for application shutdown.")
         await self.messages.put({"type": "lifespan.shutdown"})
         await self.shutdown_done.wait()
+        if self.interrupted:
+            return
         if self.shutdown_failed:
             logger.error("Application shutdown failed: %s", self.failure_message)
         else:
@@ -585,8 +593,9 @@ class _Lifespan:
         scope = {"type": "lifespan", "asgi": {"version": "3.0", "spec_version": "2.0"}, "state": self.state}
         try:
             await self.app(scope, self._receive, self._send)
-        except asyncio.CancelledError:
-            # Only a forced exit cancels the lifespan task.
+        except (asyncio.CancelledError, _ForcedExit):
+            # Only a forced exit cancels the lifespan task or raises there.
+            self.interrupted = True
             raise
         except BaseException as error:  # noqa: BLE001 - reported as the lifespan's outcome
             if self.startup_failed or self.shutdown_failed:
@@ -686,34 +695,42 @@ def serve(
         **server_options,
     )
     event_loop = factory()
+    signals = _Signals(server, event_loop)
     try:
         asyncio.set_event_loop(event_loop)
-        started = event_loop.run_until_complete(_serve_until_signal(server, host, port, uds))
+        started = event_loop.run_until_complete(_serve_until(server, signals.stop, host, port, uds))
+        event_loop.run_until_complete(event_loop.shutdown_asyncgens())
+        # Waits for the jobs of loop.run_in_executor; a second signal ends the wait.
+        event_loop.run_until_complete(event_loop.shutdown_default_executor())
     except _ForcedExit:
         _cancel_all(event_loop)
         server.abandon()
         raise
     finally:
-        event_loop.run_until_complete(event_loop.shutdown_asyncgens())
-        event_loop.run_until_complete(event_loop.shutdown_default_executor())
         event_loop.close()
         asyncio.set_event_loop(None)
+        signals.restore()
     if not started:
         raise SystemExit(STARTUP_FAILURE)
 
 
 def _cancel_all(loop: asyncio.AbstractEventLoop) -> None:
-    # After a forced exit the graceful shutdown must not resume when the
-    # loop runs again to close, and the app task that the exit ended is not
-    # reported as an error nobody saw.
-    for task in asyncio.all_tasks(loop):
-        task.cancel()
-
+    # After a forced exit: cancel every task and give them a second to end.
+    # The app task that the exit ended is not reported as an unretrieved
+    # error. A later signal cuts the second short.
     def report(loop: asyncio.AbstractEventLoop, context: dict) -> None:
         if not isinstance(context.get("exception"), _ForcedExit):
             loop.default_exception_handler(context)
 
     loop.set_exception_handler(report)
+    tasks = asyncio.all_tasks(loop)
+    for task in tasks:
+        task.cancel()
+    if tasks:
+        try:
+            loop.run_until_complete(asyncio.wait(tasks, timeout=1.0))
+        except _ForcedExit:
+            pass
 
 
 class _ForcedExit(SystemExit):
@@ -722,39 +739,52 @@ class _ForcedExit(SystemExit):
     cannot hold the process."""
 
 
-async def _serve_until_signal(server: AsgiServer, host: str, port: int, uds: Optional[str]) -> bool:
-    loop = asyncio.get_running_loop()
-    stop = asyncio.Event()
-    interrupts = 0
+class _Signals:
+    """The SIGINT and SIGTERM handlers of serve(), installed from the loop's
+    creation to its close when serve() runs in the main thread.
 
-    def on_signal(signum: int, frame: object) -> None:
-        # A Python-level handler, not loop.add_signal_handler: it runs even
-        # while the app blocks the loop. The first signal shuts down
-        # gracefully once the loop runs; a second closes every connection
-        # and ends the process at once.
-        nonlocal interrupts
-        interrupts += 1
-        if interrupts == 1:
-            loop.call_soon_threadsafe(stop.set)
+    They are Python-level handlers, not loop.add_signal_handler, because
+    those run only when the loop runs: an app that blocks the loop would
+    hold off every signal. The first signal sets ``stop``, which starts the
+    graceful shutdown. A second closes every connection and raises
+    _ForcedExit wherever the main thread is, the app's code included.
+    """
+
+    def __init__(self, server: AsgiServer, loop: asyncio.AbstractEventLoop) -> None:
+        self.server = server
+        self.loop = loop
+        self.stop = asyncio.Event()
+        self.count = 0
+        self.previous: dict = {}
+        if threading.current_thread() is threading.main_thread():
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                self.previous[signum] = signal.signal(signum, self.on_signal)
+
+    def on_signal(self, signum: int, frame: object) -> None:
+        self.count += 1
+        if self.count == 1:
+            self.loop.call_soon_threadsafe(self.stop.set)
             return
-        logger.warning("Second interrupt: closing all connections now")
-        server.close()
+        if not self.server.forced:
+            logger.warning("Second interrupt: closing all connections now")
+            self.server.forced = True
+            self.server.close()
+        # Raised again by each later signal, in case app code caught it.
         raise _ForcedExit(1)
 
-    previous = {}
-    if threading.current_thread() is threading.main_thread():
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            previous[signum] = signal.signal(signum, on_signal)
-    try:
-        try:
-            if not await server.start(host, port, uds=uds):
-                return False
-        except BaseException:
-            await server.shutdown()
-            raise
-        await stop.wait()
-        await server.shutdown()
-        return True
-    finally:
-        for signum, handler in previous.items():
+    def restore(self) -> None:
+        for signum, handler in self.previous.items():
             signal.signal(signum, handler)
+        self.previous.clear()
+
+
+async def _serve_until(server: AsgiServer, stop: asyncio.Event, host: str, port: int, uds: Optional[str]) -> bool:
+    try:
+        if not await server.start(host, port, uds=uds):
+            return False
+    except BaseException:
+        await server.shutdown()
+        raise
+    await stop.wait()
+    await server.shutdown()
+    return True

@@ -15,7 +15,7 @@ import threading
 from typing import Any, Callable, Iterable, Optional, Sequence, Tuple
 
 from . import _gobind
-from ._server import Server
+from ._server import Server, _check_limits
 
 __all__ = ["FileWrapper", "RequestBodyTooLarge", "WSGIHandler", "make_server", "serve"]
 
@@ -171,6 +171,19 @@ class FileWrapper:
         raise StopIteration
 
 
+def _check_default_header(header: Any) -> Tuple[str, str]:
+    if not isinstance(header, (tuple, list)) or len(header) != 2:
+        raise TypeError(f"invalid default header {header!r}: must be a (name, value) pair")
+    name, value = header
+    if not isinstance(name, str) or not isinstance(value, str):
+        raise TypeError(f"invalid default header {header!r}: name and value must be str")
+    if not name or any(char in name for char in " \t\r\n:"):
+        raise ValueError(f"invalid default header name {name!r}")
+    if any(char in value for char in "\r\n\0"):
+        raise ValueError(f"invalid default header value {value!r}: contains CR, LF or NUL")
+    return name, value
+
+
 class WSGIHandler:
     """A gobind handler ``handler(w, req)`` that runs a WSGI app.
 
@@ -188,11 +201,14 @@ class WSGIHandler:
         max_body_bytes: int = 0,
         multithread: bool = True,
     ) -> None:
+        if not isinstance(root_path, str):
+            raise TypeError(f"invalid root path {root_path!r}: must be a str")
         if root_path and (not root_path.startswith("/") or root_path.endswith("/")):
             raise ValueError(f"invalid root path {root_path!r}: must start with '/' and not end with '/'")
+        _check_limits(lowest=0, max_body_bytes=max_body_bytes)  # 0: no limit
         self.app = app
         self.max_body_bytes = max_body_bytes
-        self.default_headers = tuple(default_headers)
+        self.default_headers = tuple(_check_default_header(header) for header in default_headers)
         self._script_name = root_path.encode("utf-8")
         self._base = {
             "SCRIPT_NAME": self._script_name.decode("latin-1"),
