@@ -228,6 +228,9 @@ const (
 	opSendFile
 	opTrailers
 	opAbort
+	// opReject is posted by a failed body read, not by the event loop: it
+	// answers 400 or 408, as rejectBody does, unless the header was sent.
+	opReject
 )
 
 // asyncOp is an operation submitted by the event loop. Its slices are Go
@@ -239,6 +242,7 @@ type asyncOp struct {
 	body   []byte
 	flags  int
 	path   string
+	err    error // the read error of an opReject
 	// batch, when set, is the buffer that header and body are slices of.
 	// It is released once they are no longer used.
 	batch *batchBuffer
@@ -320,14 +324,18 @@ func (c *asyncCall) prefetchBody() (body []byte, complete int32, err error) {
 }
 
 // rejectBody ends a request whose body could not be read before the
-// event loop saw it: 408 after a read timeout, else a closed connection.
+// event loop saw it: 408 after a read timeout, 400 for a malformed chunked
+// body, else a closed connection.
 func (c *asyncCall) rejectBody(err error) {
-	if errors.Is(err, os.ErrDeadlineExceeded) {
+	switch {
+	case errors.Is(err, os.ErrDeadlineExceeded):
 		http.Error(c.writer, "request body read timed out", http.StatusRequestTimeout)
-		c.finished = true
-		return
+	case errors.Is(err, errChunkedFraming):
+		http.Error(c.writer, "Bad Request", http.StatusBadRequest)
+	default:
+		panic(http.ErrAbortHandler)
 	}
-	panic(http.ErrAbortHandler)
+	c.finished = true
 }
 
 // serve runs submitted operations until one finishes the response, and
@@ -356,6 +364,12 @@ func (c *asyncCall) run(op asyncOp) (finished, abort bool) {
 	switch op.kind {
 	case opAbort:
 		return true, !c.finished
+	case opReject:
+		if c.headerSent {
+			return true, true
+		}
+		c.rejectBody(op.err)
+		return true, false
 	case opSendFile:
 		if err := c.sendFile(op); err != nil {
 			c.server.logger.Printf("http.response.pathsend of %q failed: %v", op.path, err)
@@ -455,6 +469,10 @@ func (c *asyncCall) StartRead(size int) error {
 		c.mu.Lock()
 		c.reading = false
 		c.mu.Unlock()
+		if errors.Is(err, os.ErrDeadlineExceeded) || errors.Is(err, errChunkedFraming) {
+			// The client gets 408 or 400 even if the app goes on waiting.
+			_ = c.Submit(asyncOp{kind: opReject, err: err})
+		}
 		status, message := statusOf(err)
 		c.queue.post(queueEvent{kind: eventBody, status: status, call: c.handle, data: buf[:n], extra: message})
 	}()
