@@ -228,8 +228,8 @@ const (
 	opSendFile
 	opTrailers
 	opAbort
-	// opReject is posted by a failed body read, not by the event loop: it
-	// answers 400 or 408, as rejectBody does, unless the header was sent.
+	// opReject is posted by a failed body read, not by the event loop. It
+	// responds with 400 or 408, as rejectBody does, unless the header was sent.
 	opReject
 )
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import re
 import socket
+import time
 
 import httpx
 import pytest
@@ -356,3 +357,47 @@ def test_invalid_wsgi_settings(settings, error, message):
     with pytest.raises(error) as caught:
         make_server(lambda environ, start_response: [], **settings)
     assert str(caught.value) == message
+
+
+@pytest.mark.parametrize(
+    "call, error, message",
+    [
+        (lambda s: s.shutdown("1"), TypeError, "invalid timeout '1': must be a number of seconds"),
+        (lambda s: s.wait("1"), TypeError, "invalid timeout '1': must be a number of seconds"),
+        (lambda s: s.start("127.0.0.1", True), ValueError, "invalid port True: must be an integer from 0 to 65535"),
+    ],
+)
+def test_invalid_call_arguments(call, error, message):
+    server = gobind.Server()
+    with pytest.raises(error) as caught:
+        call(server)
+    assert str(caught.value) == message
+
+
+def test_http2_cleartext_not_bool():
+    with pytest.raises(TypeError) as caught:
+        gobind.Server(http2_cleartext="yes")
+    assert str(caught.value) == "invalid http2_cleartext 'yes': must be True or False"
+
+
+def test_asgi_serve_threads_not_int():
+    from gobind.asgi import serve
+
+    with pytest.raises(ValueError) as caught:
+        serve(lambda scope, receive, send: None, threads=True)
+    assert str(caught.value) == "invalid threads True for an ASGI app: it runs on one event loop thread"
+
+
+def test_tiny_timeout_is_not_the_default():
+    # 0.0004 s rounds to 0 ms, which would mean the 10 s default.
+    server = gobind.Server(read_header_timeout=0.0004)
+    address = server.start("127.0.0.1", 0)
+    try:
+        host, port = address.rsplit(":", 1)
+        with socket.create_connection((host, int(port)), timeout=8) as sock:
+            sock.sendall(b"GET / HTTP/1.1\r\n")
+            started = time.monotonic()
+            assert sock.recv(65536) == b""  # closed by the header timeout
+            assert time.monotonic() - started < 5
+    finally:
+        server.shutdown(1)

@@ -52,7 +52,11 @@ std::chrono::milliseconds to_ms(double seconds) {
     // math.inf included, are cut to 285 years instead of overflowing.
     constexpr double max_seconds = 9e9;
     if (seconds > max_seconds) seconds = max_seconds;
-    return std::chrono::milliseconds(static_cast<std::int64_t>(seconds * 1000.0 + 0.5));
+    auto ms = static_cast<std::int64_t>(seconds * 1000.0 + 0.5);
+    // 0 means the engine's default, so a positive timeout below 0.5 ms
+    // becomes 1 ms, the engine's resolution, not the default.
+    if (ms == 0 && seconds > 0) ms = 1;
+    return std::chrono::milliseconds(ms);
 }
 
 /// Python's owner of a gobind::Server: releases the engine server without

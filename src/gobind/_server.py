@@ -152,6 +152,8 @@ class Server:
     def wait(self, timeout: Optional[float] = None) -> bool:
         """Block until the server stops or timeout seconds pass; returns
         True once stopped. The GIL is released while waiting."""
+        if timeout is not None:
+            _check_timeouts(timeout=timeout)
         return self._native.wait(timeout)
 
     def serve(self) -> None:
@@ -181,8 +183,7 @@ class Server:
         thread shuts down, waits up to timeout for it to finish."""
         if timeout is None:
             timeout = self.shutdown_timeout
-        if not timeout >= 0:
-            raise ValueError(f"invalid timeout {timeout!r}: must be 0 or more seconds")
+        _check_timeouts(timeout=timeout)
         with self._lock:
             already = self._stopped
             self._stopped = True
@@ -314,6 +315,8 @@ def _native_server(
 ) -> "_gobind.Server":
     """Check the engine settings that every interface shares (plain
     handlers, WSGI, ASGI) and create the engine's server from them."""
+    if not isinstance(http2_cleartext, bool):
+        raise TypeError(f"invalid http2_cleartext {http2_cleartext!r}: must be True or False")
     _check_timeouts(
         read_header_timeout=read_header_timeout,
         read_timeout=read_timeout,
@@ -355,7 +358,7 @@ def _check_handler(handler: object, target: str) -> None:
 def _join_host_port(host: str, port: int) -> str:
     if not host:
         raise ValueError("invalid host '': give an address such as 127.0.0.1, or 0.0.0.0 for every interface")
-    if not isinstance(port, int) or not 0 <= port <= 65535:
+    if not isinstance(port, int) or isinstance(port, bool) or not 0 <= port <= 65535:
         raise ValueError(f"invalid port {port!r}: must be an integer from 0 to 65535")
     if ":" in host and not host.startswith("["):
         host = f"[{host}]"

@@ -674,7 +674,7 @@ def serve(
     accepted for symmetry with the WSGI interface and must be 1: the app
     runs on the event loop's thread. Other options are those of AsgiServer.
     """
-    if threads != 1:
+    if threads != 1 or not isinstance(threads, int) or isinstance(threads, bool):
         raise ValueError(f"invalid threads {threads!r} for an ASGI app: it runs on one event loop thread")
     if not callable(app):
         raise TypeError(f"ASGI app is not callable: {app!r}")
