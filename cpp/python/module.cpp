@@ -276,8 +276,8 @@ void bind_request(py::module_& m) {
 }
 
 /// Returns the status code that write_header was given: an int, such as 200
-/// or http.HTTPStatus.OK. Another type is a TypeError; a code outside 100-999
-/// is a ValueError (the writer checks the range of codes that fit an int).
+/// or http.HTTPStatus.OK. Another type is a TypeError, and a code outside
+/// 100-999 a ValueError.
 int status_code(py::handle status) {
     if (!PyLong_Check(status.ptr()) || PyBool_Check(status.ptr())) {
         throw py::type_error("invalid status " + py::repr(status).cast<std::string>() +
