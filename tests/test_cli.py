@@ -299,3 +299,25 @@ def test_cli_asgi_failed_startup_exits_3():
     result = run_to_exit("failing_lifespan:app", "--port", "0", "--lifespan", "on")
     assert result.returncode == 3
     assert "Application startup failed. Exiting." in result.stderr
+
+
+def test_cli_settings_of_server_app_rejected():
+    result = run_to_exit("cli_apps:server", "--threads", "4", "--no-access-log", "--port", "0")
+    assert last_error_line(result) == (
+        "gobind: error: --threads, --no-access-log: not applied to a gobind.Server app; "
+        "pass the setting to gobind.Server() in the app"
+    )
+    assert result.returncode == 1
+
+
+@pytest.mark.parametrize(
+    "option, message",
+    [
+        ("--timeout-keep-alive=-1", "invalid --timeout-keep-alive -1.0: must be 0 or more seconds"),
+        ("--limit-request-fields=9223372036854775808", "invalid --limit-request-fields 9223372036854775808: must be at most 2**62"),
+    ],
+)
+def test_cli_errors_name_flags(option, message):
+    result = run_to_exit("cli_apps:hello", option, "--port", "0")
+    assert last_error_line(result) == f"gobind: error: {message}"
+    assert result.returncode == 1

@@ -250,8 +250,42 @@ def bind_address(options: argparse.Namespace) -> str:
     return f"{host}:{options.port}"
 
 
+# Options that a gobind.Server app sets in its own code, not on the command line.
+SERVER_SETTINGS = (
+    "threads", "root_path", "header", "limit_request_body_bytes", "access_log", "timeout_keep_alive",
+    "limit_request_header_bytes", "timeout_graceful_shutdown", "limit_request_line_bytes",
+    "limit_request_field_bytes", "limit_request_fields", "ssl_certfile", "ssl_keyfile", "http2_cleartext",
+)
+
+# The command-line flag of each setting that errors name by its Python keyword.
+FLAGS = {
+    "idle_timeout": "--timeout-keep-alive",
+    "shutdown_timeout": "--timeout-graceful-shutdown",
+    "max_header_bytes": "--limit-request-header-bytes",
+    "max_request_line_bytes": "--limit-request-line-bytes",
+    "max_header_field_bytes": "--limit-request-field-bytes",
+    "max_header_fields": "--limit-request-fields",
+    "max_body_bytes": "--limit-request-body-bytes",
+    "threads": "--threads",
+}
+
+
+def flag_message(error: Exception) -> str:
+    """Return the message of error with a Python keyword replaced by its flag."""
+    message = str(error)
+    for keyword, flag in FLAGS.items():
+        prefix = f"invalid {keyword} "
+        if message.startswith(prefix):
+            return f"invalid {flag} " + message[len(prefix):]
+    return message
+
+
 def make_server(app: Any, interface: str, options: argparse.Namespace) -> Any:
     if interface == "gobind":
+        given = [name for name in SERVER_SETTINGS if name in options.explicit]
+        if given:
+            flags = ", ".join("--no-access-log" if name == "access_log" else "--" + name.replace("_", "-") for name in given)
+            raise UsageError(f"{flags}: not applied to a gobind.Server app; pass the setting to gobind.Server() in the app")
         return app
     from . import wsgi
 
@@ -274,7 +308,7 @@ def make_server(app: Any, interface: str, options: argparse.Namespace) -> Any:
             **engine_options(options),
         )
     except ValueError as error:
-        raise UsageError(str(error)) from None
+        raise UsageError(flag_message(error)) from None
 
 
 def engine_options(options: argparse.Namespace) -> dict:
@@ -321,7 +355,7 @@ def serve_asgi(app: Any, options: argparse.Namespace) -> None:
     except ImportError as error:
         raise UsageError(str(error)) from None
     except ValueError as error:
-        raise UsageError(str(error)) from None
+        raise UsageError(flag_message(error)) from None
     except OSError as error:
         reason = os.strerror(error.errno).lower() if error.errno else str(error)
         raise UsageError(f"cannot listen on {bind_address(options)}: {reason}") from None
@@ -366,6 +400,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     try:
         apply_environment(parser, os.environ)
         options = parser.parse_args(argv)
+        # The settings that the command line or the environment changed.
+        defaults = build_parser()
+        options.explicit = {name for name, value in vars(options).items() if value != defaults.get_default(name)}
         if options.app is None:
             parser.error("the following arguments are required: APP (or GOBIND_APP)")
         run(options)
