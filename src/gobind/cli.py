@@ -282,9 +282,9 @@ def flag_message(error: Exception) -> str:
 
 def make_server(app: Any, interface: str, options: argparse.Namespace) -> Any:
     if interface == "gobind":
-        given = [name for name in SERVER_SETTINGS if name in options.explicit]
-        if given:
-            flags = ", ".join("--no-access-log" if name == "access_log" else "--" + name.replace("_", "-") for name in given)
+        explicit_settings = [name for name in SERVER_SETTINGS if name in options.explicit]
+        if explicit_settings:
+            flags = ", ".join("--no-access-log" if name == "access_log" else "--" + name.replace("_", "-") for name in explicit_settings)
             raise UsageError(f"{flags}: not applied to a gobind.Server app; pass the setting to gobind.Server() in the app")
         return app
     from . import wsgi
