@@ -270,6 +270,12 @@ FLAGS = {
 }
 
 
+def _flag_of(setting: str) -> str:
+    if setting == "access_log":
+        return "--no-access-log"
+    return "--" + setting.replace("_", "-")
+
+
 def flag_message(error: Exception) -> str:
     """Return the message of error with a Python keyword replaced by its flag."""
     message = str(error)
@@ -284,7 +290,7 @@ def make_server(app: Any, interface: str, options: argparse.Namespace) -> Any:
     if interface == "gobind":
         explicit_settings = [name for name in SERVER_SETTINGS if name in options.explicit]
         if explicit_settings:
-            flags = ", ".join("--no-access-log" if name == "access_log" else "--" + name.replace("_", "-") for name in explicit_settings)
+            flags = ", ".join(_flag_of(name) for name in explicit_settings)
             raise UsageError(f"{flags}: not applied to a gobind.Server app; pass the setting to gobind.Server() in the app")
         return app
     from . import wsgi
