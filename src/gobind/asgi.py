@@ -92,6 +92,20 @@ def is_asgi_app(obj: object) -> bool:
     return call is not None and inspect.iscoroutinefunction(call)
 
 
+def _from_disconnect(error: BaseException) -> bool:
+    """Return whether error, or an exception it was raised from or while
+    handling, is a cancellation or ClientDisconnected. Frameworks wrap
+    ClientDisconnected in their own error (Starlette's ClientDisconnect)."""
+    current: Optional[BaseException] = error
+    for _ in range(8):  # a bound, in case of a cycle in the chain
+        if current is None:
+            return False
+        if isinstance(current, (asyncio.CancelledError, ClientDisconnected)):
+            return True
+        current = current.__cause__ or current.__context__
+    return False
+
+
 class _Call:
     """One HTTP request and its response, between the app and the engine."""
 
@@ -308,7 +322,7 @@ class _Call:
             self._resolve_receive({"type": "http.disconnect"})
 
     def _fail(self, reason: str, error: Optional[BaseException]) -> None:
-        if self.disconnected and isinstance(error, (asyncio.CancelledError, ClientDisconnected)):
+        if self.disconnected and (error is None or _from_disconnect(error)):
             logger.debug("%s %s ended after the client disconnected", self.scope["method"], self.scope["path"])
         else:
             exc_info = (type(error), error, error.__traceback__) if error is not None else None
