@@ -323,14 +323,29 @@ func (c *asyncCall) prefetchBody() (body []byte, complete int32, err error) {
 	}
 }
 
-// rejectBody ends a request whose body could not be read before the
-// event loop saw it: 408 after a read timeout, 400 for a malformed chunked
-// body, else a closed connection.
-func (c *asyncCall) rejectBody(err error) {
+// bodyErrorStatus returns the status of the response to a failed body
+// read: 408 after a read timeout, 400 for malformed chunked framing, or 0
+// when the client is gone and the connection just closes.
+//
+// NOTE: a malformed trailer comes back from net/http as its own
+// unexpected-EOF error, not errChunkedFraming, so it gets 0 here.
+func bodyErrorStatus(err error) int {
 	switch {
 	case errors.Is(err, os.ErrDeadlineExceeded):
-		http.Error(c.writer, "request body read timed out", http.StatusRequestTimeout)
+		return http.StatusRequestTimeout
 	case errors.Is(err, errChunkedFraming):
+		return http.StatusBadRequest
+	}
+	return 0
+}
+
+// rejectBody ends a request whose body could not be read, with the
+// response that bodyErrorStatus gives, or a closed connection.
+func (c *asyncCall) rejectBody(err error) {
+	switch bodyErrorStatus(err) {
+	case http.StatusRequestTimeout:
+		http.Error(c.writer, "request body read timed out", http.StatusRequestTimeout)
+	case http.StatusBadRequest:
 		http.Error(c.writer, "Bad Request", http.StatusBadRequest)
 	default:
 		panic(http.ErrAbortHandler)
@@ -469,7 +484,7 @@ func (c *asyncCall) StartRead(size int) error {
 		c.mu.Lock()
 		c.reading = false
 		c.mu.Unlock()
-		if errors.Is(err, os.ErrDeadlineExceeded) || errors.Is(err, errChunkedFraming) {
+		if bodyErrorStatus(err) != 0 {
 			// The client gets 408 or 400 even if the app goes on waiting.
 			_ = c.Submit(asyncOp{kind: opReject, err: err})
 		}
@@ -529,8 +544,9 @@ func statusOf(err error) (int32, []byte) {
 var opKinds = map[uint32]asyncOpKind{1: opWrite, 2: opSendFile, 3: opTrailers, 4: opAbort}
 
 // submitBatch submits the operations encoded in buffer (layout in
-// gobind.h), whose slices they keep until they are done. An operation that cannot be submitted is reported
-// as a failed write event of its call, since its submitter has moved on.
+// gobind.h), whose slices they keep until they are done. An operation that
+// cannot be submitted is reported as a failed write event of its call,
+// since its submitter has moved on.
 func submitBatch(buffer *batchBuffer) error {
 	defer buffer.release()
 	batch := buffer.data

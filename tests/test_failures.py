@@ -349,6 +349,7 @@ def test_engine_log_to_python(handlers_app: AppProcess):
         ({"default_headers": [(1, 2)]}, TypeError, "invalid default header (1, 2): name and value must be str"),
         ({"default_headers": [("X-A", "1\r\nX-B: 2")]}, ValueError, "invalid default header value '1\\r\\nX-B: 2': contains CR, LF or NUL"),
         ({"default_headers": [("X A", "1")]}, ValueError, "invalid default header name 'X A'"),
+        ({"default_headers": [("X(A", "1")]}, ValueError, "invalid default header name 'X(A'"),
     ],
 )
 def test_invalid_wsgi_settings(settings, error, message):

@@ -688,7 +688,7 @@ def serve(
     accepted for symmetry with the WSGI interface and must be 1: the app
     runs on the event loop's thread. Other options are those of AsgiServer.
     """
-    if threads != 1 or not isinstance(threads, int) or isinstance(threads, bool):
+    if not isinstance(threads, int) or isinstance(threads, bool) or threads != 1:
         raise ValueError(f"invalid threads {threads!r} for an ASGI app: it runs on one event loop thread")
     if not callable(app):
         raise TypeError(f"ASGI app is not callable: {app!r}")
@@ -714,7 +714,8 @@ def serve(
         asyncio.set_event_loop(event_loop)
         started = event_loop.run_until_complete(_serve_until(server, signals.stop, host, port, uds))
         event_loop.run_until_complete(event_loop.shutdown_asyncgens())
-        # Waits for the jobs of loop.run_in_executor; a second signal ends the wait.
+        # Waits for the jobs of loop.run_in_executor. A second signal ends this
+        # wait, but the interpreter still joins those threads at exit.
         event_loop.run_until_complete(event_loop.shutdown_default_executor())
     except _ForcedExit:
         _cancel_all(event_loop)

@@ -177,10 +177,15 @@ def _check_default_header(header: Any) -> Tuple[str, str]:
     name, value = header
     if not isinstance(name, str) or not isinstance(value, str):
         raise TypeError(f"invalid default header {header!r}: name and value must be str")
-    if not name or any(char in name for char in " \t\r\n:"):
-        raise ValueError(f"invalid default header name {name!r}")
-    if any(char in value for char in "\r\n\0"):
-        raise ValueError(f"invalid default header value {value!r}: contains CR, LF or NUL")
+    # The engine's own header rules: a token name, and no CR, LF or NUL in the value.
+    try:
+        _gobind.Headers([(name, "")])
+    except ValueError:
+        raise ValueError(f"invalid default header name {name!r}") from None
+    try:
+        _gobind.Headers([("X", value)])
+    except ValueError:
+        raise ValueError(f"invalid default header value {value!r}: contains CR, LF or NUL") from None
     return name, value
 
 
