@@ -314,6 +314,9 @@ def test_cli_settings_of_server_app_rejected():
     "option, message",
     [
         ("--timeout-keep-alive=-1", "invalid --timeout-keep-alive -1.0: must be 0 or more seconds"),
+        ("--timeout-read=nan", "invalid --timeout-read nan: must be 0 or more seconds"),
+        ("--timeout-write=-2", "invalid --timeout-write -2.0: must be 0 or more seconds"),
+        ("--timeout-read-header=-3", "invalid --timeout-read-header -3.0: must be 0 or more seconds"),
         ("--limit-request-fields=9223372036854775808", "invalid --limit-request-fields 9223372036854775808: must be at most 2**62"),
     ],
 )
@@ -321,3 +324,36 @@ def test_cli_errors_name_flags(option, message):
     result = run_to_exit("cli_apps:hello", option, "--port", "0")
     assert last_error_line(result) == f"gobind: error: {message}"
     assert result.returncode == 1
+
+
+def connect(server):
+    host, port = server.url.removeprefix("http://").rsplit(":", 1)
+    return socket.create_connection((host, int(port)), timeout=10)
+
+
+@pytest.mark.parametrize("app", ["cli_apps:echo", "cli_apps:asgi_echo"])
+def test_cli_timeout_read(app):
+    # The default of 60 s would outlast the socket's 10 s timeout.
+    with start(app, "--timeout-read", "0.5") as server, connect(server) as client:
+        client.sendall(b"POST / HTTP/1.1\r\nHost: test\r\nContent-Length: 10\r\n\r\n1234")
+        assert client.recv(4096).startswith(b"HTTP/1.1 408 ")
+
+
+def test_cli_timeout_read_header():
+    with start("cli_apps:hello", "--timeout-read-header", "0.5") as server, connect(server) as client:
+        client.settimeout(5)  # half the default of 10 s
+        client.sendall(b"GET / HTTP/1.1\r\nHost: test\r\n")
+        assert client.recv(4096) == b""
+
+
+def test_cli_timeout_write():
+    with start("cli_apps:large", "--timeout-write", "0.5") as server, connect(server) as client:
+        client.sendall(b"GET / HTTP/1.1\r\nHost: test\r\n\r\n")
+        time.sleep(2)  # not reading: the server's write waits past its timeout
+        received = 0
+        try:
+            while chunk := client.recv(1 << 20):
+                received += len(chunk)
+        except ConnectionResetError:
+            pass
+    assert 0 < received < 32 << 20

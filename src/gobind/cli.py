@@ -87,6 +87,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--timeout-keep-alive", type=float, default=75.0, metavar="SECONDS",
                         help="how long an idle keep-alive connection stays open, in seconds "
                         "(default: %(default)s)")
+    parser.add_argument("--timeout-read-header", type=float, default=10.0, metavar="SECONDS",
+                        help="how long a client may take to send the request line and headers, in "
+                        "seconds; the connection then closes (default: %(default)s)")
+    parser.add_argument("--timeout-read", type=float, default=60.0, metavar="SECONDS",
+                        help="how long each read of a request body may wait for the client, in "
+                        "seconds; the app then gets a read error (default: %(default)s)")
+    parser.add_argument("--timeout-write", type=float, default=60.0, metavar="SECONDS",
+                        help="how long each write of a response may wait for the client, in "
+                        "seconds; the connection then closes (default: %(default)s)")
     parser.add_argument("--timeout-graceful-shutdown", type=float, default=30.0, metavar="SECONDS",
                         help="how long a shutdown waits for running requests before it closes their "
                         "connections, in seconds (default: %(default)s)")
@@ -253,6 +262,7 @@ def bind_address(options: argparse.Namespace) -> str:
 # Options that a gobind.Server app sets in its own code, not on the command line.
 SERVER_SETTINGS = (
     "threads", "root_path", "header", "limit_request_body_bytes", "access_log", "timeout_keep_alive",
+    "timeout_read_header", "timeout_read", "timeout_write",
     "limit_request_header_bytes", "timeout_graceful_shutdown", "limit_request_line_bytes",
     "limit_request_field_bytes", "limit_request_fields", "ssl_certfile", "ssl_keyfile", "http2_cleartext",
 )
@@ -260,6 +270,9 @@ SERVER_SETTINGS = (
 # The command-line flag of each setting that errors name by its Python keyword.
 FLAGS = {
     "idle_timeout": "--timeout-keep-alive",
+    "read_header_timeout": "--timeout-read-header",
+    "read_timeout": "--timeout-read",
+    "write_timeout": "--timeout-write",
     "shutdown_timeout": "--timeout-graceful-shutdown",
     "max_header_bytes": "--limit-request-header-bytes",
     "max_request_line_bytes": "--limit-request-line-bytes",
@@ -328,6 +341,9 @@ def engine_options(options: argparse.Namespace) -> dict:
     return {
         "access_log": options.access_log,
         "idle_timeout": options.timeout_keep_alive,
+        "read_header_timeout": options.timeout_read_header,
+        "read_timeout": options.timeout_read,
+        "write_timeout": options.timeout_write,
         "max_header_bytes": options.limit_request_header_bytes,
         "shutdown_timeout": options.timeout_graceful_shutdown,
         "max_request_line_bytes": options.limit_request_line_bytes,

@@ -39,3 +39,27 @@ def hello(environ, start_response):
 def protocol(environ, start_response):
     start_response("200 OK", [("Content-Type", "text/plain")])
     return [f"{environ['SERVER_PROTOCOL']} {environ['wsgi.url_scheme']}".encode()]
+
+
+def echo(environ, start_response):
+    body = environ["wsgi.input"].read()
+    start_response("200 OK", [("Content-Type", "application/octet-stream")])
+    return [body]
+
+
+async def asgi_echo(scope, receive, send):
+    body = b""
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            return
+        body += message.get("body", b"")
+        if not message.get("more_body"):
+            break
+    await send({"type": "http.response.start", "status": 200, "headers": []})
+    await send({"type": "http.response.body", "body": body})
+
+
+def large(environ, start_response):
+    start_response("200 OK", [("Content-Type", "application/octet-stream")])
+    return [b"x" * (32 << 20)]
