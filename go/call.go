@@ -313,6 +313,9 @@ func (c *Call) sendHeader(status int, encoded []byte, bodyLength int, final bool
 	if status < 100 || status > 999 {
 		return fmt.Errorf("%w: status code %d is outside 100-999", errInvalidResponse, status)
 	}
+	if status < 200 && status != http.StatusSwitchingProtocols {
+		return c.sendInformational(status, encoded)
+	}
 	header := c.writer.Header()
 	if err := decodeHeader(header, encoded); err != nil {
 		return err
@@ -323,16 +326,31 @@ func (c *Call) sendHeader(status int, encoded []byte, bodyLength int, final bool
 		header["Content-Length"] = []string{strconv.Itoa(bodyLength)}
 	}
 	c.writer.WriteHeader(status)
-	if status >= 200 || status == http.StatusSwitchingProtocols {
-		c.status = status
-		c.headerSent = true
-		c.bodyLimit = -1
-		if declared := header["Content-Length"]; len(declared) == 1 {
-			if n, err := strconv.ParseInt(declared[0], 10, 64); err == nil && n >= 0 {
-				c.bodyLimit = n
-			}
+	c.status = status
+	c.headerSent = true
+	c.bodyLimit = -1
+	if declared := header["Content-Length"]; len(declared) == 1 {
+		if n, err := strconv.ParseInt(declared[0], 10, 64); err == nil && n >= 0 {
+			c.bodyLimit = n
 		}
 	}
+	return nil
+}
+
+// sendInformational sends a 1xx response, such as 103 Early Hints, ahead of
+// the final one. Its header fields leave the header map afterwards, because
+// the final response brings its own whole header block. HTTP/1.0 clients
+// get nothing, since RFC 9110 forbids 1xx responses to them.
+func (c *Call) sendInformational(status int, encoded []byte) error {
+	if !c.request.ProtoAtLeast(1, 1) {
+		return nil
+	}
+	header := c.writer.Header()
+	if err := decodeHeader(header, encoded); err != nil {
+		return err
+	}
+	c.writer.WriteHeader(status)
+	clear(header)
 	return nil
 }
 

@@ -116,6 +116,29 @@ def test_double_start_is_500(server):
     assert server.logs("RuntimeError: Expected ASGI message 'http.response.body', but got 'http.response.start'.")
 
 
+@pytest.mark.parametrize(
+    "status, error",
+    [
+        ("103", "ValueError: invalid status 103 in 'http.response.start': must be 200-999"),
+        ("42", "ValueError: invalid status 42 in 'http.response.start': must be 200-999"),
+        ("1000", "ValueError: invalid status 1000 in 'http.response.start': must be 200-999"),
+        ("true", "TypeError: invalid status True in 'http.response.start': must be an int, such as 200"),
+        ("200.0", "TypeError: invalid status 200.0 in 'http.response.start': must be an int, such as 200"),
+        ("%22200%22", "TypeError: invalid status '200' in 'http.response.start': must be an int, such as 200"),
+    ],
+)
+def test_invalid_status_is_500(server, status, error):
+    host, port = server.url.removeprefix("http://").rsplit(":", 1)
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        sock.sendall(f"GET /status?{status} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode())
+        reply = b""
+        while chunk := sock.recv(65536):
+            reply += chunk
+    assert reply.startswith(b"HTTP/1.1 500 Internal Server Error\r\n")
+    assert reply.count(b"HTTP/1.1 ") == 1
+    assert server.logs(error)
+
+
 def test_body_before_start_is_500(server):
     response = httpx.get(server.url + "/body-first")
     assert response.status_code == 500

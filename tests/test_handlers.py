@@ -331,9 +331,30 @@ def test_writer_state(client):
     assert data["errors"] == ["write_header called after the response header was sent"]
 
 
+@pytest.mark.parametrize("status, line", [(103, b"HTTP/1.1 103 Early Hints"), (100, b"HTTP/1.1 100 Continue")])
+def test_writer_informational_sent_first(shared_app, status, line):
+    response, _ = raw_request(shared_app, f"GET /informational/{status} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n".encode())
+    informational, _, final = response.partition(b"\r\n\r\n")
+    assert informational == line + b"\r\nLink: </style.css>; rel=preload"
+    status_line, fields, body = split_response(final)
+    assert status_line == b"HTTP/1.1 200 OK"
+    assert fields[b"link"] == [b"</style.css>; rel=preload"]
+    assert fields[b"content-type"] == [b"text/plain"]
+    assert body == b"200 False"
+
+
+def test_writer_informational_skipped_for_http10(shared_app):
+    response, _ = raw_request(shared_app, b"GET /informational/103 HTTP/1.0\r\nHost: test\r\n\r\n")
+    status_line, fields, body = split_response(response)
+    assert status_line == b"HTTP/1.0 200 OK"
+    assert fields[b"link"] == [b"</style.css>; rel=preload"]
+    assert body == b"200 False"
+
+
 def test_writer_misuse(client):
     assert client.get("/misuse").json() == [
         "ValueError: invalid status code 99: must be 100-999",
+        "ValueError: invalid status code 101: handlers cannot switch protocols",
         "ValueError: invalid status code 1000: must be 100-999",
         f"ValueError: invalid status code {2**70}: must be 100-999",
         "TypeError: invalid status '200': must be an int, such as 200",

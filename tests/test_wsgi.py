@@ -276,6 +276,14 @@ def test_status_without_body(validated, code):
     assert body == b""
 
 
+@pytest.mark.parametrize("code", [100, 101, 103])
+def test_informational_status_is_500(raw, code):
+    reply = raw_exchange(raw, f"GET /status?{code} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode())
+    assert reply.startswith(b"HTTP/1.1 500 Internal Server Error\r\n")
+    assert reply.count(b"HTTP/1.1 ") == 1
+    assert raw.wait_output(f"ValueError: invalid status '{code} Status': a WSGI response needs a final status, 200 or more")
+
+
 def test_status_reason_from_go(validated):
     response = httpx.get(validated.url + "/status?418")
     assert (response.status_code, response.reason_phrase) == (418, "I'm a teapot")

@@ -297,10 +297,22 @@ void bind_response_writer(py::module_& m) {
             w.get();
             return w.headers_object();
         }, "Response header fields; changes after the header is sent have no effect.")
-        .def("write_header", [](PyResponseWriter& w, py::handle status) { w.get().write_header(status_code(status)); },
+        .def("write_header", [](PyResponseWriter& w, py::handle status) {
+            int code = status_code(status);
+            auto& writer = w.get();
+            if (code >= 200) {
+                writer.write_header(code);
+                return;
+            }
+            // A 1xx response leaves at once, with the header fields set so far.
+            w.sync_headers();
+            py::gil_scoped_release release;
+            writer.write_header(code);
+        },
              py::arg("status"),
              "Set the status code; it is sent with the first body bytes, and a later call\n"
-             "before then replaces it.")
+             "before then replaces it. A 1xx code other than 101, such as 103 Early Hints,\n"
+             "is sent at once with the current headers, which stay for the final response.")
         .def("write", &PyResponseWriter::write, py::arg("data"),
              "Write body bytes (str is encoded as UTF-8); returns the number of bytes.")
         .def("flush", &PyResponseWriter::flush, "Send the status, headers and buffered bytes now.")

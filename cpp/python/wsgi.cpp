@@ -312,6 +312,11 @@ int status_code(py::handle status) {
         throw py::value_error("invalid status " + py::repr(status).cast<std::string>() +
                               ": expected a 3-digit code, a space and a reason, such as '200 OK'");
     }
+    if (code < 200) {
+        // A 1xx response is never the last one, and a WSGI app has only one.
+        throw py::value_error("invalid status " + py::repr(status).cast<std::string>() +
+                              ": a WSGI response needs a final status, 200 or more");
+    }
     return code;
 }
 

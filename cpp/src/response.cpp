@@ -30,7 +30,22 @@ void ResponseWriter::write_header(int status) {
         throw std::invalid_argument("invalid status code " + std::to_string(status) +
                                     ": must be 100-999");
     }
+    if (status == 101) {
+        throw std::invalid_argument("invalid status code 101: handlers cannot switch protocols");
+    }
+    if (status < 200) {
+        send_informational(status);
+        return;
+    }
     status_ = status;
+}
+
+void ResponseWriter::send_informational(int status) {
+    std::string header_block = encode_header();
+    detail::EngineError error;
+    int rc = gobind_response_write(call_, status, header_block.data(), header_block.size(), nullptr, 0, 0,
+                                   error.get());
+    detail::check(rc, error, "writing an informational response failed");
 }
 
 std::size_t ResponseWriter::write(std::string_view data) {

@@ -75,6 +75,17 @@ _MAX_PENDING_WRITES = 8
 # Response states of a call.
 _START, _BODY, _TRAILERS, _DONE = range(4)
 
+
+def _final_status(status: Any) -> int:
+    """Return the status of an 'http.response.start' message as an int,
+    raising TypeError or ValueError for one that is not a final status."""
+    if not isinstance(status, int) or isinstance(status, bool):
+        raise TypeError(f"invalid status {status!r} in 'http.response.start': must be an int, such as 200")
+    if not 200 <= status <= 999:
+        raise ValueError(f"invalid status {status!r} in 'http.response.start': must be 200-999")
+    return int(status)
+
+
 _INTERNAL_ERROR_HEADERS = [(b"content-type", b"text/plain; charset=utf-8"), (b"connection", b"close")]
 
 
@@ -219,7 +230,7 @@ class _Call:
                 raise RuntimeError(f"Expected ASGI message 'http.response.start', but got '{kind}'.")
             if self.disconnected:
                 raise ClientDisconnected("client disconnected")
-            self.status = message["status"]
+            self.status = _final_status(message["status"])
             self.headers = message.get("headers", ())
             self.trailers = bool(message.get("trailers", False))
             self.state = _BODY

@@ -228,7 +228,7 @@ def writer_state(w, req):
 @app.route("GET /misuse")
 def misuse(w, req):
     errors = []
-    for status in (99, 1000, 2**70, "200", True):
+    for status in (99, 101, 1000, 2**70, "200", True):
         try:
             w.write_header(status)
         except (TypeError, ValueError) as error:
@@ -238,6 +238,14 @@ def misuse(w, req):
     except TypeError as error:
         errors.append(str(error))
     send_json(w, errors)
+
+
+@app.route("GET /informational/{status}")
+def informational(w, req):
+    w.headers["Link"] = "</style.css>; rel=preload"
+    w.write_header(int(req.path_params["status"]))
+    w.headers["Content-Type"] = "text/plain"
+    w.write(f"{w.status} {w.headers_sent}")
 
 
 @app.route("GET /no-body/{status}/{size}")

@@ -4,6 +4,7 @@ import asyncio
 import json
 import os
 import time
+from urllib.parse import unquote
 
 # Facts the tests read back through /facts.
 facts = {"inflight": 0, "max_inflight": 0, "send_after_disconnect": None, "stream_end": None}
@@ -85,6 +86,11 @@ async def double_start(scope, receive, send):
     await send(start)
 
 
+async def status_route(scope, receive, send):
+    # The status is JSON in the query string: 103, true, "200", 200.0.
+    await respond(send, json.loads(unquote(scope["query_string"].decode())), b"body")
+
+
 async def body_first(scope, receive, send):
     await send({"type": "http.response.body", "body": b"too early"})
 
@@ -152,6 +158,7 @@ async def facts_route(scope, receive, send):
 
 
 ROUTES = {
+    "/status": status_route,
     "/scope": scope_route,
     "/scope/caf\u00e9 x": scope_route,
     "/echo": echo,

@@ -61,6 +61,41 @@ TEST(ResponseStatus, InvalidStatusThrows) {
     EXPECT_EQ(message, "invalid status code 1000: must be 100-999");
 }
 
+TEST(ResponseStatus, EarlyHintsPrecedeFinalResponse) {
+    Server server;
+    server.handle("GET /", [](const Request&, ResponseWriter& w) {
+        w.header().set("Link", "</style.css>; rel=preload");
+        w.write_header(103);
+        w.header().set("Content-Type", "text/plain");
+        w.write("final");
+    });
+    std::string address = server.start("127.0.0.1:0");
+    HttpConnection connection(address);
+    connection.send_request("GET", "/");
+    HttpResponse hints = connection.read_head();
+    EXPECT_EQ(hints.status, 103);
+    EXPECT_EQ(hints.headers, (Fields{{"Link", "</style.css>; rel=preload"}}));
+    HttpResponse response = connection.read_response();
+    EXPECT_EQ(response.status, 200);
+    EXPECT_EQ(response.header("Link"), std::optional<std::string>("</style.css>; rel=preload"));
+    EXPECT_EQ(response.body, "final");
+}
+
+TEST(ResponseStatus, SwitchingProtocolsThrows) {
+    Server server;
+    std::string message;
+    server.handle("GET /", [&message](const Request&, ResponseWriter& w) {
+        try {
+            w.write_header(101);
+        } catch (const std::invalid_argument& error) {
+            message = error.what();
+        }
+    });
+    std::string address = server.start("127.0.0.1:0");
+    ASSERT_EQ(request(address, "GET", "/").status, 200);
+    EXPECT_EQ(message, "invalid status code 101: handlers cannot switch protocols");
+}
+
 TEST(ResponseStatus, WriteHeaderAfterFlushThrows) {
     Server server;
     std::string message;

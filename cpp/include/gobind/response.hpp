@@ -27,8 +27,11 @@ public:
     /// Header fields to send; changes after the header is sent are ignored.
     Header& header() noexcept { return header_; }
 
-    /// Set the status code (default 200). Throws std::logic_error once the
-    /// header is sent, std::invalid_argument outside 100-999.
+    /// Set the status code (default 200). A 1xx code other than 101, such
+    /// as 103 Early Hints, is sent at once with the current header fields,
+    /// which stay for the final response; HTTP/1.0 clients do not get it.
+    /// Throws std::logic_error once the header is sent, std::invalid_argument
+    /// for 101 and outside 100-999.
     void write_header(int status);
 
     /// Append body bytes; returns data.size().
@@ -71,6 +74,7 @@ private:
     bool finish_inline() noexcept;
 
     void send(std::string_view body, int flags);
+    void send_informational(int status);
     std::string encode_header() const;
 
     std::uint64_t call_;
