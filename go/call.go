@@ -70,9 +70,10 @@ func (h *callbackHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// A released server runs no more callbacks. The counter is raised
 	// before the closed bit is tested, so Release either waits for this
 	// call or this call observes the bit and returns 503.
+	start := time.Now()
 	if s.calls.Add(1)&closedBit != 0 {
 		s.calls.Add(-1)
-		http.Error(w, "server is shutting down", http.StatusServiceUnavailable)
+		s.respondError(w, r, "server is shutting down", http.StatusServiceUnavailable, start)
 		return
 	}
 	defer s.calls.Add(-1)
@@ -80,7 +81,6 @@ func (h *callbackHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	defer s.active.Add(-1)
 
 	call := &Call{server: s, writer: w, request: r}
-	start := time.Now()
 	if s.config.WriteTimeout > 0 {
 		// net/http set this deadline when it read the request header.
 		call.writeDeadline = start.Add(s.config.WriteTimeout)

@@ -19,6 +19,15 @@ static inline void gobind_invoke_log(gobind_log_fn fn, void* user_data,
         const char* line, size_t line_len) {
     fn(user_data, line, line_len);
 }
+
+static inline void gobind_invoke_access(gobind_access_fn fn, void* user_data,
+        const char* remote_addr, size_t remote_addr_len, const char* method, size_t method_len,
+        const char* target, size_t target_len, const char* protocol, size_t protocol_len,
+        int status, uint64_t body_bytes, double seconds) {
+    gobind_access_entry entry = {remote_addr, remote_addr_len, method, method_len, target,
+                                 target_len, protocol, protocol_len, status, body_bytes, seconds};
+    fn(user_data, &entry);
+}
 */
 import "C"
 
@@ -190,6 +199,28 @@ func gobind_server_set_log(handle C.gobind_server_t, fn C.gobind_log_fn, userDat
 	return C.GOBIND_OK
 }
 
+//export gobind_server_set_access_log
+func gobind_server_set_access_log(handle C.gobind_server_t, fn C.gobind_access_fn, userData unsafe.Pointer) (rc C.int) {
+	defer recoverInto(nil, &rc)
+	server := servers.get(uint64(handle))
+	if server == nil {
+		return C.GOBIND_ERR_HANDLE
+	}
+	if fn == nil {
+		server.SetAccessLog(nil)
+		return C.GOBIND_OK
+	}
+	server.SetAccessLog(func(entry AccessEntry) {
+		C.gobind_invoke_access(fn, userData,
+			cString(entry.RemoteAddr), C.size_t(len(entry.RemoteAddr)),
+			cString(entry.Method), C.size_t(len(entry.Method)),
+			cString(entry.Target), C.size_t(len(entry.Target)),
+			cString(entry.Protocol), C.size_t(len(entry.Protocol)),
+			C.int(entry.Status), C.uint64_t(entry.BodyBytes), C.double(entry.Duration.Seconds()))
+	})
+	return C.GOBIND_OK
+}
+
 //export gobind_server_start
 func gobind_server_start(handle C.gobind_server_t, address *C.char, addressLen C.size_t,
 	bound *C.char, boundCap C.size_t, errOut *C.gobind_error) (rc C.int) {
@@ -348,6 +379,11 @@ func responseStatus(errOut *C.gobind_error, err error, operation string) C.int {
 		return fail(errOut, C.GOBIND_ERR_TIMEOUT, fmt.Errorf("%s timed out: %w", operation, err))
 	}
 	return fail(errOut, C.GOBIND_ERR_IO, fmt.Errorf("%s failed: %w", operation, err))
+}
+
+// cString lends the bytes of s to C for the length of a call.
+func cString(s string) *C.char {
+	return (*C.char)(unsafe.Pointer(unsafe.StringData(s)))
 }
 
 // cBytes views borrowed C memory as a byte slice without copying.

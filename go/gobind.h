@@ -102,6 +102,28 @@ enum { GOBIND_HANDLER_OK = 0, GOBIND_HANDLER_ABORT = -1 };
    Called from any Go thread; `line` is valid for the call only. */
 typedef void (*gobind_log_fn)(void* user_data, const char* line, size_t line_len);
 
+/* A response that the engine made itself, without a handler: a 404 or 405
+   of the router, a 503 while the server shuts down, or a 400 or 408 for a
+   request body that queue mode could not read. The strings are not
+   NUL-terminated and are valid for the call only. */
+typedef struct gobind_access_entry {
+    const char* remote_addr;
+    size_t remote_addr_len;
+    const char* method;
+    size_t method_len;
+    const char* target; /* the request-target as sent */
+    size_t target_len;
+    const char* protocol; /* "HTTP/1.1" */
+    size_t protocol_len;
+    int status;
+    uint64_t body_bytes;
+    double seconds;
+} gobind_access_entry;
+
+/* Access log callback: one response the engine made itself. Called from
+   any Go thread. */
+typedef void (*gobind_access_fn)(void* user_data, const gobind_access_entry* entry);
+
 /* Flags of gobind_response_write. */
 enum {
     GOBIND_WRITE_FLUSH = 1,   /* flush buffered data to the client */
@@ -129,6 +151,10 @@ int gobind_server_handle_all(gobind_server_t server, gobind_handler_fn handler,
 
 /* Send the error log to log (NULL: standard error). Same lifetime rule. */
 int gobind_server_set_log(gobind_server_t server, gobind_log_fn log, void* user_data);
+
+/* Report each response the engine makes itself to access (NULL: none, the
+   default). Handlers log their own responses. Same lifetime rule. */
+int gobind_server_set_access_log(gobind_server_t server, gobind_access_fn access, void* user_data);
 
 /* Bind address ("host:port", port 0 for any free port, IPv6 hosts in
    brackets, or "unix:/path") and start serving in the background. The

@@ -155,9 +155,10 @@ type queueHandler struct {
 func (h *queueHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	q := h.queue
 	s := q.server
+	start := time.Now()
 	select {
 	case <-q.closed:
-		http.Error(w, "server is shutting down", http.StatusServiceUnavailable)
+		s.respondError(w, r, "server is shutting down", http.StatusServiceUnavailable, start)
 		return
 	default:
 	}
@@ -174,14 +175,14 @@ func (h *queueHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if s.calls.Add(1)&closedBit != 0 {
 		s.calls.Add(-1)
-		http.Error(w, "server is shutting down", http.StatusServiceUnavailable)
+		s.respondError(w, r, "server is shutting down", http.StatusServiceUnavailable, start)
 		return
 	}
 	defer s.calls.Add(-1)
 	s.active.Add(1)
 	defer s.active.Add(-1)
 
-	call := &asyncCall{Call: Call{server: s, writer: w, request: r}, queue: q, ops: make(chan asyncOp, asyncOpCapacity)}
+	call := &asyncCall{Call: Call{server: s, writer: w, request: r}, queue: q, ops: make(chan asyncOp, asyncOpCapacity), start: start}
 	if s.config.WriteTimeout > 0 {
 		call.writeDeadline = time.Now().Add(s.config.WriteTimeout)
 	}
@@ -214,6 +215,7 @@ type asyncCall struct {
 	queue  *Queue
 	handle uint64
 	ops    chan asyncOp
+	start  time.Time
 
 	mu      sync.Mutex
 	ended   bool // the handler is returning: no more reads start
@@ -342,11 +344,12 @@ func bodyErrorStatus(err error) int {
 // rejectBody ends a request whose body could not be read, with the
 // response that bodyErrorStatus gives, or a closed connection.
 func (c *asyncCall) rejectBody(err error) {
+	s := c.server
 	switch bodyErrorStatus(err) {
 	case http.StatusRequestTimeout:
-		http.Error(c.writer, "request body read timed out", http.StatusRequestTimeout)
+		s.respondError(c.writer, c.request, "request body read timed out", http.StatusRequestTimeout, c.start)
 	case http.StatusBadRequest:
-		http.Error(c.writer, "Bad Request", http.StatusBadRequest)
+		s.respondError(c.writer, c.request, "Bad Request", http.StatusBadRequest, c.start)
 	default:
 		panic(http.ErrAbortHandler)
 	}

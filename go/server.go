@@ -128,6 +128,10 @@ type Server struct {
 	// logOutput receives each line of the error log; nil means stderr.
 	logOutput atomic.Pointer[func(string)]
 
+	// accessLog receives the responses the engine makes itself; nil
+	// means none are logged.
+	accessLog atomic.Pointer[func(AccessEntry)]
+
 	// fallback, when set, receives every request and replaces the mux, so
 	// that the mux's path cleaning and redirects stay out of the way.
 	fallback atomic.Pointer[http.Handler]
@@ -290,6 +294,12 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request) {
 	if handler := s.fallback.Load(); handler != nil {
 		(*handler).ServeHTTP(w, r)
 		return
+	}
+	if s.accessLog.Load() != nil {
+		if _, pattern := s.mux.Handler(r); pattern == "" {
+			s.serveRouted(w, r)
+			return
+		}
 	}
 	s.mux.ServeHTTP(w, r)
 }

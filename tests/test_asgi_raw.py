@@ -296,8 +296,12 @@ def test_invalid_chunk_line_gets_400(server):
     host, port = server.url.removeprefix("http://").rsplit(":", 1)
     with socket.create_connection((host, int(port)), timeout=10) as sock:
         sock.sendall(b"POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nabc\r\n0\r\n\r\n")
+        client = "%s:%d" % sock.getsockname()[:2]
         response = b""
         while chunk := sock.recv(65536):
             response += chunk
     assert response.startswith(b"HTTP/1.1 400 Bad Request\r\n")
     assert b"\r\nConnection: close\r\n" in response
+    line = f'gobind.access: {client} - "POST /echo HTTP/1.1" 400 12 '
+    assert server.logs(line)
+    assert server.text.count(line) == 1

@@ -298,6 +298,15 @@ def test_access_log_error_status(handlers_app: AppProcess):
     assert re.search(r'INFO gobind.access: \S+ - "GET /raise HTTP/1\.1" 500 22 ', handlers_app.stderr)
 
 
+@pytest.mark.parametrize("method, target, status, size", [("GET", "/missing", 404, 19), ("PATCH", "/items/1", 405, 19)])
+def test_access_log_router_response(handlers_app: AppProcess, method, target, status, size):
+    response = httpx.request(method, f"{handlers_app.url}{target}", timeout=30)
+    assert response.status_code == status
+    assert len(response.content) == size
+    line = rf'INFO gobind.access: 127\.0\.0\.1:\d+ - "{method} {target} HTTP/1\.1" {status} {size} \d+\.\d\dms\n'
+    handlers_app.wait_for_output(line)
+
+
 def test_access_log_off(launch):
     app = launch("handlers.py", "--no-access-log")
     assert httpx.get(f"{app.url}/items/1", timeout=30).status_code == 200

@@ -91,6 +91,10 @@ public:
 
     void set_log(py::object function) { server_.set_log(make_python_log(std::move(function))); }
 
+    void set_access_log(py::object function) {
+        server_.set_access_log(function.is_none() ? AccessFunction() : make_python_access_log(std::move(function)));
+    }
+
     Server& server() { return server_; }
 
 private:
@@ -352,6 +356,9 @@ void bind_server(py::module_& m) {
         .def("handle", &PyServer::handle, py::arg("pattern"), py::arg("handler"))
         .def("handle_all", &PyServer::handle_all, py::arg("handler"))
         .def("set_log", &PyServer::set_log, py::arg("function"))
+        .def("set_access_log", &PyServer::set_access_log, py::arg("function"),
+             "Call function(remote, method, target, protocol, status, size, seconds) for\n"
+             "each response the engine makes itself, such as the router's 404; None stops it.")
         .def("start", [](PyServer& s, std::string address) {
             BlockingCall release;
             return s.server().start(address);

@@ -350,4 +350,19 @@ LogFunction make_python_log(py::object function) {
     };
 }
 
+AccessFunction make_python_access_log(py::object function) {
+    auto shared = std::make_shared<py::object>(std::move(function));
+    return [shared](const AccessEntry& entry) {
+        GateEntry gate;
+        if (!gate.entered()) return;
+        GoThreadGil gil;
+        try {
+            (*shared)(latin1(entry.remote_addr), latin1(entry.method), latin1(entry.target),
+                      latin1(entry.protocol), entry.status, entry.body_bytes, entry.seconds);
+        } catch (py::error_already_set& error) {
+            error.discard_as_unraisable("gobind: writing the access log");
+        }
+    };
+}
+
 }  // namespace gobind::python

@@ -66,6 +66,10 @@ Handler make_python_handler(py::object function, std::shared_ptr<Hooks> hooks);
 /// A LogFunction that passes each line to a Python function.
 LogFunction make_python_log(py::object function);
 
+/// Wrap function(remote, method, target, protocol, status, size, seconds)
+/// as the access function of the engine's own responses.
+AccessFunction make_python_access_log(py::object function);
+
 /// Header value conversion: str is encoded as latin-1 (any byte
 /// round-trips), bytes pass unchanged.
 std::string_view header_bytes(py::handle value, std::string& storage, const char* what);

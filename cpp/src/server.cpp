@@ -96,6 +96,7 @@ Server::Server(Server&& other) noexcept
     : handle_(std::exchange(other.handle_, 0)),
       routes_(std::move(other.routes_)),
       log_(std::move(other.log_)),
+      access_(std::move(other.access_)),
       config_(std::move(other.config_)),
       address_(std::move(other.address_)) {
     other.address_.clear();
@@ -107,6 +108,7 @@ Server& Server::operator=(Server&& other) noexcept {
         handle_ = std::exchange(other.handle_, 0);
         routes_ = std::move(other.routes_);
         log_ = std::move(other.log_);
+        access_ = std::move(other.access_);
         config_ = std::move(other.config_);
         address_ = std::exchange(other.address_, std::string());
     }
@@ -155,6 +157,33 @@ void Server::set_log(LogFunction log) {
     gobind_server_set_log(handle_, forward, log_.get());
 }
 
+void Server::set_access_log(AccessFunction access) {
+    check_open();
+    if (!access) {
+        gobind_server_set_access_log(handle_, nullptr, nullptr);
+        access_.reset();
+        return;
+    }
+    auto forward = [](void* user_data, const gobind_access_entry* entry) {
+        AccessEntry view;
+        view.remote_addr = std::string_view(entry->remote_addr, entry->remote_addr_len);
+        view.method = std::string_view(entry->method, entry->method_len);
+        view.target = std::string_view(entry->target, entry->target_len);
+        view.protocol = std::string_view(entry->protocol, entry->protocol_len);
+        view.status = entry->status;
+        view.body_bytes = entry->body_bytes;
+        view.seconds = entry->seconds;
+        try {
+            (*static_cast<AccessFunction*>(user_data))(view);
+        } catch (...) {
+            // Nothing may unwind into Go, and an access line is not worth a crash.
+        }
+    };
+    auto replacement = std::make_unique<AccessFunction>(std::move(access));
+    gobind_server_set_access_log(handle_, forward, replacement.get());
+    access_ = std::move(replacement);
+}
+
 std::string Server::start(std::string_view address) {
     check_open();
     char bound[512];
@@ -196,8 +225,10 @@ void Server::close() {
 
 void Server::release() noexcept {
     if (handle_ == 0 || forked_after_start()) return;
-    // Log lines after this point go to stderr, so log_ can be destroyed.
+    // Log lines after this point go to stderr, so log_ can be destroyed,
+    // and access_ receives nothing more.
     gobind_server_set_log(handle_, nullptr, nullptr);
+    gobind_server_set_access_log(handle_, nullptr, nullptr);
     gobind_server_free(handle_);
     handle_ = 0;
 }

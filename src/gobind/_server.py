@@ -89,6 +89,7 @@ class Server:
         )
         self._scheme = "https" if ssl_certfile else "http"
         self._native.set_hooks(_log_handler_error, _log_access if access_log else None)
+        self._native.set_access_log(_log_access if access_log else None)
         self._native.set_log(_log_engine_line)
         self._address: Optional[str] = None
         self._stopped = False

@@ -32,6 +32,7 @@ from ._server import (
     _check_timeouts,
     _configure_default_logging,
     _join_host_port,
+    _log_access,
     _log_engine_line,
     _log_shutting_down,
     _native_server,
@@ -418,6 +419,8 @@ class AsgiServer:
             http2_cleartext=http2_cleartext,
         )
         self._scheme = "https" if ssl_certfile else "http"
+        # Go logs the responses it makes itself, such as 408 for a body read that timed out.
+        self._native.set_access_log(_log_access if access_log else None)
         self._native.set_log(_log_engine_line)
         self._wake_fd = -1
         self.queue: Any = None

@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <mutex>
 #include <string>
 #include <utility>
 #include <vector>
@@ -150,6 +151,26 @@ TEST(ServerHandle, WrongMethodIs405) {
     server.handle("GET /known", reply("known"));
     std::string address = server.start("127.0.0.1:0");
     EXPECT_EQ(request(address, "DELETE", "/known").status, 405);
+}
+
+TEST(ServerAccessLog, ReportsRouterResponsesOnly) {
+    Server server;
+    server.handle("GET /items/{id}", [](const Request&, ResponseWriter& w) { w.write("item"); });
+    std::mutex mutex;
+    std::vector<std::string> entries;
+    server.set_access_log([&](const AccessEntry& entry) {
+        std::lock_guard<std::mutex> lock(mutex);
+        entries.push_back(std::string(entry.method) + " " + std::string(entry.target) + " " +
+                          std::string(entry.protocol) + " " + std::to_string(entry.status) + " " +
+                          std::to_string(entry.body_bytes) + (entry.remote_addr.empty() ? " no remote" : ""));
+    });
+    std::string address = server.start("127.0.0.1:0");
+    EXPECT_EQ(request(address, "GET", "/items/1").status, 200);
+    EXPECT_EQ(request(address, "GET", "/missing?x=1").status, 404);
+    EXPECT_EQ(request(address, "DELETE", "/items/1").status, 405);
+    server.release();
+    EXPECT_EQ(entries, (std::vector<std::string>{"GET /missing?x=1 HTTP/1.1 404 19",
+                                                 "DELETE /items/1 HTTP/1.1 405 19"}));
 }
 
 TEST(ServerHandleAll, ReceivesUncleanedPaths) {

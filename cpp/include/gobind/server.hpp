@@ -23,7 +23,7 @@
 //   address may be called from any thread, also while another thread is
 //   inside listen_and_serve() or wait(). A handler may call close() and
 //   stats(); shutdown() and wait() from a handler would wait for that
-//   handler itself. Configure a server (handle, handle_all, set_log) and
+//   handler itself. Configure a server (handle, handle_all, set_log, set_access_log) and
 //   start it from one thread; move or destroy it only when no other thread
 //   uses it.
 #pragma once
@@ -85,6 +85,24 @@ using Handler = std::function<void(Request&, ResponseWriter&)>;
 /// any thread and possibly from several at once.
 using LogFunction = std::function<void(std::string_view line)>;
 
+/// A response that the engine made itself, without a handler: a 404 or 405
+/// of the router, a 503 while the server shuts down, or a 400 or 408 for a
+/// request body that queue mode could not read. The views are valid for
+/// the call only.
+struct AccessEntry {
+    std::string_view remote_addr;
+    std::string_view method;
+    std::string_view target;  ///< the request-target as sent
+    std::string_view protocol;
+    int status = 0;
+    std::uint64_t body_bytes = 0;
+    double seconds = 0;
+};
+
+/// Receives the responses the engine makes itself, from any thread and
+/// possibly from several at once.
+using AccessFunction = std::function<void(const AccessEntry& entry)>;
+
 /// Snapshot of a server's load.
 struct Stats {
     std::int64_t active_requests = 0;
@@ -118,6 +136,12 @@ public:
     /// Send the error log to log instead of standard error. Call it before
     /// start(): replacing the function while handlers run is a data race.
     void set_log(LogFunction log);
+
+    /// Report each response that the engine makes itself to access, so
+    /// that an access log can show them next to those of the handlers,
+    /// which log their own. An exception from access is dropped. Call it
+    /// before start(), as set_log.
+    void set_access_log(AccessFunction access);
 
     /// Bind address ("host:port", port 0 for any free port, "[::1]:0", or
     /// "unix:/path") and serve in the background. Returns the bound address,
@@ -185,6 +209,7 @@ private:
     std::uint64_t handle_ = 0;
     std::vector<std::unique_ptr<Route>> routes_;
     std::shared_ptr<LogFunction> log_;
+    std::unique_ptr<AccessFunction> access_;
     Config config_;
     std::string address_;
 };
