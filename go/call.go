@@ -245,6 +245,7 @@ func (c *Call) ReadBody(p []byte) (int, error) {
 	_ = controller.SetReadDeadline(time.Now().Add(c.server.config.ReadTimeout))
 	n, err := c.request.Body.Read(p)
 	if err != nil {
+		err = framingError(c.request, err)
 		c.bodyEnded = true
 		if errors.Is(err, io.EOF) {
 			_ = controller.SetReadDeadline(time.Time{})

@@ -328,9 +328,6 @@ func (c *asyncCall) prefetchBody() (body []byte, complete int32, err error) {
 // bodyErrorStatus returns the status of the response to a failed body
 // read: 408 after a read timeout, 400 for malformed chunked framing, or 0
 // when the client is gone and the connection just closes.
-//
-// NOTE: a malformed trailer comes back from net/http as its own
-// unexpected-EOF error, not errChunkedFraming, so it gets 0 here.
 func bodyErrorStatus(err error) int {
 	switch {
 	case errors.Is(err, os.ErrDeadlineExceeded):

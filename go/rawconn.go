@@ -76,6 +76,21 @@ const (
 // framing of a request body is invalid or exceeds a limit.
 var errChunkedFraming = errors.New("invalid chunked framing in request body")
 
+// guardKey is the context key of a request's guardConn.
+type guardKey struct{}
+
+// framingError returns errChunkedFraming for a failed body read of r when
+// the guard stopped that body as malformed. net/http reports a malformed
+// trailer as its own unexpected-EOF error, which would otherwise pass for a
+// client that went away.
+func framingError(r *http.Request, err error) error {
+	guard, _ := r.Context().Value(guardKey{}).(*guardConn)
+	if guard != nil && guard.bodyErr == errChunkedFraming {
+		return errChunkedFraming
+	}
+	return err
+}
+
 type guardConn struct {
 	net.Conn
 	settings *guardSettings

@@ -482,6 +482,9 @@ func (s *Server) Stats() Stats {
 type localAddressKey struct{}
 
 func rememberLocalAddress(ctx context.Context, conn net.Conn) context.Context {
+	if guard, ok := conn.(*guardConn); ok {
+		ctx = context.WithValue(ctx, guardKey{}, guard)
+	}
 	return context.WithValue(ctx, localAddressKey{}, conn.LocalAddr().String())
 }
 

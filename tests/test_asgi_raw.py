@@ -292,10 +292,11 @@ def test_concurrent_echoes_keep_their_bytes(server):
         assert received == sent
 
 
-def test_invalid_chunk_line_gets_400(server):
+@pytest.mark.parametrize("body", [b"zz\r\nabc\r\n0\r\n\r\n", b"3\r\nabc\r\n0\r\nno colon\r\n\r\n"])
+def test_invalid_chunked_body_gets_400(server, body):
     host, port = server.url.removeprefix("http://").rsplit(":", 1)
     with socket.create_connection((host, int(port)), timeout=10) as sock:
-        sock.sendall(b"POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nabc\r\n0\r\n\r\n")
+        sock.sendall(b"POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n" + body)
         client = "%s:%d" % sock.getsockname()[:2]
         response = b""
         while chunk := sock.recv(65536):

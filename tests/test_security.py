@@ -256,6 +256,20 @@ def test_invalid_chunk_line(app):
     assert "GET /hidden-bad-chunk" not in seen
 
 
+@pytest.mark.parametrize("trailer", [b"no colon\r\n", b": no name\r\n", b"X-T\x01: v\r\n", b" X-Folded: v\r\n"])
+def test_invalid_trailer(app, trailer):
+    raw = (
+        b"POST /bad-chunk HTTP/1.1\r\nHost: example.test\r\nTransfer-Encoding: chunked\r\n\r\n"
+        b"5\r\nhello\r\n0\r\n" + trailer + b"\r\n" + get("/hidden-bad-trailer")
+    )
+    result = exchange(app.address, raw)
+    seen = app.seen()
+    assert result.statuses == ["400 Bad Request"]
+    assert result.closed
+    assert "ValueError: invalid request body: invalid chunked framing in request body" in seen
+    assert "GET /hidden-bad-trailer" not in seen
+
+
 def test_content_length_allocates_nothing_ahead(app):
     # A body that claims 1 TB and brings 3 bytes: reading it must fail
     # for the missing bytes, not for memory allocated ahead of them.
