@@ -1,5 +1,6 @@
 """gobind.asgi.serve(): lifespan modes, startup failure, listeners and shutdown."""
 
+import re
 import signal
 import socket
 import time
@@ -143,6 +144,19 @@ def test_second_signal_ends_request(loop, path):
     assert "WARNING gobind: Second interrupt: closing all connections now" in process.text
     assert "Traceback" not in process.text
     assert "Task was destroyed" not in process.text
+
+
+@pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
+def test_second_signal_leaves_executor_job(loop):
+    process = AsgiProcess("raw_app:app", "--loop", loop)
+    host, port = process.url.removeprefix("http://").rsplit(":", 1)
+    with socket.create_connection((host, int(port))) as sock:
+        sock.sendall(b"GET /executor-sleep HTTP/1.1\r\nHost: x\r\n\r\n")
+        time.sleep(0.5)  # the job now sleeps in an executor thread
+        send_signals(process, signal.SIGTERM, signal.SIGINT)
+        assert process.wait() == 1
+    # The executor's idle threads count as well.
+    assert re.search(r"Exiting without waiting for 0 handler calls and \d+ threads? still running", process.text)
 
 
 @pytest.mark.parametrize("loop", ["asyncio", "uvloop"])

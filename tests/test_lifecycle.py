@@ -100,6 +100,7 @@ def test_second_sigint_forces_exit(handlers_app: AppProcess):
 
     assert handlers_app.wait(60) == 1
     assert "WARNING gobind: Second interrupt: closing all connections now\n" in handlers_app.stderr
+    assert "WARNING gobind: Exiting without waiting for 1 handler call and 0 threads still running\n" in handlers_app.stderr
     assert isinstance(request.join(), httpx.TransportError)
     assert "run returned" not in handlers_app.stdout
 

@@ -7,6 +7,7 @@ import inspect
 import logging
 import os
 import signal
+import sys
 import threading
 import weakref
 from typing import Callable, Optional
@@ -229,6 +230,7 @@ class Server:
         except KeyboardInterrupt:
             logger.warning("Second interrupt: closing all connections now")
             self._native.close()
+            _exit_if_held()
             raise SystemExit(1) from None
 
     def __repr__(self) -> str:
@@ -263,6 +265,34 @@ class _StopSignals:
     def _on_signal(self, signum: int, frame: object) -> None:
         # Raised in the main thread's serve loop, which shuts down gracefully.
         raise KeyboardInterrupt
+
+
+def _exit_if_held(wait: float = 1.0) -> None:
+    """End the process at once, with status 1, when handler calls or other
+    threads would hold its exit after a second interrupt.
+
+    Handler calls get wait seconds to leave Python. A call still inside
+    would take the GIL during interpreter finalization, and a non-daemon
+    thread, such as a job of an asyncio executor, would be joined first.
+    So the process ends without finalizing, after the logs are flushed."""
+    calls = _gobind.close_calls(wait)
+    threads = [
+        thread for thread in threading.enumerate()
+        if thread is not threading.main_thread() and not thread.daemon and thread.is_alive()
+    ]
+    if not calls and not threads:
+        return
+    logger.warning(
+        "Exiting without waiting for %d handler call%s and %d thread%s still running",
+        calls, "" if calls == 1 else "s", len(threads), "" if len(threads) == 1 else "s",
+    )
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (AttributeError, OSError, ValueError):
+            pass
+    os._exit(1)
 
 
 def _log_shutting_down(active: int, connections: int) -> None:

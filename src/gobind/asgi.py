@@ -31,6 +31,7 @@ from ._server import (
     _check_limits,
     _check_timeouts,
     _configure_default_logging,
+    _exit_if_held,
     _join_host_port,
     _log_access,
     _log_engine_line,
@@ -729,11 +730,12 @@ def serve(
         started = event_loop.run_until_complete(_serve_until(server, signals.stop, host, port, uds))
         event_loop.run_until_complete(event_loop.shutdown_asyncgens())
         # Waits for the jobs of loop.run_in_executor. A second signal ends this
-        # wait, but the interpreter still joins those threads at exit.
+        # wait and the process, without joining those threads.
         event_loop.run_until_complete(event_loop.shutdown_default_executor())
     except _ForcedExit:
         _cancel_all(event_loop)
         server.abandon()
+        _exit_if_held()
         raise
     finally:
         event_loop.close()

@@ -336,9 +336,10 @@ signal.signal(signal.SIGUSR1, lambda signum, frame: release.set())
 
 @app.route("GET /block")
 def block(w, req):
-    # Holds a handler thread until the process gets SIGUSR1.
+    # Holds a handler thread until the process gets SIGUSR1, or for 5
+    # minutes, longer than any test waits for the process to exit.
     print("block started", flush=True)
-    release.wait(60)
+    release.wait(300)
     w.write("released")
 
 

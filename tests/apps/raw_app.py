@@ -91,6 +91,12 @@ async def status_route(scope, receive, send):
     await respond(send, json.loads(unquote(scope["query_string"].decode())), b"body")
 
 
+async def executor_sleep(scope, receive, send):
+    # A job of the loop's default executor that outlasts every test.
+    await asyncio.get_running_loop().run_in_executor(None, time.sleep, 300)
+    await respond(send, 200, b"slept")
+
+
 async def body_first(scope, receive, send):
     await send({"type": "http.response.body", "body": b"too early"})
 
@@ -158,6 +164,7 @@ async def facts_route(scope, receive, send):
 
 
 ROUTES = {
+    "/executor-sleep": executor_sleep,
     "/status": status_route,
     "/scope": scope_route,
     "/scope/caf\u00e9 x": scope_route,
