@@ -28,6 +28,9 @@ type guardSettings struct {
 	writeTimeout   time.Duration // bound on sending a rejection
 	connectAllowed atomic.Bool   // a pattern registered the CONNECT method
 	http2Cleartext bool          // an HTTP/2 preface turns the connection transparent
+
+	// logf receives one line per rejection sent; nil means none.
+	logf func(format string, args ...any)
 }
 
 // http2Preface is the first line of a cleartext HTTP/2 connection with
@@ -510,6 +513,9 @@ func (c *guardConn) Close() error {
 }
 
 func (c *guardConn) sendRejection(r *rejection) {
+	if logf := c.settings.logf; logf != nil {
+		logf("rejected a request from %s: %d %s: %s", c.RemoteAddr(), r.status, http.StatusText(r.status), r.reason)
+	}
 	_ = c.Conn.SetWriteDeadline(time.Now().Add(c.settings.writeTimeout))
 	if _, err := c.Conn.Write(r.response()); err != nil {
 		return

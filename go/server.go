@@ -185,6 +185,7 @@ func NewServer(config Config) (*Server, error) {
 		s.slots = make(chan struct{}, config.MaxConcurrentCalls)
 	}
 	s.logger = log.New(lineWriter(s.writeLog), "", 0)
+	s.guard.logf = s.logger.Printf
 	s.http = &http.Server{
 		Handler:           http.HandlerFunc(s.route),
 		ReadHeaderTimeout: config.ReadHeaderTimeout,

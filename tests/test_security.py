@@ -342,6 +342,21 @@ def test_long_cookie(app):
     assert result.responses[0][2] == b'431 Request Header Fields Too Large: header field "Cookie" exceeds 8190 bytes\n'
 
 
+def test_rejection_logged(start_app):
+    app = start_app()
+    with socket.create_connection(app.address, timeout=RECEIVE_SECONDS) as sock:
+        client = "%s:%d" % sock.getsockname()[:2]
+        sock.sendall(get("/cookie", "Cookie: " + "a" * 70_000 + "\r\n"))
+        while sock.recv(65536):
+            pass
+    app.stop()
+    log = app.process.stderr.read()
+    assert (
+        f'rejected a request from {client}: 431 Request Header Fields Too Large: header field "Cookie" exceeds 8190 bytes'
+        in log
+    )
+
+
 def test_long_target(app):
     result = exchange(app.address, get("/" + "a" * 70_000))
     assert result.statuses == ["414 Request URI Too Long"]
