@@ -7,7 +7,7 @@ import (
 
 // AccessEntry describes a response that the engine made itself, without a
 // callback: a 404 or 405 of the router, a 503 while the server shuts down,
-// or a 400 or 408 for a request body that queue mode could not read.
+// or a 400, 408 or 413 for a request body that queue mode could not read.
 type AccessEntry struct {
 	RemoteAddr string
 	Method     string

@@ -458,6 +458,20 @@ func gobind_queue_open(handle C.gobind_server_t, wakeFD C.int, errOut *C.gobind_
 	return C.GOBIND_OK
 }
 
+//export gobind_queue_set_max_body_bytes
+func gobind_queue_set_max_body_bytes(handle C.gobind_server_t, maxBytes C.int64_t, errOut *C.gobind_error) (rc C.int) {
+	defer recoverInto(errOut, &rc)
+	q := queueOf(handle)
+	if q == nil {
+		return fail(errOut, C.GOBIND_ERR_HANDLE, errors.New("unknown server handle or no queue"))
+	}
+	if maxBytes < 0 {
+		return fail(errOut, C.GOBIND_ERR_INVALID, fmt.Errorf("invalid max body bytes %d: must be 0 (no bound) or more", int64(maxBytes)))
+	}
+	q.SetMaxBodyBytes(int64(maxBytes))
+	return C.GOBIND_OK
+}
+
 //export gobind_queue_drain
 func gobind_queue_drain(handle C.gobind_server_t, buf *C.char, capacity C.size_t, used *C.size_t,
 	needed *C.size_t, errOut *C.gobind_error) (rc C.int) {

@@ -103,7 +103,7 @@ enum { GOBIND_HANDLER_OK = 0, GOBIND_HANDLER_ABORT = -1 };
 typedef void (*gobind_log_fn)(void* user_data, const char* line, size_t line_len);
 
 /* A response that the engine made itself, without a handler: a 404 or 405
-   of the router, a 503 while the server shuts down, or a 400 or 408 for a
+   of the router, a 503 while the server shuts down, or a 400, 408 or 413 for a
    request body that queue mode could not read. The strings are not
    NUL-terminated and are valid for the call only. */
 typedef struct gobind_access_entry {
@@ -264,6 +264,13 @@ enum {
    wake_fd. The caller owns wake_fd and keeps it open until
    gobind_server_free returns. A server gets one queue. */
 int gobind_queue_open(gobind_server_t server, int wake_fd, gobind_error* err);
+
+/* Bound the request bodies of server's queue to max_bytes (0: no bound,
+   the default). A larger Content-Length gets 413 before the request is
+   posted. A chunked body gets 413 when a read passes the bound, and the
+   reader's GOBIND_EVENT_BODY reports the error. A negative max_bytes gives
+   GOBIND_ERR_INVALID. */
+int gobind_queue_set_max_body_bytes(gobind_server_t server, int64_t max_bytes, gobind_error* err);
 
 /* Copy whole pending events into buf (caller-allocated, cap bytes), oldest
    first; *used is the bytes written. When the next event does not fit,

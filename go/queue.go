@@ -68,6 +68,21 @@ type Queue struct {
 
 	closed    chan struct{}
 	closeOnce sync.Once
+
+	// maxBodyBytes bounds each request body; 0 means no bound.
+	maxBodyBytes atomic.Int64
+}
+
+// SetMaxBodyBytes bounds the request bodies of the queue's calls: a larger
+// Content-Length gets 413 before the call is posted, and a chunked body
+// gets 413 when a read passes the bound. 0 removes the bound.
+func (q *Queue) SetMaxBodyBytes(limit int64) {
+	q.maxBodyBytes.Store(limit)
+}
+
+// bodyTooLarge returns the message of a 413 response for limit.
+func bodyTooLarge(limit int64) string {
+	return fmt.Sprintf("request body exceeds the limit of %d bytes", limit)
 }
 
 // asyncCalls maps the handles of calls in queue mode to their state.
@@ -161,6 +176,14 @@ func (h *queueHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.respondError(w, r, "server is shutting down", http.StatusServiceUnavailable, start)
 		return
 	default:
+	}
+	if limit := q.maxBodyBytes.Load(); limit > 0 {
+		if r.ContentLength > limit {
+			w.Header().Set("Connection", "close")
+			s.respondError(w, r, bodyTooLarge(limit), http.StatusRequestEntityTooLarge, start)
+			return
+		}
+		r.Body = http.MaxBytesReader(w, r.Body, limit)
 	}
 
 	// The same bound and release protocol as callbackHandler: a released
@@ -326,10 +349,14 @@ func (c *asyncCall) prefetchBody() (body []byte, complete int32, err error) {
 }
 
 // bodyErrorStatus returns the status of the response to a failed body
-// read: 408 after a read timeout, 400 for malformed chunked framing, or 0
-// when the client is gone and the connection just closes.
+// read: 408 after a read timeout, 400 for malformed chunked framing, 413
+// for a body past the limit, or 0 when the client is gone and the
+// connection just closes.
 func bodyErrorStatus(err error) int {
+	var tooLarge *http.MaxBytesError
 	switch {
+	case errors.As(err, &tooLarge):
+		return http.StatusRequestEntityTooLarge
 	case errors.Is(err, os.ErrDeadlineExceeded):
 		return http.StatusRequestTimeout
 	case errors.Is(err, errChunkedFraming):
@@ -347,6 +374,8 @@ func (c *asyncCall) rejectBody(err error) {
 		s.respondError(c.writer, c.request, "request body read timed out", http.StatusRequestTimeout, c.start)
 	case http.StatusBadRequest:
 		s.respondError(c.writer, c.request, "Bad Request", http.StatusBadRequest, c.start)
+	case http.StatusRequestEntityTooLarge:
+		s.respondError(c.writer, c.request, bodyTooLarge(c.queue.maxBodyBytes.Load()), http.StatusRequestEntityTooLarge, c.start)
 	default:
 		panic(http.ErrAbortHandler)
 	}

@@ -357,3 +357,27 @@ def test_cli_timeout_write():
         except ConnectionResetError:
             pass
     assert 0 < received < 32 << 20
+
+
+@pytest.mark.parametrize(
+    "body, status",
+    [
+        (b"Content-Length: 10\r\n\r\n0123456789", b"200 OK"),
+        (b"Content-Length: 11\r\n\r\n0123456789a", b"413 Request Entity Too Large"),
+        (b"Transfer-Encoding: chunked\r\n\r\n5\r\n01234\r\n5\r\n56789\r\n0\r\n\r\n", b"200 OK"),
+        (b"Transfer-Encoding: chunked\r\n\r\n5\r\n01234\r\n6\r\n56789a\r\n0\r\n\r\n", b"413 Request Entity Too Large"),
+    ],
+)
+def test_cli_asgi_body_limit(body, status):
+    with start("cli_apps:asgi_echo", "--limit-request-body-bytes", "10", "--lifespan", "off") as server:
+        with connect(server) as client:
+            client.sendall(b"POST / HTTP/1.1\r\nHost: test\r\nConnection: close\r\n" + body)
+            reply = b""
+            while chunk := client.recv(65536):
+                reply += chunk
+        assert reply.startswith(b"HTTP/1.1 " + status + b"\r\n")
+        if status == b"200 OK":
+            assert reply.endswith(b"\r\n\r\n0123456789")
+        else:
+            assert reply.endswith(b"\r\n\r\nrequest body exceeds the limit of 10 bytes\n")
+            assert server.wait_output('"POST / HTTP/1.1" 413 43 ')

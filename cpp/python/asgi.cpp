@@ -142,6 +142,12 @@ AsgiQueue::AsgiQueue(std::uint64_t server, int wake_fd, py::dict scope_template,
     if (status != GOBIND_OK) error.raise(status, "opening the request queue failed");
 }
 
+void AsgiQueue::set_max_body_bytes(std::int64_t max_bytes) {
+    EngineError error;
+    int status = gobind_queue_set_max_body_bytes(server_, max_bytes, &error.value);
+    if (status != GOBIND_OK) error.raise(status, "setting the body limit failed");
+}
+
 void AsgiQueue::close() { gobind_queue_close(server_); }
 
 py::list AsgiQueue::drain() {
@@ -380,6 +386,8 @@ void bind_asgi(py::module_& m) {
         .def("defer", &AsgiQueue::defer, py::arg("call"), py::arg("kind"), py::arg("status"), py::arg("header"),
              py::arg("body"), py::arg("flags"), "Add a response operation to the batch that flush() submits.")
         .def("flush", &AsgiQueue::flush, "Submit the deferred operations in one engine call.")
+        .def("set_max_body_bytes", &AsgiQueue::set_max_body_bytes, py::arg("max_bytes"),
+             "Answer request bodies above max_bytes with 413 (0: no bound).")
         .def("close", &AsgiQueue::close, "Stop the queue: waiting requests close their connections.");
     m.attr("EVENT_REQUEST") = py::int_(static_cast<int>(GOBIND_EVENT_REQUEST));
     m.attr("EVENT_BODY") = py::int_(static_cast<int>(GOBIND_EVENT_BODY));

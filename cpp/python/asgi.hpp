@@ -34,6 +34,7 @@ public:
     /// Append an operation to the batch that flush() submits in one engine call.
     void defer(std::uint64_t call, int kind, int status, py::handle header, py::handle body, int flags);
     void flush();
+    void set_max_body_bytes(std::int64_t max_bytes);
     void close();
 
 private:

@@ -367,7 +367,10 @@ class AsgiServer:
     for up to ``shutdown_timeout`` seconds, then runs the lifespan shutdown.
     Timeouts are in seconds and mean what they mean for gobind.Server.
     ``max_concurrency`` bounds the requests inside the app at once; others
-    wait in Go (0: no bound).
+    wait in Go (0: no bound). ``max_body_bytes`` bounds each request body
+    (0: no bound): a larger Content-Length gets 413 before the app sees the
+    request, and a chunked body gets 413 when it passes the bound, while the
+    app receives ``http.disconnect``.
     """
 
     def __init__(
@@ -387,6 +390,7 @@ class AsgiServer:
         max_request_line_bytes: int = 8190,
         max_header_field_bytes: int = 8190,
         max_header_fields: int = 100,
+        max_body_bytes: int = 0,
         ssl_certfile: Optional[str] = None,
         ssl_keyfile: Optional[str] = None,
         http2_cleartext: bool = False,
@@ -396,7 +400,8 @@ class AsgiServer:
         if root_path.endswith("/"):
             raise ValueError(f"invalid root_path {root_path!r}: must not end with '/'")
         _check_timeouts(shutdown_timeout=shutdown_timeout)
-        _check_limits(lowest=0, max_concurrency=max_concurrency)  # 0: no bound
+        _check_limits(lowest=0, max_concurrency=max_concurrency, max_body_bytes=max_body_bytes)  # 0: no bound
+        self.max_body_bytes = max_body_bytes
         self.app = app
         self.root_path = root_path
         self.lifespan = _Lifespan(app, lifespan)
@@ -454,6 +459,7 @@ class AsgiServer:
             scope_template["state"] = self.lifespan.state
         self._wake_fd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
         self.queue = _gobind.AsgiQueue(_gobind.server_handle(self._native), self._wake_fd, scope_template, self.root_path)
+        self.queue.set_max_body_bytes(self.max_body_bytes)
         self.loop.add_reader(self._wake_fd, self._on_wake)
         address = f"unix:{uds}" if uds is not None else _join_host_port(host, port)
         self.address = self._native.start(address)

@@ -361,8 +361,10 @@ def serve_asgi(app: Any, options: argparse.Namespace) -> None:
 
     if options.threads != 1:
         raise UsageError(f"invalid --threads {options.threads} for an ASGI app: it runs on one event loop thread")
-    if options.header or options.limit_request_body_bytes:
-        raise UsageError("--header and --limit-request-body-bytes apply to WSGI apps only")
+    if options.header:
+        raise UsageError("--header applies to WSGI apps only")
+    if options.limit_request_body_bytes < 0:
+        raise UsageError(f"invalid --limit-request-body-bytes {options.limit_request_body_bytes}: must be 0 or more")
     try:
         asgi.serve(
             app,
@@ -372,6 +374,7 @@ def serve_asgi(app: Any, options: argparse.Namespace) -> None:
             root_path=options.root_path,
             lifespan=options.lifespan,
             loop=options.loop,
+            max_body_bytes=options.limit_request_body_bytes,
             **engine_options(options),
         )
     except ImportError as error:

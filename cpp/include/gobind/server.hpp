@@ -86,7 +86,7 @@ using Handler = std::function<void(Request&, ResponseWriter&)>;
 using LogFunction = std::function<void(std::string_view line)>;
 
 /// A response that the engine made itself, without a handler: a 404 or 405
-/// of the router, a 503 while the server shuts down, or a 400 or 408 for a
+/// of the router, a 503 while the server shuts down, or a 400, 408 or 413 for a
 /// request body that queue mode could not read. The views are valid for
 /// the call only.
 struct AccessEntry {
