@@ -321,3 +321,48 @@ func TestQueueBatchBufferReused(t *testing.T) {
 		}
 	}
 }
+
+func TestQueueBodyLimit(t *testing.T) {
+	s := newQueueServer(t)
+	s.queue.SetMaxBodyBytes(10)
+
+	// A declared length above the limit never reaches the event loop.
+	result := <-request("POST", s.url+"/", strings.NewReader("0123456789a"))
+	if result.err != nil {
+		t.Fatal(result.err)
+	}
+	if result.response.StatusCode != http.StatusRequestEntityTooLarge {
+		t.Errorf("status = %d, want 413", result.response.StatusCode)
+	}
+	if got := string(result.body); got != "request body exceeds the limit of 10 bytes\n" {
+		t.Errorf("body = %q", got)
+	}
+
+	// A chunked body passes the limit while the event loop reads it.
+	reader, writer := io.Pipe()
+	results := request("POST", s.url+"/", reader)
+	go func() {
+		writer.Write([]byte("0123456789"))
+		writer.Write([]byte("a"))
+		writer.Close()
+	}()
+	e := s.next()
+	if e.kind != eventRequest {
+		t.Fatalf("kind = %d, want %d", e.kind, eventRequest)
+	}
+	for {
+		if err := asyncCalls.get(e.call).StartRead(32 << 10); err != nil {
+			break // the rejection finished the call
+		}
+		if chunk := s.next(); chunk.kind != eventBody || chunk.status != 0 {
+			break
+		}
+	}
+	result = <-results
+	if result.err != nil {
+		t.Fatal(result.err)
+	}
+	if result.response.StatusCode != http.StatusRequestEntityTooLarge {
+		t.Errorf("chunked: status = %d, want 413", result.response.StatusCode)
+	}
+}
