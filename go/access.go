@@ -56,6 +56,9 @@ func (s *Server) logAccess(r *http.Request, status int, bodyBytes int64, start t
 // respondError sends a plain-text error response and logs it as the
 // engine's own.
 func (s *Server) respondError(w http.ResponseWriter, r *http.Request, message string, status int, start time.Time) {
+	// The write deadline that net/http set with the request header may
+	// have passed while the body was read, as when a body read timed out.
+	_ = http.NewResponseController(w).SetWriteDeadline(time.Now().Add(s.config.WriteTimeout))
 	http.Error(w, message, status)
 	// http.Error appends a newline to the message.
 	s.logAccess(r, status, int64(len(message)+1), start)

@@ -52,6 +52,10 @@ var exchanges = sync.Pool{New: func() any { return &exchange{request: make([]byt
 
 func (h *callbackHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s := h.server
+	// net/http set the write deadline when it read the request header, just
+	// before this call, so the deadline counts from here and not from the
+	// start of the callback, which can come much later.
+	arrived := time.Now()
 
 	// Requests beyond the callback bound wait here, as goroutines, instead
 	// of occupying an OS thread each inside the callback. The start of the
@@ -82,8 +86,7 @@ func (h *callbackHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 	call := &Call{server: s, writer: w, request: r}
 	if s.config.WriteTimeout > 0 {
-		// net/http set this deadline when it read the request header.
-		call.writeDeadline = start.Add(s.config.WriteTimeout)
+		call.writeDeadline = arrived.Add(s.config.WriteTimeout)
 	}
 	handle := calls.add(call)
 	defer calls.remove(handle)
@@ -138,8 +141,23 @@ func prefetchBody(w http.ResponseWriter, r *http.Request, timeout time.Duration)
 	}
 	buffer := make([]byte, size)
 	controller := http.NewResponseController(w)
-	_ = controller.SetReadDeadline(time.Now().Add(timeout))
-	n, err := io.ReadFull(r.Body, buffer)
+	// Each read gets its own deadline, so a client that sends slowly but
+	// steadily is not cut off.
+	var n int
+	var err error
+	for n < len(buffer) && err == nil {
+		_ = controller.SetReadDeadline(time.Now().Add(timeout))
+		var read int
+		read, err = r.Body.Read(buffer[n:])
+		n += read
+	}
+	// The results of io.ReadFull.
+	switch {
+	case n == len(buffer):
+		err = nil
+	case n > 0 && errors.Is(err, io.EOF):
+		err = io.ErrUnexpectedEOF
+	}
 	switch {
 	case err == nil && r.ContentLength == size:
 		err = io.EOF
@@ -508,6 +526,8 @@ func (c *Call) finish(err error) error {
 			err = sendErr
 		}
 	}
+	// net/http writes what is buffered after the handler returns.
+	c.extendWriteDeadline()
 	c.finished = true
 	if !c.bodyEnded && c.request.ContentLength != 0 {
 		_ = http.NewResponseController(c.writer).SetReadDeadline(time.Now().Add(c.server.config.ReadTimeout))

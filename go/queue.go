@@ -207,7 +207,8 @@ func (h *queueHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 	call := &asyncCall{Call: Call{server: s, writer: w, request: r}, queue: q, ops: make(chan asyncOp, asyncOpCapacity), start: start}
 	if s.config.WriteTimeout > 0 {
-		call.writeDeadline = time.Now().Add(s.config.WriteTimeout)
+		// net/http set the write deadline when it read the request header.
+		call.writeDeadline = start.Add(s.config.WriteTimeout)
 	}
 	call.handle = asyncCalls.add(call)
 	defer asyncCalls.remove(call.handle)

@@ -332,11 +332,29 @@ def connect(server):
 
 
 @pytest.mark.parametrize("app", ["cli_apps:echo", "cli_apps:asgi_echo"])
-def test_cli_timeout_read(app):
-    # The default of 60 s would outlast the socket's 10 s timeout.
-    with start(app, "--timeout-read", "0.5") as server, connect(server) as client:
+@pytest.mark.parametrize("write_timeout", ["60", "0.5"])
+def test_cli_timeout_read(app, write_timeout):
+    # The default of 60 s would outlast the socket's 10 s timeout. A write
+    # timeout no longer than the read timeout must not lose the 408.
+    with start(app, "--timeout-read", "0.5", "--timeout-write", write_timeout) as server, connect(server) as client:
         client.sendall(b"POST / HTTP/1.1\r\nHost: test\r\nContent-Length: 10\r\n\r\n1234")
         assert client.recv(4096).startswith(b"HTTP/1.1 408 ")
+
+
+@pytest.mark.parametrize("app", ["cli_apps:echo", "cli_apps:asgi_echo"])
+def test_cli_timeout_read_each_read(app):
+    # A body that arrives in pieces, each within the read timeout, is read
+    # whole, however long it takes in all.
+    with start(app, "--timeout-read", "1") as server, connect(server) as client:
+        client.sendall(b"POST / HTTP/1.1\r\nHost: test\r\nContent-Length: 5\r\nConnection: close\r\n\r\n")
+        for byte in b"abcde":
+            time.sleep(0.5)
+            client.sendall(bytes([byte]))
+        reply = b""
+        while chunk := client.recv(65536):
+            reply += chunk
+    assert reply.startswith(b"HTTP/1.1 200 OK\r\n")
+    assert reply.endswith(b"\r\n\r\nabcde")
 
 
 def test_cli_timeout_read_header():
