@@ -399,3 +399,14 @@ def test_cli_asgi_body_limit(body, status):
         else:
             assert reply.endswith(b"\r\n\r\nrequest body exceeds the limit of 10 bytes\n")
             assert server.wait_output('"POST / HTTP/1.1" 413 43 ')
+
+
+def test_cli_wsgi_disconnect_logged_in_one_line():
+    with start("cli_apps:echo") as server:
+        with connect(server) as client:
+            client.sendall(b"POST / HTTP/1.1\r\nHost: test\r\nContent-Length: 100\r\n\r\n0123456789")
+        assert server.wait_output("INFO gobind: Client went away during POST /: ConnectionError: ")
+        line = next(line for line in server.lines if "Client went away" in line)
+        following = server.lines[server.lines.index(line) + 1:]
+    assert line.endswith("\n")
+    assert not any(text.strip() == "At:" for text in following)

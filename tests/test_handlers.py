@@ -343,6 +343,16 @@ def test_writer_informational_sent_first(shared_app, status, line):
     assert body == b"200 False"
 
 
+def test_writer_informational_after_final_status(shared_app):
+    response, _ = raw_request(shared_app, b"GET /informational-late HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n")
+    status_line, _, body = split_response(response)
+    assert status_line == b"HTTP/1.1 200 OK"
+    assert json.loads(body[1:]) == [
+        "write_header(103) called after the final status or body bytes",
+        "write_header(100) called after the final status or body bytes",
+    ]
+
+
 def test_writer_informational_skipped_for_http10(shared_app):
     response, _ = raw_request(shared_app, b"GET /informational/103 HTTP/1.0\r\nHost: test\r\n\r\n")
     status_line, fields, body = split_response(response)

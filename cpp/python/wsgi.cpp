@@ -359,6 +359,12 @@ void close_result(py::handle result, bool unwinding) {
     }
 }
 
+// Return "Type: message" of error, without the traceback that what() adds.
+std::string exception_text(const py::error_already_set& error) {
+    std::string name = py::str(error.type().attr("__name__"));
+    return name + ": " + std::string(py::str(error.value()));
+}
+
 }  // namespace
 
 py::object WsgiResponse::start(py::object self, py::object new_status, py::object new_headers,
@@ -445,7 +451,7 @@ void WsgiHandler::call(py::object writer_object, py::object request_object) {
         result = app(environ, response);
     } catch (py::error_already_set& error) {
         if (error.matches(PyExc_ConnectionError)) {
-            report_disconnect(request, error.what());
+            report_disconnect(request, exception_text(error).c_str());
             return;
         }
         if (!error.matches(too_large_type)) throw;
@@ -458,7 +464,7 @@ void WsgiHandler::call(py::object writer_object, py::object request_object) {
     } catch (py::error_already_set& error) {
         close_result(result, true);
         if (error.matches(PyExc_ConnectionError)) {
-            report_disconnect(request, error.what());
+            report_disconnect(request, exception_text(error).c_str());
             return;
         }
         if (!error.matches(too_large_type) || state->sent) throw;

@@ -34,6 +34,10 @@ void ResponseWriter::write_header(int status) {
         throw std::invalid_argument("invalid status code 101: handlers cannot switch protocols");
     }
     if (status < 200) {
+        if (status_ != 0 || bytes_written_ > 0) {
+            throw std::logic_error("write_header(" + std::to_string(status) +
+                                   ") called after the final status or body bytes");
+        }
         send_informational(status);
         return;
     }

@@ -248,6 +248,23 @@ def informational(w, req):
     w.write(f"{w.status} {w.headers_sent}")
 
 
+@app.route("GET /informational-late")
+def informational_late(w, req):
+    errors = []
+    w.write_header(404)
+    try:
+        w.write_header(103)
+    except RuntimeError as error:
+        errors.append(str(error))
+    w.write_header(200)
+    w.write("x")
+    try:
+        w.write_header(100)
+    except RuntimeError as error:
+        errors.append(str(error))
+    w.write(json.dumps(errors))
+
+
 @app.route("GET /no-body/{status}/{size}")
 def no_body(w, req):
     # A body written with a status that forbids one is dropped.

@@ -81,6 +81,24 @@ TEST(ResponseStatus, EarlyHintsPrecedeFinalResponse) {
     EXPECT_EQ(response.body, "final");
 }
 
+TEST(ResponseStatus, EarlyHintsAfterBodyThrows) {
+    Server server;
+    std::string message;
+    server.handle("GET /", [&message](const Request&, ResponseWriter& w) {
+        w.write("body first");
+        try {
+            w.write_header(103);
+        } catch (const std::logic_error& error) {
+            message = error.what();
+        }
+    });
+    std::string address = server.start("127.0.0.1:0");
+    HttpResponse response = request(address, "GET", "/");
+    EXPECT_EQ(response.status, 200);
+    EXPECT_EQ(response.body, "body first");
+    EXPECT_EQ(message, "write_header(103) called after the final status or body bytes");
+}
+
 TEST(ResponseStatus, SwitchingProtocolsThrows) {
     Server server;
     std::string message;

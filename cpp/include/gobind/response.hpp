@@ -30,8 +30,9 @@ public:
     /// Set the status code (default 200). A 1xx code other than 101, such
     /// as 103 Early Hints, is sent at once with the current header fields,
     /// which stay for the final response; HTTP/1.0 clients do not get it.
-    /// Throws std::logic_error once the header is sent, std::invalid_argument
-    /// for 101 and outside 100-999.
+    /// Throws std::logic_error once the header is sent (for a 1xx code, once
+    /// a final status or body bytes were given), std::invalid_argument for
+    /// 101 and outside 100-999.
     void write_header(int status);
 
     /// Append body bytes; returns data.size().
