@@ -62,7 +62,7 @@ func (h *callbackHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// body is read first, so that a client slow to send its body holds no
 	// slot while it is slow.
 	if s.slots != nil {
-		if r.ContentLength != 0 {
+		if r.ContentLength != 0 && !expectsContinue(r) {
 			prefetchBody(w, r, s.config.ReadTimeout)
 		}
 		if !s.acquireSlot(r) {
@@ -171,6 +171,13 @@ func prefetchBody(w http.ResponseWriter, r *http.Request, timeout time.Duration)
 		_ = controller.SetReadDeadline(time.Time{})
 	}
 	r.Body = &prefetchedBody{data: buffer[:n], err: err, rest: r.Body}
+}
+
+// expectsContinue reports whether the client waits for 100 Continue before
+// it sends the body. net/http sends that response at the first body read,
+// so the body is not read ahead: the handler decides whether it wants it.
+func expectsContinue(r *http.Request) bool {
+	return r.ProtoAtLeast(1, 1) && strings.EqualFold(r.Header.Get("Expect"), "100-continue")
 }
 
 // acquireSlot waits for a free callback slot, and reports false when the

@@ -327,7 +327,7 @@ func (c *asyncCall) prefetchBody() (body []byte, complete int32, err error) {
 		c.bodyEnded = true
 		return nil, 1, nil
 	}
-	if length < 0 || length > prefetchLimit {
+	if length < 0 || length > prefetchLimit || expectsContinue(c.request) {
 		return nil, 0, nil
 	}
 	buf := make([]byte, length+1)

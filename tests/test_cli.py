@@ -410,3 +410,27 @@ def test_cli_wsgi_disconnect_logged_in_one_line():
         following = server.lines[server.lines.index(line) + 1:]
     assert line.endswith("\n")
     assert not any(text.strip() == "At:" for text in following)
+
+
+@pytest.mark.parametrize("app", ["cli_apps:hello", "cli_apps:asgi_hello"])
+@pytest.mark.parametrize("length", [1000, 1000000])
+def test_cli_expect_continue_left_to_app(app, length):
+    # The app responds without reading the body, so the client never gets
+    # 100 Continue and never has to send its body.
+    with start(app) as server, connect(server) as client:
+        client.sendall(
+            b"POST / HTTP/1.1\r\nHost: test\r\nExpect: 100-continue\r\nContent-Length: %d\r\n\r\n" % length
+        )
+        reply = client.recv(65536)
+    assert reply.startswith(b"HTTP/1.1 200 OK\r\n")
+
+
+@pytest.mark.parametrize("app", ["cli_apps:echo", "cli_apps:asgi_echo"])
+def test_cli_expect_continue_sent_on_read(app):
+    with start(app) as server, connect(server) as client:
+        client.sendall(b"POST / HTTP/1.1\r\nHost: test\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n")
+        assert client.recv(65536) == b"HTTP/1.1 100 Continue\r\n\r\n"
+        client.sendall(b"abcde")
+        reply = client.recv(65536)
+    assert reply.startswith(b"HTTP/1.1 200 OK\r\n")
+    assert reply.endswith(b"\r\n\r\nabcde")
