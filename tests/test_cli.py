@@ -301,6 +301,22 @@ def test_cli_asgi_failed_startup_exits_3():
     assert "Application startup failed. Exiting." in result.stderr
 
 
+@pytest.mark.parametrize(
+    "args, env, flags",
+    [
+        (["--timeout-read", "60", "--threads=1"], {}, "--threads, --timeout-read"),
+        ([], {"GOBIND_TIMEOUT_WRITE": "60"}, "--timeout-write"),
+    ],
+)
+def test_cli_default_settings_of_server_app_rejected(args, env, flags):
+    # A value equal to the default is still a setting the app does not get.
+    result = run_to_exit("cli_apps:server", *args, "--port", "0", env=env)
+    assert last_error_line(result) == (
+        f"gobind: error: {flags}: not applied to a gobind.Server app; pass the setting to gobind.Server() in the app"
+    )
+    assert result.returncode == 1
+
+
 def test_cli_settings_of_server_app_rejected():
     result = run_to_exit("cli_apps:server", "--threads", "4", "--no-access-log", "--port", "0")
     assert last_error_line(result) == (

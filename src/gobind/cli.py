@@ -85,17 +85,17 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--access-log", action=argparse.BooleanOptionalAction, default=True,
                         help="log one line per request to the gobind.access logger (default: on)")
     parser.add_argument("--timeout-keep-alive", type=float, default=75.0, metavar="SECONDS",
-                        help="how long an idle keep-alive connection stays open, in seconds "
-                        "(default: %(default)s)")
+                        help="how long an idle keep-alive connection stays open, in seconds; "
+                        "0 selects the default (default: %(default)s)")
     parser.add_argument("--timeout-read-header", type=float, default=10.0, metavar="SECONDS",
                         help="how long a client may take to send the request line and headers, in "
-                        "seconds; the connection then closes (default: %(default)s)")
+                        "seconds; the connection then closes; 0 selects the default (default: %(default)s)")
     parser.add_argument("--timeout-read", type=float, default=60.0, metavar="SECONDS",
                         help="how long each read of a request body may wait for the client, in "
-                        "seconds; the app then gets a read error (default: %(default)s)")
+                        "seconds; the app then gets a read error; 0 selects the default (default: %(default)s)")
     parser.add_argument("--timeout-write", type=float, default=60.0, metavar="SECONDS",
                         help="how long each write of a response may wait for the client, in "
-                        "seconds; the connection then closes (default: %(default)s)")
+                        "seconds; the connection then closes; 0 selects the default (default: %(default)s)")
     parser.add_argument("--timeout-graceful-shutdown", type=float, default=30.0, metavar="SECONDS",
                         help="how long a shutdown waits for running requests before it closes their "
                         "connections, in seconds (default: %(default)s)")
@@ -420,14 +420,23 @@ def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
+def explicit_settings(argv: Optional[Sequence[str]], environ: "os._Environ[str] | dict") -> set:
+    """Return the names of the options that the command line or a GOBIND_*
+    variable sets, even to their default values."""
+    parser = build_parser()
+    for action in parser._actions:
+        action.default = argparse.SUPPRESS
+        action.required = False
+    given = set(vars(parser.parse_known_args(argv)[0]))
+    return given | {action.dest for action in parser._actions if ENV_PREFIX + action.dest.upper() in environ}
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = build_parser()
     try:
         apply_environment(parser, os.environ)
         options = parser.parse_args(argv)
-        # The settings that the command line or the environment changed.
-        defaults = build_parser()
-        options.explicit = {name for name, value in vars(options).items() if value != defaults.get_default(name)}
+        options.explicit = explicit_settings(argv, os.environ)
         if options.app is None:
             parser.error("the following arguments are required: APP (or GOBIND_APP)")
         run(options)
