@@ -200,8 +200,11 @@ def test_stream_stops_on_disconnect(server):
     host, port = server.url.removeprefix("http://").rsplit(":", 1)
     with socket.create_connection((host, int(port))) as sock:
         sock.sendall(b"GET /stream-forever HTTP/1.1\r\nHost: x\r\n\r\n")
+        client = "%s:%d" % sock.getsockname()[:2]
         assert len(sock.recv(65536)) > 0
     assert wait_for_fact(server, "stream_end") == "OSError"
+    # The access line of the cut response.
+    assert server.logs(f'gobind.access: {client} - "GET /stream-forever HTTP/1.1" 200 ')
 
 
 def test_slow_client_bounds_buffer(server):

@@ -354,6 +354,10 @@ class _Call:
         self._complete()
 
     def _abort(self) -> None:
+        # A response cut short is logged with the bytes sent so far, once
+        # its header went out.
+        if self.started and self.state != _DONE and self.server.access_log:
+            self.server.log_access(self)
         self.started = True
         self._submit(_OP_ABORT, None, 0)
         self.state = _DONE
