@@ -104,7 +104,7 @@ def test_cli_version():
 def test_cli_help_states_defaults():
     result = run_to_exit("--help")
     text = " ".join(result.stdout.split())
-    assert "in seconds (default: 75.0)" in text
+    assert "in seconds; 0 selects the default (default: 75.0)" in text
     assert "in bytes; larger requests get 431 (default: 65536)" in text
 
 
