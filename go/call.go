@@ -27,6 +27,7 @@ type Call struct {
 	headerSent    bool
 	finished      bool
 	bodyEnded     bool
+	bodyRead      bool // the handler read the body at least once
 	writeDeadline time.Time
 }
 
@@ -176,6 +177,10 @@ func prefetchBody(w http.ResponseWriter, r *http.Request, timeout time.Duration)
 // expectsContinue reports whether the client waits for 100 Continue before
 // it sends the body. net/http sends that response at the first body read,
 // so the body is not read ahead: the handler decides whether it wants it.
+//
+// NOTE: net/http's HTTP/2 server removes the Expect field before the
+// handler runs, so over HTTP/2 the body is read ahead and 100 Continue
+// goes out before the application decides.
 func expectsContinue(r *http.Request) bool {
 	return r.ProtoAtLeast(1, 1) && strings.EqualFold(r.Header.Get("Expect"), "100-continue")
 }
@@ -268,6 +273,7 @@ func (c *Call) ReadBody(p []byte) (int, error) {
 	// it sends the response, and without a deadline a silent client would
 	// hold that response back forever.
 	_ = controller.SetReadDeadline(time.Now().Add(c.server.config.ReadTimeout))
+	c.bodyRead = true
 	n, err := c.request.Body.Read(p)
 	if err != nil {
 		err = framingError(c.request, err)
@@ -537,7 +543,13 @@ func (c *Call) finish(err error) error {
 	c.extendWriteDeadline()
 	c.finished = true
 	if !c.bodyEnded && c.request.ContentLength != 0 {
-		_ = http.NewResponseController(c.writer).SetReadDeadline(time.Now().Add(c.server.config.ReadTimeout))
+		deadline := time.Now().Add(c.server.config.ReadTimeout)
+		if !c.bodyRead && expectsContinue(c.request) {
+			// The client waits for a 100 Continue that never came, so it
+			// sends no body, and the connection closes after the response.
+			deadline = time.Now()
+		}
+		_ = http.NewResponseController(c.writer).SetReadDeadline(deadline)
 	}
 	return err
 }
