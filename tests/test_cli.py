@@ -305,7 +305,8 @@ def test_cli_asgi_failed_startup_exits_3():
     "args, env, flags",
     [
         (["--timeout-read", "60", "--threads=1"], {}, "--threads, --timeout-read"),
-        ([], {"GOBIND_TIMEOUT_WRITE": "60"}, "--timeout-write"),
+        (["--access-log"], {}, "--access-log"),
+        ([], {"GOBIND_TIMEOUT_WRITE": "60"}, "GOBIND_TIMEOUT_WRITE"),
     ],
 )
 def test_cli_default_settings_of_server_app_rejected(args, env, flags):
@@ -455,3 +456,16 @@ def test_cli_expect_continue_sent_on_read(app):
         reply = client.recv(65536)
     assert reply.startswith(b"HTTP/1.1 200 OK\r\n")
     assert reply.endswith(b"\r\n\r\nabcde")
+
+
+@pytest.mark.parametrize("app", ["cli_apps:hello", "cli_apps:server"])
+def test_cli_asgi_options_rejected(app):
+    result = run_to_exit(app, "--lifespan", "on", "--port", "0", env={"GOBIND_LOOP": "asyncio"})
+    assert last_error_line(result) == "gobind: error: --lifespan, GOBIND_LOOP: for ASGI apps only"
+    assert result.returncode == 1
+
+
+def test_cli_empty_variable_not_a_setting():
+    # Deploy tools often export empty variables.
+    with start("cli_apps:server", env={"GOBIND_ROOT_PATH": ""}) as server:
+        assert httpx.get(server.url + "/native").text == "native handler"

@@ -505,12 +505,14 @@ class AsgiServer:
         remote = f"{client[0]}:{client[1]}" if client else "-"
         query = scope["query_string"]
         target = scope["raw_path"].decode("latin-1") + ("?" + query.decode("latin-1") if query else "")
+        version = scope["http_version"]
         access_logger.info(
             '%s - "%s %s HTTP/%s" %d %d %.2fms',
             remote,
             scope["method"],
             target,
-            scope["http_version"],
+            # Go's spelling, as in the lines of the responses Go makes itself.
+            "2.0" if version == "2" else version,
             call.status,
             call.size,
             (time.perf_counter() - call.start_time) * 1000,

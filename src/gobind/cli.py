@@ -283,12 +283,6 @@ FLAGS = {
 }
 
 
-def _flag_of(setting: str) -> str:
-    if setting == "access_log":
-        return "--no-access-log"
-    return "--" + setting.replace("_", "-")
-
-
 def flag_message(error: Exception) -> str:
     """Return the message of error with a Python keyword replaced by its flag."""
     message = str(error)
@@ -301,11 +295,14 @@ def flag_message(error: Exception) -> str:
 
 def make_server(app: Any, interface: str, options: argparse.Namespace) -> Any:
     if interface == "gobind":
-        explicit_settings = [name for name in SERVER_SETTINGS if name in options.explicit]
-        if explicit_settings:
-            flags = ", ".join(_flag_of(name) for name in explicit_settings)
-            raise UsageError(f"{flags}: not applied to a gobind.Server app; pass the setting to gobind.Server() in the app")
+        given = [options.explicit[name] for name in SERVER_SETTINGS if name in options.explicit]
+        if given:
+            raise UsageError(
+                f"{', '.join(given)}: not applied to a gobind.Server app; pass the setting to gobind.Server() in the app"
+            )
+        _reject_asgi_options(options)
         return app
+    _reject_asgi_options(options)
     from . import wsgi
 
     root_path = options.root_path
@@ -420,15 +417,34 @@ def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
-def explicit_settings(argv: Optional[Sequence[str]], environ: "os._Environ[str] | dict") -> set:
-    """Return the names of the options that the command line or a GOBIND_*
-    variable sets, even to their default values."""
+def _reject_asgi_options(options: argparse.Namespace) -> None:
+    given = [options.explicit[name] for name in ("lifespan", "loop") if name in options.explicit]
+    if given:
+        raise UsageError(f"{', '.join(given)}: for ASGI apps only")
+
+
+def explicit_settings(argv: Optional[Sequence[str]], environ: "os._Environ[str] | dict") -> dict:
+    """Return the options that the command line or a non-empty GOBIND_*
+    variable sets, even to their default values, each mapped to where it
+    was set: the flag as given (such as --no-access-log) or the variable."""
     parser = build_parser()
     for action in parser._actions:
         action.default = argparse.SUPPRESS
         action.required = False
-    given = set(vars(parser.parse_known_args(argv)[0]))
-    return given | {action.dest for action in parser._actions if ENV_PREFIX + action.dest.upper() in environ}
+    given = vars(parser.parse_known_args(argv)[0])
+    sources = {}
+    for action in parser._actions:
+        variable = ENV_PREFIX + action.dest.upper()
+        if action.dest in given and action.option_strings:
+            flag = action.option_strings[0]
+            if isinstance(action, argparse.BooleanOptionalAction) and not given[action.dest]:
+                flag = "--no-" + flag.removeprefix("--")
+            sources[action.dest] = flag
+        elif action.dest in given:
+            sources[action.dest] = action.dest.upper()
+        elif environ.get(variable):
+            sources[action.dest] = variable
+    return sources
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
