@@ -295,10 +295,10 @@ def flag_message(error: Exception) -> str:
 
 def make_server(app: Any, interface: str, options: argparse.Namespace) -> Any:
     if interface == "gobind":
-        given = [options.explicit[name] for name in SERVER_SETTINGS if name in options.explicit]
-        if given:
+        sources = [options.explicit[name] for name in SERVER_SETTINGS if name in options.explicit]
+        if sources:
             raise UsageError(
-                f"{', '.join(given)}: not applied to a gobind.Server app; pass the setting to gobind.Server() in the app"
+                f"{', '.join(sources)}: not applied to a gobind.Server app; pass the setting to gobind.Server() in the app"
             )
         _reject_asgi_options(options)
         return app
@@ -418,9 +418,9 @@ def _interrupt(signum: int, frame: object) -> None:
 
 
 def _reject_asgi_options(options: argparse.Namespace) -> None:
-    given = [options.explicit[name] for name in ("lifespan", "loop") if name in options.explicit]
-    if given:
-        raise UsageError(f"{', '.join(given)}: for ASGI apps only")
+    sources = [options.explicit[name] for name in ("lifespan", "loop") if name in options.explicit]
+    if sources:
+        raise UsageError(f"{', '.join(sources)}: for ASGI apps only")
 
 
 def explicit_settings(argv: Optional[Sequence[str]], environ: "os._Environ[str] | dict") -> dict:
@@ -431,16 +431,16 @@ def explicit_settings(argv: Optional[Sequence[str]], environ: "os._Environ[str] 
     for action in parser._actions:
         action.default = argparse.SUPPRESS
         action.required = False
-    given = vars(parser.parse_known_args(argv)[0])
+    parsed = vars(parser.parse_known_args(argv)[0])
     sources = {}
     for action in parser._actions:
         variable = ENV_PREFIX + action.dest.upper()
-        if action.dest in given and action.option_strings:
+        if action.dest in parsed and action.option_strings:
             flag = action.option_strings[0]
-            if isinstance(action, argparse.BooleanOptionalAction) and not given[action.dest]:
+            if isinstance(action, argparse.BooleanOptionalAction) and not parsed[action.dest]:
                 flag = "--no-" + flag.removeprefix("--")
             sources[action.dest] = flag
-        elif action.dest in given:
+        elif action.dest in parsed:
             sources[action.dest] = action.dest.upper()
         elif environ.get(variable):
             sources[action.dest] = variable
