@@ -427,6 +427,8 @@ def test_cli_wsgi_disconnect_logged_in_one_line():
         following = server.lines[server.lines.index(line) + 1:]
     assert line.endswith("\n")
     assert not any(text.strip() == "At:" for text in following)
+    # No response was sent, so no access line is written.
+    assert '"POST / HTTP/1.1"' not in server.output
 
 
 @pytest.mark.parametrize("app", ["cli_apps:hello", "cli_apps:asgi_hello"])

@@ -308,6 +308,16 @@ def test_access_log_router_response(handlers_app: AppProcess, method, target, st
     handlers_app.wait_for_output(line)
 
 
+def test_access_log_skips_client_gone_before_response(handlers_app: AppProcess):
+    host, port = handlers_app.address.rsplit(":", 1)
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        sock.sendall(b"POST /items/7 HTTP/1.1\r\nHost: test\r\nContent-Length: 100\r\n\r\n0123456789")
+    handlers_app.wait_for_output(r"INFO gobind: Client went away during POST /items/7")
+    httpx.get(f"{handlers_app.url}/items/8", timeout=30)
+    handlers_app.wait_for_output(r'"GET /items/8 HTTP/1\.1" 200 ')
+    assert '"POST /items/7 HTTP/1.1"' not in handlers_app.stderr
+
+
 def test_access_log_off(launch):
     app = launch("handlers.py", "--no-access-log")
     assert httpx.get(f"{app.url}/items/1", timeout=30).status_code == 200

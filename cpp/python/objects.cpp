@@ -291,6 +291,7 @@ void call_python(py::object& function, const Hooks& hooks, gobind::Request& requ
         function(writer_object, request_object);
         py_writer->hand_over_headers();
     } catch (py::error_already_set& error) {
+        py_writer->client_gone = error.matches(PyExc_ConnectionError) && !writer.header_sent();
         report_error(hooks, error, request_object);
         writer.fail(request.failure_status());
     } catch (const std::exception& error) {
@@ -302,13 +303,16 @@ void call_python(py::object& function, const Hooks& hooks, gobind::Request& requ
         writer.fail(request.failure_status());
     }
 
-    if (timed) {
+    // A client that left before the response started gets no access line,
+    // as with uvicorn: there was no response to log.
+    if (timed && !py_writer->client_gone) {
         std::chrono::duration<double> elapsed = std::chrono::steady_clock::now() - started;
         write_access_log(hooks, request, writer, elapsed.count());
     }
     // Every per-request field starts afresh for the next call.
     *py_request = PyRequest{};
     py_writer->writer = nullptr;
+    py_writer->client_gone = false;
     py_writer->reset_headers();
 }
 

@@ -34,6 +34,7 @@ struct PyResponseWriter {
     gobind::ResponseWriter* writer = nullptr;
     py::object headers;               // Headers, built on first use
     gobind::Header* fields = nullptr;  // the C++ value inside headers
+    bool client_gone = false;          // the client left before the response started
 
     gobind::ResponseWriter& get() const;
     /// Return the Headers object, creating it on first use.

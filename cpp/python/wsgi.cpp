@@ -451,7 +451,7 @@ void WsgiHandler::call(py::object writer_object, py::object request_object) {
         result = app(environ, response);
     } catch (py::error_already_set& error) {
         if (error.matches(PyExc_ConnectionError)) {
-            report_disconnect(request, exception_text(error).c_str());
+            report_disconnect(writer, request, exception_text(error).c_str());
             return;
         }
         if (!error.matches(too_large_type)) throw;
@@ -464,7 +464,7 @@ void WsgiHandler::call(py::object writer_object, py::object request_object) {
     } catch (py::error_already_set& error) {
         close_result(result, true);
         if (error.matches(PyExc_ConnectionError)) {
-            report_disconnect(request, exception_text(error).c_str());
+            report_disconnect(writer, request, exception_text(error).c_str());
             return;
         }
         if (!error.matches(too_large_type) || state->sent) throw;
@@ -473,7 +473,7 @@ void WsgiHandler::call(py::object writer_object, py::object request_object) {
     } catch (const gobind::Error& error) {
         close_result(result, true);
         if (error.code() != ErrorCode::io_error) throw;
-        report_disconnect(request, error.what());
+        report_disconnect(writer, request, error.what());
         return;
     } catch (...) {
         close_result(result, true);
@@ -548,7 +548,8 @@ bool WsgiHandler::send_file(WsgiResponse& response, py::handle result, PyRequest
 }
 
 // The client went away, so no response can reach it: one log line, no 500.
-void WsgiHandler::report_disconnect(PyRequest& request, const char* message) {
+void WsgiHandler::report_disconnect(PyResponseWriter& writer, PyRequest& request, const char* message) {
+    writer.client_gone = !writer.get().header_sent();
     const auto& r = request.get();
     disconnect_log(header_text(r.method()), header_text(r.target()), message);
 }

@@ -69,7 +69,7 @@ private:
     void send_body(WsgiResponse& response, py::handle result, PyRequest& request);
     bool send_file(WsgiResponse& response, py::handle result, PyRequest& request);
     void reject_large_body(PyResponseWriter& writer);
-    void report_disconnect(PyRequest& request, const char* message);
+    void report_disconnect(PyResponseWriter& writer, PyRequest& request, const char* message);
 };
 
 }  // namespace gobind::python
