@@ -469,5 +469,18 @@ def test_cli_asgi_options_rejected(app):
 
 def test_cli_empty_variable_not_a_setting():
     # Deploy tools often export empty variables.
-    with start("cli_apps:server", env={"GOBIND_ROOT_PATH": ""}) as server:
+    with start("cli_apps:server", env={"GOBIND_ROOT_PATH": "", "GOBIND_THREADS": ""}) as server:
         assert httpx.get(server.url + "/native").text == "native handler"
+
+
+def test_cli_empty_variables_ignored():
+    env = {"GOBIND_THREADS": "", "GOBIND_ACCESS_LOG": "", "GOBIND_LOG_LEVEL": "", "GOBIND_HOST": ""}
+    with start("cli_apps:hello", env=env) as server:
+        assert httpx.get(server.url + "/").text == "hello"
+        assert server.wait_output('"GET / HTTP/1.1" 200 5 ')
+
+
+def test_cli_adapter_settings_of_server_app_rejected():
+    result = run_to_exit("cli_apps:server", "--root-path", "/api", "--port", "0")
+    assert last_error_line(result) == "gobind: error: --root-path: for WSGI and ASGI apps only, not for a gobind.Server app"
+    assert result.returncode == 1

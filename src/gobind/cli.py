@@ -134,14 +134,15 @@ def version_text() -> str:
 
 
 def apply_environment(parser: argparse.ArgumentParser, environ: "os._Environ[str] | dict") -> None:
-    """Replace the defaults of parser with GOBIND_* environment variables."""
+    """Replace the defaults of parser with GOBIND_* environment variables.
+    Empty variables are ignored, since deploy tools often export them."""
     for action in parser._actions:
         if not action.dest or action.dest in ("help", "version"):
             continue
         name = ENV_PREFIX + action.dest.upper()
-        if name not in environ:
+        raw = environ.get(name, "")
+        if not raw:
             continue
-        raw = environ[name]
         parser.set_defaults(**{action.dest: _convert_env(action, name, raw)})
 
 
@@ -261,11 +262,14 @@ def bind_address(options: argparse.Namespace) -> str:
 
 # Options that a gobind.Server app sets in its own code, not on the command line.
 SERVER_SETTINGS = (
-    "threads", "root_path", "header", "limit_request_body_bytes", "access_log", "timeout_keep_alive",
+    "threads", "access_log", "timeout_keep_alive",
     "timeout_read_header", "timeout_read", "timeout_write",
     "limit_request_header_bytes", "timeout_graceful_shutdown", "limit_request_line_bytes",
     "limit_request_field_bytes", "limit_request_fields", "ssl_certfile", "ssl_keyfile", "http2_cleartext",
 )
+
+# Options of the WSGI and ASGI adapters that a gobind.Server app does not have.
+ADAPTER_SETTINGS = ("root_path", "header", "limit_request_body_bytes")
 
 # The command-line flag of each setting that errors name by its Python keyword.
 FLAGS = {
@@ -295,6 +299,9 @@ def flag_message(error: Exception) -> str:
 
 def make_server(app: Any, interface: str, options: argparse.Namespace) -> Any:
     if interface == "gobind":
+        sources = [options.explicit[name] for name in ADAPTER_SETTINGS if name in options.explicit]
+        if sources:
+            raise UsageError(f"{', '.join(sources)}: for WSGI and ASGI apps only, not for a gobind.Server app")
         sources = [options.explicit[name] for name in SERVER_SETTINGS if name in options.explicit]
         if sources:
             raise UsageError(
