@@ -147,6 +147,21 @@ def test_second_signal_ends_request(loop, path):
 
 
 @pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
+def test_executor_wait_logged(loop):
+    process = AsgiProcess("raw_app:app", "--loop", loop)
+    host, port = process.url.removeprefix("http://").rsplit(":", 1)
+    with socket.create_connection((host, int(port))) as sock:
+        sock.sendall(b"GET /executor-sleep HTTP/1.1\r\nHost: x\r\n\r\n")
+        time.sleep(0.5)  # the job now sleeps in an executor thread
+        process.process.send_signal(signal.SIGTERM)
+        # The graceful shutdown gives up on the request after 5 s, then
+        # waits for the job.
+        assert process.logs("Waiting for the jobs of the event loop's executor (run_in_executor) to end")
+        process.process.send_signal(signal.SIGINT)
+        assert process.wait() == 1
+
+
+@pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
 def test_second_signal_leaves_executor_job(loop):
     process = AsgiProcess("raw_app:app", "--loop", loop)
     host, port = process.url.removeprefix("http://").rsplit(":", 1)

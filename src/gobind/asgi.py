@@ -737,15 +737,19 @@ def serve(
     )
     event_loop = factory()
     signals = _Signals(server, event_loop)
+    executor_shutdown: Optional[asyncio.Task] = None
     try:
         asyncio.set_event_loop(event_loop)
         started = event_loop.run_until_complete(_serve_until(server, signals.stop, host, port, uds))
         event_loop.run_until_complete(event_loop.shutdown_asyncgens())
         # Waits for the jobs of loop.run_in_executor. A second signal ends this
         # wait and the process, without joining those threads.
-        event_loop.run_until_complete(event_loop.shutdown_default_executor())
+        executor_shutdown = event_loop.create_task(event_loop.shutdown_default_executor())
+        event_loop.run_until_complete(_wait_logged(executor_shutdown))
     except _ForcedExit:
-        _cancel_all(event_loop)
+        # A cancelled shutdown_default_executor joins the executor's threads
+        # before it returns, so it is left alone.
+        _cancel_all(event_loop, keep=executor_shutdown)
         server.abandon()
         _exit_if_held()
         raise
@@ -757,7 +761,17 @@ def serve(
         raise SystemExit(STARTUP_FAILURE)
 
 
-def _cancel_all(loop: asyncio.AbstractEventLoop) -> None:
+async def _wait_logged(executor_shutdown: asyncio.Task) -> None:
+    # A job that outlasts a second says why the process has not ended yet.
+    done, _ = await asyncio.wait({executor_shutdown}, timeout=1.0)
+    if not done:
+        logger.info("Waiting for the jobs of the event loop's executor (run_in_executor) to end; "
+                    "a second signal stops the wait")
+    # Shielded: cancelling this wait must not cancel the shutdown.
+    await asyncio.shield(executor_shutdown)
+
+
+def _cancel_all(loop: asyncio.AbstractEventLoop, keep: Optional[asyncio.Task] = None) -> None:
     # After a forced exit: cancel every task and give them a second to end.
     # The app task that the exit ended is not reported as an unretrieved
     # error. A later signal cuts the second short.
@@ -766,7 +780,7 @@ def _cancel_all(loop: asyncio.AbstractEventLoop) -> None:
             loop.default_exception_handler(context)
 
     loop.set_exception_handler(report)
-    tasks = asyncio.all_tasks(loop)
+    tasks = asyncio.all_tasks(loop) - {keep}
     for task in tasks:
         task.cancel()
     if tasks:
