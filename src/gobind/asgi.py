@@ -762,7 +762,8 @@ def serve(
 
 
 async def _wait_logged(executor_shutdown: asyncio.Task) -> None:
-    # A job that outlasts a second says why the process has not ended yet.
+    # A job that outlasts a second gets a log line, which explains why the
+    # process has not ended yet.
     done, _ = await asyncio.wait({executor_shutdown}, timeout=1.0)
     if not done:
         logger.info("Waiting for the jobs of the event loop's executor (run_in_executor) to end; "
