@@ -297,6 +297,8 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if s.accessLog.Load() != nil {
+		// Only a request that matches no pattern goes through the recorder,
+		// which logs the router's 404 or 405.
 		if _, pattern := s.mux.Handler(r); pattern == "" {
 			s.serveRouted(w, r)
 			return

@@ -146,13 +146,20 @@ def test_second_signal_ends_request(loop, path):
     assert "Task was destroyed" not in process.text
 
 
+def start_executor_job(process):
+    """Open a connection whose request sleeps in the loop's executor, and
+    return it once the job runs."""
+    host, port = process.url.removeprefix("http://").rsplit(":", 1)
+    sock = socket.create_connection((host, int(port)))
+    sock.sendall(b"GET /executor-sleep HTTP/1.1\r\nHost: x\r\n\r\n")
+    time.sleep(0.5)  # the job now sleeps in an executor thread
+    return sock
+
+
 @pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
 def test_executor_wait_logged(loop):
     process = AsgiProcess("raw_app:app", "--loop", loop)
-    host, port = process.url.removeprefix("http://").rsplit(":", 1)
-    with socket.create_connection((host, int(port))) as sock:
-        sock.sendall(b"GET /executor-sleep HTTP/1.1\r\nHost: x\r\n\r\n")
-        time.sleep(0.5)  # the job now sleeps in an executor thread
+    with start_executor_job(process):
         process.process.send_signal(signal.SIGTERM)
         # The graceful shutdown gives up on the request after 5 s, then
         # waits for the job.
@@ -164,10 +171,7 @@ def test_executor_wait_logged(loop):
 @pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
 def test_second_signal_leaves_executor_job(loop):
     process = AsgiProcess("raw_app:app", "--loop", loop)
-    host, port = process.url.removeprefix("http://").rsplit(":", 1)
-    with socket.create_connection((host, int(port))) as sock:
-        sock.sendall(b"GET /executor-sleep HTTP/1.1\r\nHost: x\r\n\r\n")
-        time.sleep(0.5)  # the job now sleeps in an executor thread
+    with start_executor_job(process):
         send_signals(process, signal.SIGTERM, signal.SIGINT)
         assert process.wait() == 1
     # The executor's idle threads count as well.

@@ -418,6 +418,12 @@ def test_cli_asgi_body_limit(body, status):
             assert server.wait_output('"POST / HTTP/1.1" 413 43 ')
 
 
+def test_cli_asgi_body_limit_invalid():
+    result = run_to_exit("cli_apps:asgi_hello", "--limit-request-body-bytes", "-1", "--port", "0")
+    assert last_error_line(result) == "gobind: error: invalid --limit-request-body-bytes -1: must be 0 or more"
+    assert result.returncode == 1
+
+
 def test_cli_wsgi_disconnect_logged_in_one_line():
     with start("cli_apps:echo") as server:
         with connect(server) as client:

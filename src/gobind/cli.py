@@ -298,6 +298,7 @@ def flag_message(error: Exception) -> str:
 
 
 def make_server(app: Any, interface: str, options: argparse.Namespace) -> Any:
+    _reject_asgi_options(options)
     if interface == "gobind":
         sources = [options.explicit[name] for name in ADAPTER_SETTINGS if name in options.explicit]
         if sources:
@@ -307,9 +308,7 @@ def make_server(app: Any, interface: str, options: argparse.Namespace) -> Any:
             raise UsageError(
                 f"{', '.join(sources)}: not applied to a gobind.Server app; pass the setting to gobind.Server() in the app"
             )
-        _reject_asgi_options(options)
         return app
-    _reject_asgi_options(options)
     from . import wsgi
 
     root_path = options.root_path
@@ -367,8 +366,6 @@ def serve_asgi(app: Any, options: argparse.Namespace) -> None:
         raise UsageError(f"invalid --threads {options.threads} for an ASGI app: it runs on one event loop thread")
     if options.header:
         raise UsageError("--header applies to WSGI apps only")
-    if options.limit_request_body_bytes < 0:
-        raise UsageError(f"invalid --limit-request-body-bytes {options.limit_request_body_bytes}: must be 0 or more")
     try:
         asgi.serve(
             app,
