@@ -238,11 +238,33 @@ func gobind_server_start(handle C.gobind_server_t, address *C.char, addressLen C
 	case err != nil:
 		return fail(errOut, C.GOBIND_ERR_INVALID, err)
 	}
+	copyBound(bound, boundCap, actual)
+	return C.GOBIND_OK
+}
+
+// copyBound writes address to the caller's buffer of boundCap bytes, cut
+// short to fit and NUL-terminated.
+func copyBound(bound *C.char, boundCap C.size_t, address string) {
 	if bound != nil && boundCap > 0 {
 		out := unsafe.Slice((*byte)(unsafe.Pointer(bound)), int(boundCap))
-		n := copy(out[:len(out)-1], actual)
+		n := copy(out[:len(out)-1], address)
 		out[n] = 0
 	}
+}
+
+//export gobind_listener_open
+func gobind_listener_open(address *C.char, addressLen C.size_t, fd *C.int,
+	bound *C.char, boundCap C.size_t, errOut *C.gobind_error) (rc C.int) {
+	defer recoverInto(errOut, &rc)
+	descriptor, actual, err := OpenListener(C.GoStringN(address, C.int(addressLen)))
+	switch {
+	case errors.As(err, new(syscall.Errno)):
+		return fail(errOut, C.GOBIND_ERR_OS, err)
+	case err != nil:
+		return fail(errOut, C.GOBIND_ERR_INVALID, err)
+	}
+	*fd = C.int(descriptor)
+	copyBound(bound, boundCap, actual)
 	return C.GOBIND_OK
 }
 

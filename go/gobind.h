@@ -157,12 +157,23 @@ int gobind_server_set_log(gobind_server_t server, gobind_log_fn log, void* user_
 int gobind_server_set_access_log(gobind_server_t server, gobind_access_fn access, void* user_data);
 
 /* Bind address ("host:port", port 0 for any free port, IPv6 hosts in
-   brackets, or "unix:/path") and start serving in the background. The
-   address actually bound is written to bound (caller-allocated, bound_cap
-   bytes, NUL-terminated, truncated if too small). Bind failures give
-   GOBIND_ERR_OS with sys_errno; a malformed address GOBIND_ERR_INVALID. */
+   brackets, or "unix:/path") and start serving in the background.
+   "fd:N" serves on a listening socket inherited as descriptor N instead;
+   the server then owns N and closes it (N stays the caller's when the call
+   fails). The address actually bound is written to bound (caller-allocated,
+   bound_cap bytes, NUL-terminated, truncated if too small). Bind failures
+   give GOBIND_ERR_OS with sys_errno; a malformed address, or a descriptor
+   that is not a listening socket, GOBIND_ERR_INVALID. */
 int gobind_server_start(gobind_server_t server, char* address, size_t address_len,
                         char* bound, size_t bound_cap, gobind_error* err);
+
+/* Bind address as gobind_server_start does ("host:port" or "unix:/path"),
+   but serve nothing: *fd receives a close-on-exec descriptor of the
+   listening socket, which the caller owns, for worker processes to serve
+   with "fd:N". bound as in gobind_server_start. Closing the descriptor
+   does not remove a Unix socket's file. Errors as gobind_server_start. */
+int gobind_listener_open(char* address, size_t address_len, int* fd, char* bound,
+                         size_t bound_cap, gobind_error* err);
 
 /* Block until the server stops serving or timeout_ms passes (negative: no
    limit). GOBIND_OK: stopped; GOBIND_ERR_TIMEOUT: still serving. */

@@ -10,9 +10,11 @@ import (
 	"net/http"
 	"os"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 )
 
@@ -308,8 +310,10 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request) {
 }
 
 // Start binds address and serves in the background. The address is
-// "host:port" (port 0 picks a free port, IPv6 hosts in brackets) or
-// "unix:/path/to/socket". Start returns the address actually bound.
+// "host:port" (port 0 picks a free port, IPv6 hosts in brackets),
+// "unix:/path/to/socket", or "fd:N" for a listening socket inherited as
+// descriptor N (see listenDescriptor). Start returns the address actually
+// bound.
 func (s *Server) Start(address string) (string, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -356,7 +360,7 @@ func (s *Server) Start(address string) (string, error) {
 
 func listen(address string) (net.Listener, error) {
 	if address == "" {
-		return nil, errors.New("invalid address: empty; expected host:port or unix:/path")
+		return nil, errors.New("invalid address: empty; expected host:port, unix:/path or fd:N")
 	}
 	if i := strings.IndexFunc(address, func(r rune) bool { return r < ' ' || r == 0x7f }); i >= 0 {
 		return nil, fmt.Errorf("invalid address %q: control character %#02x at byte %d", address, address[i], i)
@@ -367,10 +371,84 @@ func listen(address string) (net.Listener, error) {
 		}
 		return net.Listen("unix", path)
 	}
+	if number, ok := strings.CutPrefix(address, "fd:"); ok {
+		return listenDescriptor(number)
+	}
 	if _, _, err := net.SplitHostPort(address); err != nil {
-		return nil, fmt.Errorf("invalid address %q: expected host:port or unix:/path (%v)", address, err)
+		return nil, fmt.Errorf("invalid address %q: expected host:port, unix:/path or fd:N (%v)", address, err)
 	}
 	return net.Listen("tcp", address)
+}
+
+// listenDescriptor serves on a listening socket that this process
+// inherited, such as one opened by a supervisor process (OpenListener) or
+// by systemd. The listener works on a duplicate, and the descriptor itself
+// is closed once that succeeded, so that a closed listener stops the
+// socket's backlog from filling up in this process. A descriptor that is
+// not a listening socket is an error and stays open.
+func listenDescriptor(number string) (net.Listener, error) {
+	fd, err := strconv.Atoi(number)
+	if err != nil || fd < 0 {
+		return nil, fmt.Errorf("invalid address %q: expected fd: and a descriptor number", "fd:"+number)
+	}
+	accepting, err := syscall.GetsockoptInt(fd, syscall.SOL_SOCKET, syscall.SO_ACCEPTCONN)
+	if err != nil {
+		return nil, fmt.Errorf("descriptor %d: %w", fd, err)
+	}
+	if accepting == 0 {
+		return nil, fmt.Errorf("invalid address \"fd:%d\": descriptor %d is a socket that does not listen", fd, fd)
+	}
+	file := os.NewFile(uintptr(fd), "fd:"+number)
+	listener, err := net.FileListener(file)
+	if err != nil {
+		return nil, fmt.Errorf("descriptor %d: %w", fd, err)
+	}
+	file.Close()
+	return listener, nil
+}
+
+// OpenListener binds address as Start would, and returns a descriptor of
+// the listening socket for other processes to serve with the address
+// "fd:N", and the address bound. The descriptor is close-on-exec; a
+// supervisor passes it to its workers explicitly. A Unix socket's file
+// stays in place: its remover is the caller.
+func OpenListener(address string) (int, string, error) {
+	if strings.HasPrefix(address, "fd:") {
+		return -1, "", fmt.Errorf("invalid address %q: a listener to open needs host:port or unix:/path", address)
+	}
+	listener, err := listen(address)
+	if err != nil {
+		return -1, "", err
+	}
+	bound := boundAddress(listener)
+	if unix, ok := listener.(*net.UnixListener); ok {
+		unix.SetUnlinkOnClose(false)
+	}
+	defer listener.Close()
+
+	raw, err := listener.(syscall.Conn).SyscallConn()
+	if err != nil {
+		return -1, "", err
+	}
+	fd := -1
+	var dupErr error
+	// The duplicate is close-on-exec from the start, so no child process
+	// that another thread starts meanwhile inherits it.
+	err = raw.Control(func(socket uintptr) {
+		r, _, errno := syscall.Syscall(syscall.SYS_FCNTL, socket, syscall.F_DUPFD_CLOEXEC, 0)
+		if errno != 0 {
+			dupErr = errno
+			return
+		}
+		fd = int(r)
+	})
+	if err == nil {
+		err = dupErr
+	}
+	if err != nil {
+		return -1, "", err
+	}
+	return fd, bound, nil
 }
 
 func boundAddress(listener net.Listener) string {

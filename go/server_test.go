@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -140,9 +141,12 @@ func TestStartInvalidAddress(t *testing.T) {
 		address string
 		want    string
 	}{
-		{"", "invalid address: empty; expected host:port or unix:/path"},
+		{"", "invalid address: empty; expected host:port, unix:/path or fd:N"},
 		{"unix:", `invalid address "unix:": missing socket path`},
-		{"localhost", `invalid address "localhost": expected host:port or unix:/path (address localhost: missing port in address)`},
+		{"localhost", `invalid address "localhost": expected host:port, unix:/path or fd:N (address localhost: missing port in address)`},
+		{"fd:", `invalid address "fd:": expected fd: and a descriptor number`},
+		{"fd:x", `invalid address "fd:x": expected fd: and a descriptor number`},
+		{"fd:-3", `invalid address "fd:-3": expected fd: and a descriptor number`},
 		{"127.0.0.1\x00x:0", `invalid address "127.0.0.1\x00x:0": control character 0x00 at byte 9`},
 		{"unix:/tmp/a\nb", `invalid address "unix:/tmp/a\nb": control character 0x0a at byte 11`},
 	}
@@ -177,6 +181,106 @@ func TestStartPortInUse(t *testing.T) {
 	if !errors.Is(err, syscall.EADDRINUSE) {
 		t.Errorf("Start(%s) on a bound port error = %v, want EADDRINUSE", address, err)
 	}
+}
+
+// TestStartOnOpenedListener serves on a descriptor from OpenListener, as
+// the workers of a supervisor do, and checks that Start takes it over.
+func TestStartOnOpenedListener(t *testing.T) {
+	fd, bound, err := OpenListener("127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("OpenListener: %v", err)
+	}
+	if flags, err := fcntl(fd, syscall.F_GETFD); err != nil || flags&syscall.FD_CLOEXEC == 0 {
+		t.Errorf("descriptor flags = %#x, %v; want FD_CLOEXEC", flags, err)
+	}
+
+	s, err := NewServer(Config{})
+	if err != nil {
+		t.Fatalf("NewServer: %v", err)
+	}
+	t.Cleanup(s.Release)
+	if err := s.Handle("GET /", callbackFunc(func(call uint64, _ []byte) CallResult {
+		respond(t, call, 200, "served")
+		return CallOK
+	})); err != nil {
+		t.Fatalf("Handle: %v", err)
+	}
+
+	address, err := s.Start(fmt.Sprintf("fd:%d", fd))
+	if err != nil {
+		t.Fatalf("Start(fd:%d): %v", fd, err)
+	}
+	if address != bound {
+		t.Errorf("Start(fd:%d) = %q, want the address OpenListener bound, %q", fd, address, bound)
+	}
+	// Checked before any connection could reuse the number.
+	if _, err := fcntl(fd, syscall.F_GETFD); !errors.Is(err, syscall.EBADF) {
+		t.Errorf("descriptor %d after Start: %v, want EBADF (taken over and closed)", fd, err)
+	}
+	if _, _, body := get(t, "http://"+address+"/"); body != "served" {
+		t.Errorf("body = %q, want %q", body, "served")
+	}
+}
+
+func TestStartOnDescriptorThatCannotServe(t *testing.T) {
+	var pipe [2]int
+	if err := syscall.Pipe(pipe[:]); err != nil {
+		t.Fatal(err)
+	}
+	defer syscall.Close(pipe[0])
+	defer syscall.Close(pipe[1])
+	idle, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer syscall.Close(idle)
+
+	tests := []struct {
+		fd   int
+		want string
+	}{
+		{pipe[0], fmt.Sprintf("descriptor %d: socket operation on non-socket", pipe[0])},
+		{idle, fmt.Sprintf(`invalid address "fd:%d": descriptor %d is a socket that does not listen`, idle, idle)},
+	}
+	for _, tt := range tests {
+		s, err := NewServer(Config{})
+		if err != nil {
+			t.Fatalf("NewServer: %v", err)
+		}
+		if _, err := s.Start(fmt.Sprintf("fd:%d", tt.fd)); err == nil || err.Error() != tt.want {
+			t.Errorf("Start(fd:%d) error = %v, want %q", tt.fd, err, tt.want)
+		}
+		s.Release()
+		if _, err := fcntl(tt.fd, syscall.F_GETFD); err != nil {
+			t.Errorf("descriptor %d after a failed Start: %v, want it still open", tt.fd, err)
+		}
+	}
+}
+
+func TestOpenListenerKeepsUnixSocketFile(t *testing.T) {
+	path := t.TempDir() + "/gobind.sock"
+	fd, bound, err := OpenListener("unix:" + path)
+	if err != nil {
+		t.Fatalf("OpenListener: %v", err)
+	}
+	if bound != "unix:"+path {
+		t.Errorf("bound = %q, want %q", bound, "unix:"+path)
+	}
+	syscall.Close(fd)
+	if _, err := os.Stat(path); err != nil {
+		t.Errorf("socket file after closing the descriptor: %v, want it kept", err)
+	}
+	if _, _, err := OpenListener("fd:3"); err == nil {
+		t.Error("OpenListener(fd:3) succeeded, want an error")
+	}
+}
+
+func fcntl(fd, command int) (int, error) {
+	r, _, errno := syscall.Syscall(syscall.SYS_FCNTL, uintptr(fd), uintptr(command), 0)
+	if errno != 0 {
+		return 0, errno
+	}
+	return int(r), nil
 }
 
 func TestServerCallback(t *testing.T) {

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import logging
 import math
 import re
@@ -39,6 +40,33 @@ def test_address_unix(server, tmp_path):
     path = tmp_path / "s.sock"
     assert server.start(uds=str(path)) == f"unix:{path}"
     assert server.url == f"unix:{path}"
+
+
+def test_start_on_opened_listener(server):
+    fd, bound = gobind._gobind.open_listener("127.0.0.1:0")
+    server.handle("GET /", lambda w, req: w.write("from fd"))
+    assert server.start(fd=fd) == bound
+    assert httpx.get(f"http://{bound}/", timeout=10).text == "from fd"
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"fd": -1}, "invalid fd -1: must be a descriptor number, 0 or more"),
+        ({"fd": True}, "invalid fd True: must be a descriptor number, 0 or more"),
+        ({"fd": 3, "uds": "x.sock"}, "uds and fd cannot be given together"),
+    ],
+)
+def test_start_invalid_fd(server, kwargs, message):
+    with pytest.raises(ValueError, match=re.escape(message)):
+        server.start(**kwargs)
+
+
+def test_open_listener_port_in_use(server):
+    address = server.start("127.0.0.1", 0)
+    with pytest.raises(OSError) as raised:
+        gobind._gobind.open_listener(address)
+    assert raised.value.errno == errno.EADDRINUSE
 
 
 def test_wait_while_serving(server):

@@ -4,6 +4,7 @@
 """
 
 import argparse
+import os
 import time
 
 import gobind
@@ -49,6 +50,15 @@ def build(threads: int, http2_cleartext: bool = False) -> gobind.Server:
         w.write(HELLO)
 
     return app
+
+
+def from_environment() -> gobind.Server:
+    """Build the server for the worker processes of the gobind command:
+
+        BENCH_THREADS=1 python -m gobind apps.gobind_app:from_environment --factory --workers 2
+
+    BENCH_THREADS and BENCH_HTTP2_CLEARTEXT=1 stand for main's options."""
+    return build(int(os.environ.get("BENCH_THREADS", "1")), os.environ.get("BENCH_HTTP2_CLEARTEXT") == "1")
 
 
 def main() -> None:

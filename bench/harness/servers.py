@@ -99,7 +99,14 @@ def _gohello_missing(context: Context, workers: int) -> Optional[str]:
 
 
 def _gobind_plain(context: Context, workload: Workload, port: int, workers: int) -> Launch:
-    argv = [context.python, "-m", "apps.gobind_app", "--port", str(port), "--threads", str(_threads(context, workload))]
+    threads = str(_threads(context, workload))
+    if workers > 1:
+        # Worker processes come from the gobind command, which builds the
+        # same server in each of them.
+        argv = [context.python, "-m", "gobind", "apps.gobind_app:from_environment", "--factory",
+                "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)]
+        return Launch(argv, {"BENCH_THREADS": threads, "BENCH_HTTP2_CLEARTEXT": "1" if workload.http2 else "0"})
+    argv = [context.python, "-m", "apps.gobind_app", "--port", str(port), "--threads", threads]
     if workload.http2:
         argv.append("--http2-cleartext")
     return Launch(argv)
@@ -108,8 +115,8 @@ def _gobind_plain(context: Context, workload: Workload, port: int, workers: int)
 def _gobind_plain_missing(context: Context, workers: int) -> Optional[str]:
     if not context.gobind.get("importable"):
         return "missing: gobind is not importable: " + context.gobind.get("error", "")
-    if workers > 1:
-        return "missing: a plain gobind.Server runs in one process (no worker processes)"
+    if workers > 1 and "--workers" not in context.gobind.get("cli_options", []):
+        return "missing: the gobind command has no --workers option"
     return None
 
 
@@ -222,9 +229,10 @@ ALL = [
         configuration="bench/gohello: net/http with gobind's default timeouts, HTTP/1.1 and h2c; GOMAXPROCS left to Go.",
     ),
     ServerSpec(
-        "gobind", "gobind handler", GOBIND, "gobind", (APP_BASIC,), True, False, (), _gobind_plain, _gobind_plain_missing,
+        "gobind", "gobind handler", GOBIND, "gobind", (APP_BASIC,), True, True, (), _gobind_plain, _gobind_plain_missing,
         configuration="apps/gobind_app.py: gobind.Server(threads=N, access_log=False), one handler per route; "
-        "`--http2-cleartext` for h2c.",
+        "`--http2-cleartext` for h2c; worker processes through `python -m gobind "
+        "apps.gobind_app:from_environment --factory --workers N`.",
     ),
     ServerSpec(
         "gobind-wsgi", "gobind WSGI", GOBIND, "wsgi", _BASIC_WSGI, True, True, (), _gobind_adapter("wsgi"), _gobind_adapter_missing("wsgi"),

@@ -434,6 +434,16 @@ PYBIND11_MODULE(_gobind, m) {
     }, py::arg("timeout"),
           "Stop Go threads from entering Python and wait up to timeout seconds for those inside.\n"
           "Returns how many are still inside. Irreversible: for interpreter exit.");
+    m.def("open_listener", [](std::string address) {
+        Listener listener;
+        {
+            BlockingCall release;
+            listener = open_listener(address);
+        }
+        return py::make_tuple(listener.fd, listener.address);
+    }, py::arg("address"),
+          "Bind address without serving it; returns (fd, bound address). The descriptor is\n"
+          "close-on-exec and the caller's, for worker processes that serve it as \"fd:N\".");
     m.def("forked", &gobind::forked_after_start,
           "True in a child forked after gobind was imported, where the engine cannot run.");
 

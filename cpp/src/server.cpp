@@ -197,6 +197,17 @@ std::string Server::start(std::string_view address) {
 
 std::string Server::start() { return start(config_.address); }
 
+Listener open_listener(std::string_view address) {
+    check_not_forked();
+    char bound[512];
+    int fd = -1;
+    detail::EngineError error;
+    detail::check(gobind_listener_open(const_cast<char*>(address.data()), address.size(), &fd,
+                                       bound, sizeof bound, error.get()),
+                  error, "opening listener failed");
+    return Listener{fd, bound};
+}
+
 bool Server::wait(std::optional<std::chrono::milliseconds> timeout) {
     check_open();
     detail::EngineError error;

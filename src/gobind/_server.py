@@ -10,7 +10,7 @@ import signal
 import sys
 import threading
 import weakref
-from typing import Callable, Optional
+from typing import Callable, List, Optional
 
 from . import _gobind
 from ._gobind import Request, ResponseWriter
@@ -133,14 +133,17 @@ class Server:
         _check_handler(handler, "every request")
         self._native.handle_all(handler)
 
-    def start(self, host: str = "127.0.0.1", port: int = 8000, *, uds: Optional[str] = None) -> str:
+    def start(
+        self, host: str = "127.0.0.1", port: int = 8000, *, uds: Optional[str] = None, fd: Optional[int] = None
+    ) -> str:
         """Bind and serve in the background; returns the bound address.
 
-        Port 0 picks a free port. ``uds`` listens on a Unix socket instead.
-        Bind failures raise OSError with the errno.
+        Port 0 picks a free port. ``uds`` listens on a Unix socket instead,
+        and ``fd`` serves a listening socket inherited as that descriptor,
+        which the server then owns and closes. Bind failures raise OSError
+        with the errno.
         """
-        address = f"unix:{uds}" if uds is not None else _join_host_port(host, port)
-        self._address = self._native.start(address)
+        self._address = self._native.start(_listen_address(host, port, uds, fd))
         _live_servers.add(self)
         logger.info(
             "Serving on %s (pid %d, %d Python thread%s)",
@@ -149,6 +152,7 @@ class Server:
             self.threads,
             "" if self.threads == 1 else "s",
         )
+        _notify_listening(self._address)
         return self._address
 
     def wait(self, timeout: Optional[float] = None) -> bool:
@@ -172,10 +176,12 @@ class Server:
             except KeyboardInterrupt:
                 self._shutdown_interruptibly()
 
-    def run(self, host: str = "127.0.0.1", port: int = 8000, *, uds: Optional[str] = None) -> None:
+    def run(
+        self, host: str = "127.0.0.1", port: int = 8000, *, uds: Optional[str] = None, fd: Optional[int] = None
+    ) -> None:
         """Start and serve until Ctrl-C, SIGTERM or shutdown()."""
         _configure_default_logging()
-        self.start(host, port, uds=uds)
+        self.start(host, port, uds=uds, fd=fd)
         self.serve()
 
     def shutdown(self, timeout: Optional[float] = None) -> bool:
@@ -384,6 +390,30 @@ def _check_handler(handler: object, target: str) -> None:
             f"handler for {target!r} is an async function; gobind.Server handlers are plain functions "
             "(serve async apps with gobind.asgi)"
         )
+
+
+def _listen_address(host: str, port: int, uds: Optional[str], fd: Optional[int]) -> str:
+    """Return the engine's address for the arguments of start()."""
+    if fd is not None:
+        if uds is not None:
+            raise ValueError("uds and fd cannot be given together")
+        if not isinstance(fd, int) or isinstance(fd, bool) or fd < 0:
+            raise ValueError(f"invalid fd {fd!r}: must be a descriptor number, 0 or more")
+        return f"fd:{fd}"
+    if uds is not None:
+        return f"unix:{uds}"
+    return _join_host_port(host, port)
+
+
+# Functions called with the bound address each time a server of this
+# process starts listening. The worker processes of the gobind command
+# report to their supervisor through it that they serve.
+_listening_hooks: List[Callable[[str], None]] = []
+
+
+def _notify_listening(address: str) -> None:
+    for hook in _listening_hooks:
+        hook(address)
 
 
 def _join_host_port(host: str, port: int) -> str:

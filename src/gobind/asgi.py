@@ -32,11 +32,12 @@ from ._server import (
     _check_timeouts,
     _configure_default_logging,
     _exit_if_held,
-    _join_host_port,
+    _listen_address,
     _log_access,
     _log_engine_line,
     _log_shutting_down,
     _native_server,
+    _notify_listening,
 )
 
 __all__ = ["AsgiServer", "ClientDisconnected", "is_asgi_app", "serve"]
@@ -447,7 +448,9 @@ class AsgiServer:
             return self.address
         return f"{self._scheme}://{self.address}"
 
-    async def start(self, host: str = "127.0.0.1", port: int = 8000, *, uds: Optional[str] = None) -> bool:
+    async def start(
+        self, host: str = "127.0.0.1", port: int = 8000, *, uds: Optional[str] = None, fd: Optional[int] = None
+    ) -> bool:
         """Run the lifespan startup, then bind and serve. Returns False,
         without binding, when the startup failed."""
         self.loop = asyncio.get_running_loop()
@@ -465,9 +468,9 @@ class AsgiServer:
         self.queue = _gobind.AsgiQueue(_gobind.server_handle(self._native), self._wake_fd, scope_template, self.root_path)
         self.queue.set_max_body_bytes(self.max_body_bytes)
         self.loop.add_reader(self._wake_fd, self._on_wake)
-        address = f"unix:{uds}" if uds is not None else _join_host_port(host, port)
-        self.address = self._native.start(address)
+        self.address = self._native.start(_listen_address(host, port, uds, fd))
         logger.info("Serving on %s (pid %d, ASGI on %s)", self.url, os.getpid(), type(self.loop).__module__.split(".")[0])
+        _notify_listening(self.address)
         return True
 
     def flush(self) -> None:
@@ -692,6 +695,7 @@ def serve(
     host: str = "127.0.0.1",
     port: int = 8000,
     uds: Optional[str] = None,
+    fd: Optional[int] = None,
     root_path: str = "",
     lifespan: str = "auto",
     loop: str = "auto",
@@ -740,7 +744,7 @@ def serve(
     executor_shutdown: Optional[asyncio.Task] = None
     try:
         asyncio.set_event_loop(event_loop)
-        started = event_loop.run_until_complete(_serve_until(server, signals.stop, host, port, uds))
+        started = event_loop.run_until_complete(_serve_until(server, signals.stop, host, port, uds, fd))
         event_loop.run_until_complete(event_loop.shutdown_asyncgens())
         # Waits for the jobs of loop.run_in_executor. A second signal ends this
         # wait and the process, without joining those threads.
@@ -836,9 +840,11 @@ class _Signals:
         self.previous.clear()
 
 
-async def _serve_until(server: AsgiServer, stop: asyncio.Event, host: str, port: int, uds: Optional[str]) -> bool:
+async def _serve_until(
+    server: AsgiServer, stop: asyncio.Event, host: str, port: int, uds: Optional[str], fd: Optional[int]
+) -> bool:
     try:
-        if not await server.start(host, port, uds=uds):
+        if not await server.start(host, port, uds=uds, fd=fd):
             return False
     except BaseException:
         await server.shutdown()

@@ -20,6 +20,7 @@ import logging.config
 import os
 import platform
 import signal
+import socket
 import sys
 from typing import Any, List, Optional, Sequence, Tuple
 
@@ -66,6 +67,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--uds", metavar="PATH", default=None,
                         help="bind a Unix domain socket at PATH instead of --host and --port "
                         "(default: none)")
+    parser.add_argument("--fd", type=int, default=None, metavar="N",
+                        help="serve the listening socket inherited as descriptor N, such as from "
+                        "systemd, instead of binding --host, --port or --uds (default: none)")
+    parser.add_argument("--workers", type=int, default=1, metavar="COUNT",
+                        help="worker processes, each with its own interpreter, sharing one listening "
+                        "socket; above 1, a supervisor process replaces workers that exit "
+                        "(default: %(default)s)")
+    # The descriptor of a worker's link to its supervisor (gobind._supervisor).
+    parser.add_argument("--supervisor-fd", type=int, default=None, help=argparse.SUPPRESS)
     parser.add_argument("--threads", type=int, default=1,
                         help="how many requests run the app at once; more wait in Go (default: %(default)s)")
     parser.add_argument("--lifespan", choices=LIFESPAN_MODES, default="auto",
@@ -137,7 +147,7 @@ def apply_environment(parser: argparse.ArgumentParser, environ: "os._Environ[str
     """Replace the defaults of parser with GOBIND_* environment variables.
     Empty variables are ignored, since deploy tools often export them."""
     for action in parser._actions:
-        if not action.dest or action.dest in ("help", "version"):
+        if not action.dest or action.dest in ("help", "version", "supervisor_fd"):
             continue
         name = ENV_PREFIX + action.dest.upper()
         raw = environ.get(name, "")
@@ -252,6 +262,8 @@ def configure_logging(level: str, config_file: Optional[str]) -> None:
 
 
 def bind_address(options: argparse.Namespace) -> str:
+    if options.fd is not None:
+        return f"fd:{options.fd}"
     if options.uds is not None:
         return f"unix:{options.uds}"
     host = options.host
@@ -372,6 +384,7 @@ def serve_asgi(app: Any, options: argparse.Namespace) -> None:
             host=options.host,
             port=options.port,
             uds=options.uds,
+            fd=options.fd,
             root_path=options.root_path,
             lifespan=options.lifespan,
             loop=options.loop,
@@ -387,13 +400,22 @@ def serve_asgi(app: Any, options: argparse.Namespace) -> None:
         raise UsageError(f"cannot listen on {bind_address(options)}: {reason}") from None
 
 
-def run(options: argparse.Namespace) -> None:
+def run(options: argparse.Namespace, argv: Sequence[str]) -> int:
+    """Serve the app that options name; return the exit status."""
     configure_logging(options.log_level, options.log_config)
+    worker = options.supervisor_fd is not None
+    check_listen_options(options, worker)
+    if options.workers > 1 and not worker:
+        return supervise(options, argv)
+    if worker:
+        from ._supervisor import SupervisorLink
+
+        SupervisorLink(options.supervisor_fd)
     app = load_app(options.app, factory=options.factory, app_dir=options.app_dir)
     interface = detect_interface(app, options.app, options.interface)
     if interface == "asgi":
         serve_asgi(app, options)
-        return
+        return 0
     server = make_server(app, interface, options)
     address = bind_address(options)
     # Until serve() installs its own handlers, SIGTERM stops the server the
@@ -403,10 +425,7 @@ def run(options: argparse.Namespace) -> None:
         signal.signal(signal.SIGINT, _interrupt)
     try:
         try:
-            if options.uds is not None:
-                server.start(uds=options.uds)
-            else:
-                server.start(options.host, options.port)
+            server.start(options.host, options.port, uds=options.uds, fd=options.fd)
         except OSError as error:
             reason = os.strerror(error.errno).lower() if error.errno else str(error)
             raise UsageError(f"cannot listen on {address}: {reason}") from None
@@ -415,6 +434,58 @@ def run(options: argparse.Namespace) -> None:
         server.serve()
     except KeyboardInterrupt:
         server.shutdown()
+    return 0
+
+
+def check_listen_options(options: argparse.Namespace, worker: bool) -> None:
+    if options.workers < 1:
+        raise UsageError(f"invalid --workers {options.workers}: must be 1 or more")
+    if options.fd is None:
+        return
+    if options.fd < 0:
+        raise UsageError(f"invalid --fd {options.fd}: must be a descriptor number, 0 or more")
+    if worker:
+        # A worker's command line keeps the user's address and adds --fd.
+        options.uds = None
+        return
+    sources = [options.explicit[name] for name in ("host", "port", "uds") if name in options.explicit]
+    if sources:
+        raise UsageError(f"--fd and {', '.join(sources)} cannot be given together: --fd replaces the address")
+
+
+def supervise(options: argparse.Namespace, argv: Sequence[str]) -> int:
+    """Run options.workers worker processes of this command line."""
+    from . import _gobind
+    from ._supervisor import supervise
+
+    address = bind_address(options)
+    if options.fd is not None:
+        check_descriptor(options.fd)
+        return supervise(options, argv, options.fd, address, owned=False)
+    try:
+        fd, bound = _gobind.open_listener(address)
+    except OSError as error:
+        reason = os.strerror(error.errno).lower() if error.errno else str(error)
+        raise UsageError(f"cannot listen on {address}: {reason}") from None
+    except ValueError as error:
+        raise UsageError(f"cannot listen on {address}: {error}") from None
+    return supervise(options, argv, fd, bound, owned=True)
+
+
+def check_descriptor(fd: int) -> None:
+    """Check that fd is a listening socket, as the engine does, before
+    workers are started to serve it."""
+    try:
+        probe = socket.socket(fileno=fd)
+    except OSError as error:
+        reason = os.strerror(error.errno).lower() if error.errno else str(error)
+        raise UsageError(f"cannot listen on fd:{fd}: {reason}") from None
+    try:
+        accepting = probe.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN)
+    finally:
+        probe.detach()
+    if not accepting:
+        raise UsageError(f"cannot listen on fd:{fd}: descriptor {fd} is a socket that does not listen")
 
 
 def _interrupt(signum: int, frame: object) -> None:
@@ -459,8 +530,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         options.explicit = explicit_settings(argv, os.environ)
         if options.app is None:
             parser.error("the following arguments are required: APP (or GOBIND_APP)")
-        run(options)
+        return run(options, sys.argv[1:] if argv is None else argv)
     except UsageError as error:
         print(f"gobind: error: {error}", file=sys.stderr)
         return 1
-    return 0

@@ -253,6 +253,7 @@ def serve(
     port: int = 8000,
     *,
     uds: Optional[str] = None,
+    fd: Optional[int] = None,
     threads: int = 1,
     root_path: str = "",
     default_headers: Sequence[Tuple[str, str]] = (),
@@ -273,7 +274,7 @@ def serve(
         max_body_bytes=max_body_bytes,
         **server_options,
     )
-    server.run(host, port, uds=uds)
+    server.run(host, port, uds=uds, fd=fd)
 
 
 def make_server(

@@ -1,6 +1,7 @@
 // Server lifecycle: start, bound address, errors, move semantics, release.
 #include <gtest/gtest.h>
 
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -96,9 +97,48 @@ TEST(ServerStart, MalformedAddressThrowsInvalidArgument) {
     } catch (const Error& error) {
         EXPECT_EQ(error.code(), ErrorCode::invalid_argument);
         EXPECT_STREQ(error.what(),
-                     "invalid address \"localhost\": expected host:port or unix:/path "
+                     "invalid address \"localhost\": expected host:port, unix:/path or fd:N "
                      "(address localhost: missing port in address)");
     }
+}
+
+// Two servers serve one listening socket, as the worker processes of a
+// supervisor do, each from its own descriptor of it.
+TEST(ServerStart, OpenedListenerServedByTwoServers) {
+    Listener listener = open_listener("127.0.0.1:0");
+    ASSERT_GE(listener.fd, 0);
+    EXPECT_EQ(listener.address.rfind("127.0.0.1:", 0), 0u) << listener.address;
+    int second_fd = ::dup(listener.fd);
+    ASSERT_GE(second_fd, 0);
+
+    Server first;
+    first.handle("GET /", reply("first"));
+    EXPECT_EQ(first.start("fd:" + std::to_string(listener.fd)), listener.address);
+    Server second;
+    second.handle("GET /", reply("second"));
+    EXPECT_EQ(second.start("fd:" + std::to_string(second_fd)), listener.address);
+
+    // Whichever server accepts the connection serves it. Once the first
+    // server closes, the second serves the socket alone.
+    std::string body = request(listener.address, "GET", "/").body;
+    EXPECT_TRUE(body == "first" || body == "second") << body;
+    first.close();
+    EXPECT_EQ(request(listener.address, "GET", "/").body, "second");
+}
+
+TEST(ServerStart, DescriptorThatDoesNotListenThrowsInvalidArgument) {
+    int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    ASSERT_GE(fd, 0);
+    Server server;
+    try {
+        server.start("fd:" + std::to_string(fd));
+        FAIL() << "start on a socket that does not listen did not throw";
+    } catch (const Error& error) {
+        EXPECT_EQ(error.code(), ErrorCode::invalid_argument);
+        EXPECT_NE(std::string(error.what()).find("is a socket that does not listen"), std::string::npos)
+            << error.what();
+    }
+    EXPECT_EQ(::close(fd), 0) << "the descriptor of a failed start stays the caller's";
 }
 
 TEST(ServerStart, UnixSocket) {

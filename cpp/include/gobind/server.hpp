@@ -49,7 +49,8 @@ namespace gobind {
 /// given in brackets; no default turns a protection off.
 struct Config {
     /// Address that start() and listen_and_serve() bind: "host:port" (port 0
-    /// for any free port), "[::1]:port" for IPv6, or "unix:/path".
+    /// for any free port), "[::1]:port" for IPv6, "unix:/path", or "fd:N"
+    /// for a listening socket inherited as descriptor N (see open_listener).
     std::string address = "127.0.0.1:8000";
     std::chrono::milliseconds read_header_timeout{0};  ///< header block read [10 s]
     std::chrono::milliseconds read_timeout{0};         ///< one body read [60 s]
@@ -145,10 +146,12 @@ public:
 
     /// Bind address ("host:port", port 0 for any free port, "[::1]:0", or
     /// "unix:/path") and serve in the background. Returns the bound address,
-    /// such as "127.0.0.1:41234". Throws Error: ErrorCode::os_error when
-    /// binding fails (sys_errno() returns the errno, such as EADDRINUSE),
-    /// invalid_argument for a malformed address, wrong_state when the server
-    /// was started before.
+    /// such as "127.0.0.1:41234". With "fd:N" the server serves the listening
+    /// socket of descriptor N instead, and takes N over: it closes N once
+    /// started. Throws Error: ErrorCode::os_error when binding fails
+    /// (sys_errno() returns the errno, such as EADDRINUSE), invalid_argument
+    /// for a malformed address or a descriptor that is not a listening
+    /// socket, wrong_state when the server was started before.
     std::string start(std::string_view address);
 
     /// Start on Config::address.
@@ -213,6 +216,19 @@ private:
     Config config_;
     std::string address_;
 };
+
+/// A listening socket that no server of this process serves.
+struct Listener {
+    int fd = -1;          ///< close-on-exec descriptor; the caller closes it
+    std::string address;  ///< the address bound, such as "127.0.0.1:41234"
+};
+
+/// Bind address ("host:port" or "unix:/path") as Server::start does, but
+/// serve nothing: for a supervisor whose worker processes inherit fd and
+/// each serve it with Server::start("fd:N"), sharing one accept queue.
+/// Closing fd leaves a Unix socket's file in place. Throws Error as
+/// Server::start does.
+Listener open_listener(std::string_view address);
 
 /// True in a child process forked after the Go runtime started. Such a
 /// child cannot run Go code, so every Server method throws there.

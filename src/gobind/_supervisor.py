@@ -1,0 +1,338 @@
+"""Worker processes of the gobind command (--workers).
+
+The supervisor binds the listening socket once, then runs each worker as a
+new interpreter, ``python -m gobind ... --fd N``: never a fork, because the
+Go runtime of a process does not survive fork(). The workers inherit the
+socket and share its accept queue, so a connection waiting there is served
+by whichever worker accepts first, also when another worker dies.
+
+Each worker has one end of a socket pair, and the supervisor keeps the
+other end. The worker writes one byte to it once it serves. When the
+supervisor dies, even by SIGKILL, the worker reads the end of the stream
+and shuts down gracefully.
+
+Signals: SIGINT and SIGTERM stop the workers gracefully (a second one stops
+them at once), SIGHUP replaces them one by one with new workers, SIGTTIN
+and SIGTTOU add and remove one. The workers run in their own session, so
+Ctrl-C in a terminal reaches the supervisor only, which passes it on once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import select
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from typing import Dict, List, Optional, Sequence
+
+from . import _server
+
+logger = logging.getLogger("gobind")
+
+# How long the supervisor waits, beyond the graceful-shutdown timeout, for
+# a worker to exit before it kills it: the interpreter's own exit.
+EXIT_GRACE_SECONDS = 5.0
+# Delays before a worker that failed to start is started again.
+FIRST_RETRY_SECONDS, LAST_RETRY_SECONDS = 1.0, 30.0
+POLL_SECONDS = 0.2
+
+
+class Worker:
+    """One worker process and the supervisor's end of its link."""
+
+    def __init__(self, process: subprocess.Popen, link: socket.socket) -> None:
+        self.process = process
+        self.link = link
+        self.ready = False
+        self.stopping = False  # the supervisor asked it to stop: not replaced
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def stop(self) -> None:
+        self.stopping = True
+        try:
+            self.process.send_signal(signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+
+
+class Supervisor:
+    """Starts, watches and stops the worker processes of one listener."""
+
+    def __init__(self, argv: Sequence[str], count: int, fd: int, address: str, shutdown_timeout: float) -> None:
+        self.argv = list(argv)
+        self.count = count
+        self.fd = fd
+        self.address = address
+        self.shutdown_timeout = shutdown_timeout
+        self.workers: List[Worker] = []
+        self.stops = 0  # stop signals received
+        self.restart = False
+        self.retry_delay = 0.0
+        self.retry_at = 0.0
+
+    def run(self) -> int:
+        """Serve until a stop signal; return the exit status."""
+        previous = self._install_signals()
+        try:
+            status = self._start()
+            if status == 0:
+                status = self._watch()
+            return status
+        finally:
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
+            os.close(self.fd)
+
+    # Starting.
+
+    def _spawn(self) -> Worker:
+        ours, theirs = socket.socketpair()
+        command = [sys.executable, "-m", "gobind", *self.argv,
+                   "--fd", str(self.fd), "--supervisor-fd", str(theirs.fileno())]
+        try:
+            process = subprocess.Popen(command, pass_fds=(self.fd, theirs.fileno()), start_new_session=True)
+        finally:
+            theirs.close()
+        worker = Worker(process, ours)
+        self.workers.append(worker)
+        return worker
+
+    def _start(self) -> int:
+        """Start the first worker, then the others once it serves, so that
+        an app that cannot start reports its error once. Returns 0 when all
+        serve, else the exit status of the failed start."""
+        failed = self._wait_ready([self._spawn()])
+        if failed is None and not self.stops:
+            failed = self._wait_ready([self._spawn() for _ in range(self.count - 1)])
+        if self.stops:
+            self._stop_all()
+            return self._exit_status()
+        if failed is not None:
+            status = failed.process.returncode
+            logger.error("Worker %d exited with %s before it served; stopping", failed.pid, describe(status))
+            self._stop_all()
+            return status if status and status > 0 else 1
+        logger.info(
+            "Started %d workers on %s (supervisor pid %d, worker pids %s)",
+            self.count, self.address, os.getpid(), ", ".join(str(w.pid) for w in self.workers),
+        )
+        return 0
+
+    def _wait_ready(self, workers: List[Worker]) -> Optional[Worker]:
+        """Wait until each of workers serves; return the first that exits
+        instead, or None. A stop signal ends the wait."""
+        waiting = {w.link: w for w in workers if not w.ready}
+        while waiting and not self.stops:
+            readable, _, _ = select.select(list(waiting), [], [], POLL_SECONDS)
+            for link in readable:
+                worker = waiting.pop(link)
+                if not self._read_ready(worker):
+                    return worker
+        return None
+
+    def _read_ready(self, worker: Worker) -> bool:
+        """Read the worker's readiness byte; False when its link closed
+        because it exited."""
+        try:
+            data = worker.link.recv(1)
+        except OSError:
+            data = b""
+        if data:
+            worker.ready = True
+            return True
+        worker.process.wait()
+        return False
+
+    # Watching.
+
+    def _watch(self) -> int:
+        while not self.stops:
+            if self.restart:
+                self.restart = False
+                self._replace_all()
+            self._reap()
+            self._top_up()
+            links = {w.link: w for w in self.workers if not w.ready}
+            readable, _, _ = select.select(list(links), [], [], POLL_SECONDS)
+            for link in readable:
+                worker = links[link]
+                if self._read_ready(worker):
+                    self.retry_delay = 0.0
+                    logger.info("Worker %d serves", worker.pid)
+        self._stop_all()
+        return self._exit_status()
+
+    def _reap(self) -> None:
+        """Forget the workers that exited; log those that were not asked to."""
+        for worker in list(self.workers):
+            status = worker.process.poll()
+            if status is None:
+                continue
+            self.workers.remove(worker)
+            worker.link.close()
+            if worker.stopping:
+                continue
+            if worker.ready:
+                logger.warning("Worker %d exited with %s; starting a new one", worker.pid, describe(status))
+            else:
+                self.retry_delay = min(max(2 * self.retry_delay, FIRST_RETRY_SECONDS), LAST_RETRY_SECONDS)
+                self.retry_at = time.monotonic() + self.retry_delay
+                logger.error(
+                    "Worker %d exited with %s before it served; starting a new one in %.0f s",
+                    worker.pid, describe(status), self.retry_delay,
+                )
+
+    def _top_up(self) -> None:
+        """Start workers until count of them run, and stop any extra ones."""
+        running = [w for w in self.workers if not w.stopping]
+        if len(running) > self.count:
+            for worker in running[self.count:]:
+                logger.info("Stopping worker %d", worker.pid)
+                worker.stop()
+        elif len(running) < self.count and time.monotonic() >= self.retry_at:
+            for _ in range(self.count - len(running)):
+                self._spawn()
+
+    def _replace_all(self) -> None:
+        """Replace each worker by a new one, which serves before the old one
+        stops. A new worker that fails to start ends the replacement."""
+        old = [w for w in self.workers if not w.stopping]
+        logger.info("Replacing %d workers", len(old))
+        for worker in old:
+            new = self._spawn()
+            failed = self._wait_ready([new])
+            if self.stops:
+                return
+            if failed is not None:
+                logger.error(
+                    "New worker %d exited with %s before it served; the other workers keep running",
+                    failed.pid, describe(failed.process.returncode),
+                )
+                new.stopping = True
+                return
+            worker.stop()
+        logger.info("Replaced %d workers", len(old))
+
+    # Stopping.
+
+    def _stop_all(self) -> None:
+        """Stop every worker gracefully: a second stop signal, or the end of
+        the graceful-shutdown timeout, stops the rest at once."""
+        live = [w for w in self.workers if w.process.poll() is None]
+        if live:
+            logger.info("Stopping %d workers", len(live))
+        for worker in live:
+            worker.stop()
+        stops = self.stops
+        deadline = time.monotonic() + self.shutdown_timeout + EXIT_GRACE_SECONDS
+        while any(w.process.poll() is None for w in live):
+            if self.stops > max(stops, 1):
+                stops = self.stops
+                # A second signal makes each worker close its connections.
+                for worker in live:
+                    if worker.process.poll() is None:
+                        worker.stop()
+            if time.monotonic() >= deadline:
+                for worker in live:
+                    if worker.process.poll() is None:
+                        logger.warning("Killing worker %d, which did not exit in time", worker.pid)
+                        worker.process.kill()
+                        worker.process.wait()
+                break
+            time.sleep(0.05)
+        for worker in self.workers:
+            worker.link.close()
+
+    def _exit_status(self) -> int:
+        """0 when every worker stopped cleanly, else 1. A worker that was
+        still starting ends by the signal itself, before it handles it."""
+        return 0 if all(
+            w.process.returncode == 0 or (w.stopping and w.process.returncode == -signal.SIGTERM)
+            for w in self.workers
+        ) else 1
+
+    # Signals.
+
+    def _install_signals(self) -> Dict[int, object]:
+        handlers = {
+            signal.SIGINT: self._on_stop,
+            signal.SIGTERM: self._on_stop,
+            signal.SIGHUP: self._on_restart,
+            signal.SIGTTIN: self._on_more,
+            signal.SIGTTOU: self._on_fewer,
+        }
+        return {signum: signal.signal(signum, handler) for signum, handler in handlers.items()}
+
+    def _on_stop(self, signum: int, frame: object) -> None:
+        self.stops += 1
+        if self.stops == 1:
+            logger.info("Received %s; stopping the workers gracefully", signal.Signals(signum).name)
+
+    def _on_restart(self, signum: int, frame: object) -> None:
+        self.restart = True
+
+    def _on_more(self, signum: int, frame: object) -> None:
+        self.count += 1
+        logger.info("Received SIGTTIN; running %d workers", self.count)
+
+    def _on_fewer(self, signum: int, frame: object) -> None:
+        if self.count > 1:
+            self.count -= 1
+        logger.info("Received SIGTTOU; running %d workers", self.count)
+
+
+def describe(status: Optional[int]) -> str:
+    """Describe a Popen return code: "status 1" or "signal SIGKILL"."""
+    if status is not None and status < 0:
+        try:
+            return f"signal {signal.Signals(-status).name}"
+        except ValueError:
+            return f"signal {-status}"
+    return f"status {status}"
+
+
+def supervise(options: argparse.Namespace, argv: Sequence[str], fd: int, address: str, *, owned: bool) -> int:
+    """Run options.workers workers of the command line argv on the
+    listening socket fd, bound at address; return the exit status. An
+    owned Unix socket's file is removed at the end."""
+    try:
+        return Supervisor(argv, options.workers, fd, address, options.timeout_graceful_shutdown).run()
+    finally:
+        if owned and address.startswith("unix:"):
+            try:
+                os.unlink(address[len("unix:"):])
+            except FileNotFoundError:
+                pass
+
+
+class SupervisorLink:
+    """A worker's end of its link: reports that the worker serves, and
+    stops the worker gracefully when the supervisor is gone."""
+
+    def __init__(self, fd: int) -> None:
+        self.link = socket.socket(fileno=fd)
+        os.set_inheritable(fd, False)
+        _server._listening_hooks.append(self._on_listening)
+
+    def _on_listening(self, address: str) -> None:
+        _server._listening_hooks.remove(self._on_listening)
+        self.link.sendall(b"\x01")
+        threading.Thread(target=self._watch, name="gobind-supervisor-link", daemon=True).start()
+
+    def _watch(self) -> None:
+        try:
+            while self.link.recv(64):
+                pass
+        except OSError:
+            pass
+        logger.warning("The supervisor is gone; shutting down")
+        os.kill(os.getpid(), signal.SIGTERM)

@@ -1,0 +1,29 @@
+"""Apps for the tests of worker processes: each response names the pid of
+the worker that served it."""
+
+import os
+import time
+
+import gobind
+
+
+def wsgi_pid(environ, start_response):
+    if environ["PATH_INFO"] == "/slow":
+        time.sleep(1.5)
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [str(os.getpid()).encode()]
+
+
+async def asgi_pid(scope, receive, send):
+    if scope["type"] != "http":
+        return
+    await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/plain")]})
+    await send({"type": "http.response.body", "body": str(os.getpid()).encode()})
+
+
+server = gobind.Server(access_log=False)
+
+
+@server.route("GET /")
+def server_pid(w, req):
+    w.write(str(os.getpid()))

@@ -1,0 +1,242 @@
+"""Worker processes (--workers): a supervisor shares one listening socket
+among new interpreters, replaces those that exit, and stops them all."""
+
+import concurrent.futures
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from cliserver import APPS, CLIServer, run_to_exit
+
+STARTED = re.compile(r"Started (\d+) workers on (\S+) \(supervisor pid (\d+), worker pids ([\d, ]+)\)")
+
+
+class Workers:
+    """A supervisor started by `gobind ARGS --workers N` and its workers."""
+
+    def __init__(self, *args, count=2, cwd=APPS, env=None):
+        self.cli = CLIServer([*args, "--workers", str(count)], env=env, cwd=cwd)
+        if not self.cli.wait_output("Started", timeout=120):
+            self.cli.stop()
+            raise RuntimeError(f"workers did not start; output:\n{self.cli.output}")
+        match = STARTED.search(self.cli.output)
+        self.address = match.group(2)
+        self.url = f"http://{self.address}"
+        self.pids = {int(pid) for pid in match.group(4).split(", ")}
+        assert int(match.group(3)) == self.cli.process.pid
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        self.cli.stop()
+
+    def signal(self, signum):
+        self.cli.process.send_signal(signum)
+
+    def served_by(self, connections=64, requests=512):
+        """Return the pids that served requests sent on many new connections at once."""
+        def one(_):
+            return int(httpx.get(self.url + "/", headers={"Connection": "close"}, timeout=10).text)
+
+        with concurrent.futures.ThreadPoolExecutor(connections) as pool:
+            return set(pool.map(one, range(requests)))
+
+
+def gone(pid, timeout=20.0):
+    """Wait until pid has exited (a zombie counts: its parent is gone)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except FileNotFoundError:
+            return True
+        if state in ("Z", "X"):
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def test_workers_share_one_socket():
+    with Workers("worker_apps:wsgi_pid", "--port", "0", "--no-access-log") as workers:
+        assert len(workers.pids) == 2
+        seen = set()
+        for _ in range(10):
+            seen |= workers.served_by()
+            if seen == workers.pids:
+                break
+        assert seen == workers.pids
+        assert workers.cli.output.count("Serving on " + workers.url) == 2
+
+
+@pytest.mark.parametrize("app", ["worker_apps:asgi_pid", "worker_apps:server"])
+def test_workers_serve_asgi_and_server_apps(app):
+    with Workers(app, "--port", "0") as workers:
+        assert int(httpx.get(workers.url + "/", timeout=10).text) in workers.pids
+
+
+def test_workers_replace_a_worker_that_dies():
+    with Workers("worker_apps:wsgi_pid", "--port", "0", "--no-access-log") as workers:
+        victim = min(workers.pids)
+        os.kill(victim, signal.SIGKILL)
+        assert workers.cli.wait_output(f"Worker {victim} exited with signal SIGKILL; starting a new one")
+        match = re.search(r"Worker (\d+) serves", workers.cli.output) if workers.cli.wait_output(" serves", 60) else None
+        assert match, workers.cli.output
+        replacement = int(match.group(1))
+        assert replacement not in workers.pids
+        survivors = (workers.pids - {victim}) | {replacement}
+        assert workers.served_by() <= survivors
+
+
+def test_workers_stop_gracefully():
+    with Workers("worker_apps:wsgi_pid", "--port", "0") as workers:
+        result = {}
+        slow = threading.Thread(target=lambda: result.update(response=httpx.get(workers.url + "/slow", timeout=30)))
+        slow.start()
+        assert workers.cli.wait_output('"GET /slow HTTP/1.1"', 0.5) is False  # still running
+        time.sleep(0.3)
+        workers.signal(signal.SIGTERM)
+        slow.join(30)
+        assert workers.cli.process.wait(30) == 0
+        assert result["response"].status_code == 200
+        assert int(result["response"].text) in workers.pids
+        assert all(gone(pid) for pid in workers.pids)
+        assert "Received SIGTERM; stopping the workers gracefully" in workers.cli.output
+
+
+def test_workers_second_signal_stops_at_once():
+    with Workers("worker_apps:wsgi_pid", "--port", "0", "--timeout-graceful-shutdown", "60") as workers:
+        def cut_short():
+            with pytest.raises(httpx.TransportError):
+                httpx.get(workers.url + "/slow", timeout=30)
+
+        slow = threading.Thread(target=cut_short, daemon=True)
+        slow.start()
+        time.sleep(0.3)
+        workers.signal(signal.SIGINT)
+        assert workers.cli.wait_output("Stopping 2 workers")
+        workers.signal(signal.SIGINT)
+        workers.cli.process.wait(10)
+        assert all(gone(pid, 5) for pid in workers.pids)
+        slow.join(10)
+
+
+def test_workers_exit_when_the_supervisor_is_killed():
+    with Workers("worker_apps:wsgi_pid", "--port", "0") as workers:
+        workers.signal(signal.SIGKILL)
+        assert all(gone(pid) for pid in workers.pids), workers.cli.output
+        assert workers.cli.output.count("The supervisor is gone; shutting down") == 2
+
+
+def test_workers_sighup_replaces_every_worker():
+    with Workers("worker_apps:wsgi_pid", "--port", "0", "--no-access-log") as workers:
+        workers.signal(signal.SIGHUP)
+        assert workers.cli.wait_output("Replaced 2 workers", 60), workers.cli.output
+        assert all(gone(pid) for pid in workers.pids)
+        new = workers.served_by()
+        assert new and not new & workers.pids
+
+
+def test_workers_sigttin_and_sigttou_change_the_count():
+    with Workers("worker_apps:wsgi_pid", "--port", "0", "--no-access-log") as workers:
+        workers.signal(signal.SIGTTIN)
+        assert workers.cli.wait_output("Received SIGTTIN; running 3 workers")
+        assert workers.cli.wait_output(" serves", 60)
+        workers.signal(signal.SIGTTOU)
+        assert workers.cli.wait_output("Received SIGTTOU; running 2 workers")
+        assert workers.cli.wait_output("Stopping worker ")
+        # The remaining workers go on serving.
+        assert httpx.get(workers.url + "/", timeout=10).status_code == 200
+
+
+def test_workers_unix_socket_removed_at_exit(tmp_path):
+    path = tmp_path / "gobind.sock"
+    with Workers("worker_apps:wsgi_pid", "--uds", str(path)) as workers:
+        transport = httpx.HTTPTransport(uds=str(path))
+        with httpx.Client(transport=transport) as client:
+            assert int(client.get("http://gobind/").text) in workers.pids
+        workers.signal(signal.SIGTERM)
+        assert workers.cli.process.wait(30) == 0
+    assert not path.exists()
+
+
+@pytest.mark.parametrize(
+    "app, args, status, message",
+    [
+        ("nosuch:app", [], 1, "gobind: error: module 'nosuch' not found"),
+        ("failing_lifespan:app", ["--lifespan", "on"], 3, "Application startup failed. Exiting."),
+    ],
+)
+def test_workers_failed_start_stops_with_its_status(app, args, status, message):
+    result = run_to_exit(app, "--port", "0", "--workers", "3", *args)
+    assert result.returncode == status
+    # The first worker fails alone, so the error appears once.
+    assert result.stderr.count(message) == 1, result.stderr
+    assert re.search(rf"Worker \d+ exited with status {status} before it served; stopping", result.stderr)
+    assert "Started" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--workers", "0"], "gobind: error: invalid --workers 0: must be 1 or more"),
+        (["--fd", "-1"], "gobind: error: invalid --fd -1: must be a descriptor number, 0 or more"),
+        (["--fd", "3", "--port", "9000", "--uds", "x.sock"],
+         "gobind: error: --fd and --port, --uds cannot be given together: --fd replaces the address"),
+        (["--fd", "97"], "gobind: error: cannot listen on fd:97: bad file descriptor"),
+        (["--fd", "97", "--workers", "2"], "gobind: error: cannot listen on fd:97: bad file descriptor"),
+        (["--fd", "0", "--workers", "2"], "gobind: error: cannot listen on fd:0: socket operation on non-socket"),
+    ],
+)
+def test_workers_and_fd_usage_errors(args, message):
+    result = run_to_exit("worker_apps:wsgi_pid", *args)
+    assert result.stderr.strip().splitlines()[-1] == message, result.stderr
+    assert result.returncode == 1
+
+
+def test_workers_port_in_use():
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = run_to_exit("worker_apps:wsgi_pid", "--port", str(port), "--workers", "2")
+    assert result.stderr.strip().splitlines()[-1] == f"gobind: error: cannot listen on 127.0.0.1:{port}: address already in use"
+    assert result.returncode == 1
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_fd_serves_an_inherited_socket(workers):
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    fd = listener.fileno()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "gobind", "worker_apps:wsgi_pid", "--fd", str(fd), "--workers", workers],
+        cwd=APPS, pass_fds=(fd,), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    listener.close()
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                response = httpx.get(f"http://127.0.0.1:{port}/", timeout=10)
+                break
+            except httpx.TransportError:
+                assert process.poll() is None
+                assert time.monotonic() < deadline
+                time.sleep(0.1)
+        assert response.status_code == 200
+        assert int(response.text) != process.pid or workers == "1"
+    finally:
+        process.send_signal(signal.SIGTERM)
+        output = process.communicate(timeout=30)[0]
+    assert process.returncode == 0, output
+    assert f"Serving on http://127.0.0.1:{port}" in output
