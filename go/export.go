@@ -256,6 +256,9 @@ func copyBound(bound *C.char, boundCap C.size_t, address string) {
 func gobind_listener_open(address *C.char, addressLen C.size_t, fd *C.int,
 	bound *C.char, boundCap C.size_t, errOut *C.gobind_error) (rc C.int) {
 	defer recoverInto(errOut, &rc)
+	if fd == nil {
+		return fail(errOut, C.GOBIND_ERR_INVALID, errors.New("invalid argument: fd is NULL"))
+	}
 	descriptor, actual, err := OpenListener(C.GoStringN(address, C.int(addressLen)))
 	switch {
 	case errors.As(err, new(syscall.Errno)):

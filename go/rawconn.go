@@ -128,6 +128,7 @@ type guardConn struct {
 	headDeadlineSet bool
 
 	active       atomic.Bool // net/http is serving a request (StateActive)
+	fresh        atomic.Bool // net/http has not read a request yet (StateNew), kept by Server
 	transparent  atomic.Bool // hijacked: bytes pass unchecked
 	rejection    atomic.Pointer[rejection]
 	rejectionDue atomic.Bool // net/http saw io.EOF in place of the rejected head

@@ -163,7 +163,14 @@ type Server struct {
 
 	active      atomic.Int64
 	connections atomic.Int64
+	// fresh counts the guarded connections whose first request net/http
+	// has not read yet.
+	fresh atomic.Int64
 }
+
+// freshGrace bounds how long Shutdown waits for the first request of the
+// connections accepted just before it (see admitAccepted).
+const freshGrace = 250 * time.Millisecond
 
 const closedBit = int64(1) << 62
 
@@ -347,7 +354,8 @@ func (s *Server) Start(address string) (string, error) {
 		} else {
 			err = s.http.Serve(listener)
 		}
-		if errors.Is(err, http.ErrServerClosed) {
+		// Shutdown closes the listener itself before it stops net/http.
+		if errors.Is(err, http.ErrServerClosed) || errors.Is(err, net.ErrClosed) && s.stopping.Load() > 0 {
 			err = nil
 		}
 		s.mu.Lock()
@@ -507,12 +515,35 @@ func (s *Server) Shutdown(timeout time.Duration) error {
 	defer s.markDrained()
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
+	s.admitAccepted(ctx)
 	err := s.http.Shutdown(ctx)
 	if errors.Is(err, context.DeadlineExceeded) {
 		s.http.Close()
 	}
 	s.waitIfStarted()
 	return err
+}
+
+// admitAccepted stops accepting and gives the connections accepted last
+// up to freshGrace to deliver their first request, before Shutdown starts.
+// net/http closes a connection without a response when it reads a request
+// after Shutdown began. A request sent on a connection accepted a moment
+// earlier would be lost, while other worker processes could have served
+// it. Keep-alives end too, so each response from now on closes its
+// connection.
+func (s *Server) admitAccepted(ctx context.Context) {
+	s.mu.Lock()
+	listener := s.listener
+	s.mu.Unlock()
+	if listener == nil {
+		return
+	}
+	listener.Close()
+	s.http.SetKeepAlivesEnabled(false)
+	deadline := time.Now().Add(freshGrace)
+	for s.fresh.Load() > 0 && time.Now().Before(deadline) && ctx.Err() == nil {
+		time.Sleep(time.Millisecond)
+	}
 }
 
 // Close closes the listener and every connection at once.
@@ -571,11 +602,20 @@ func rememberLocalAddress(ctx context.Context, conn net.Conn) context.Context {
 
 func (s *Server) trackConnection(conn net.Conn, state http.ConnState) {
 	trackGuard(conn, state)
+	guarded, _ := conn.(*guardConn)
 	switch state {
 	case http.StateNew:
 		s.connections.Add(1)
+		if guarded != nil {
+			guarded.fresh.Store(true)
+			s.fresh.Add(1)
+		}
+		return
 	case http.StateClosed, http.StateHijacked:
 		s.connections.Add(-1)
+	}
+	if guarded != nil && guarded.fresh.Load() && guarded.fresh.CompareAndSwap(true, false) {
+		s.fresh.Add(-1)
 	}
 }
 

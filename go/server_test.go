@@ -405,6 +405,45 @@ func TestShutdownWaitsForInFlightRequest(t *testing.T) {
 	}
 }
 
+// TestShutdownServesRequestOfFreshConnection sends a request on a
+// connection accepted before Shutdown, after Shutdown began. net/http alone
+// closes such a connection without a response.
+func TestShutdownServesRequestOfFreshConnection(t *testing.T) {
+	s, address := startServer(t, Config{}, map[string]Callback{
+		"GET /": callbackFunc(func(call uint64, _ []byte) CallResult {
+			respond(t, call, 200, "served")
+			return CallOK
+		}),
+	})
+	conn, err := net.Dial("tcp", address)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	for deadline := time.Now().Add(5 * time.Second); s.fresh.Load() == 0; {
+		if time.Now().After(deadline) {
+			t.Fatal("the connection was not accepted within 5 s")
+		}
+		time.Sleep(time.Millisecond)
+	}
+
+	stopped := make(chan error, 1)
+	go func() { stopped <- s.Shutdown(10 * time.Second) }()
+	time.Sleep(50 * time.Millisecond)
+	io.WriteString(conn, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+	conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	received, _ := io.ReadAll(conn)
+	if !strings.HasPrefix(string(received), "HTTP/1.1 200 OK") || !strings.HasSuffix(string(received), "served") {
+		t.Errorf("response = %q, want 200 with body %q", received, "served")
+	}
+	if !strings.Contains(string(received), "Connection: close") {
+		t.Errorf("response = %q, want Connection: close during shutdown", received)
+	}
+	if err := <-stopped; err != nil {
+		t.Errorf("Shutdown: %v", err)
+	}
+}
+
 func TestShutdownTimeoutClosesConnections(t *testing.T) {
 	entered := make(chan struct{})
 	release := make(chan struct{})

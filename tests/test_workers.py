@@ -24,7 +24,7 @@ class Workers:
     """A supervisor started by `gobind ARGS --workers N` and its workers."""
 
     def __init__(self, *args, count=2, cwd=APPS, env=None):
-        self.cli = CLIServer([*args, "--workers", str(count)], env=env, cwd=cwd)
+        self.cli = CLIServer(["--workers", str(count), *args], env=env, cwd=cwd)
         if not self.cli.wait_output("Started", timeout=120):
             self.cli.stop()
             raise RuntimeError(f"workers did not start; output:\n{self.cli.output}")
@@ -183,6 +183,100 @@ def test_workers_failed_start_stops_with_its_status(app, args, status, message):
     assert result.stderr.count(message) == 1, result.stderr
     assert re.search(rf"Worker \d+ exited with status {status} before it served; stopping", result.stderr)
     assert "Started" not in result.stderr
+
+
+def test_workers_after_double_dash():
+    with Workers("--port", "0", "--no-access-log", "--", "worker_apps:wsgi_pid") as workers:
+        assert int(httpx.get(workers.url + "/", timeout=10).text) in workers.pids
+
+
+def test_workers_ready_only_when_the_app_serves():
+    # The app's own extra server starts at import; the app then fails.
+    result = run_to_exit("worker_startup:sidecar_app", "--port", "0", "--workers", "2", "--lifespan", "on",
+                         env={"GOBIND_TEST_SIDECAR": "1"})
+    assert result.returncode == 3
+    assert result.stderr.count("Application startup failed. Exiting.") == 1, result.stderr
+    assert "Started" not in result.stderr
+
+
+def children(pid):
+    """Return the pids whose parent is pid."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == pid:
+                found.append(int(entry.name))
+    return found
+
+
+def test_workers_exit_when_the_supervisor_dies_during_import():
+    cli = CLIServer(["worker_startup:slow_app", "--port", "0", "--workers", "2"],
+                    env={"GOBIND_TEST_IMPORT_SECONDS": "60"})
+    try:
+        deadline = time.monotonic() + 30
+        while not (workers := children(cli.process.pid)) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert len(workers) == 1  # the first worker starts alone
+        cli.process.kill()
+        assert gone(workers[0], 10), cli.output
+    finally:
+        cli.stop()
+
+
+def test_workers_new_connection_while_stopping_does_not_wait():
+    with Workers("worker_apps:wsgi_pid", "--port", "0") as workers:
+        slow = threading.Thread(target=lambda: httpx.get(workers.url + "/slow?6", timeout=30))
+        slow.start()
+        time.sleep(0.3)
+        workers.signal(signal.SIGTERM)
+        assert workers.cli.wait_output("Stopping 2 workers")
+        time.sleep(0.5)
+        # Served by a worker that accepted it before it closed its listener,
+        # or refused: not left in a queue until the slow request ends.
+        started = time.monotonic()
+        try:
+            status = httpx.get(workers.url + "/", timeout=10).status_code
+        except httpx.TransportError:
+            status = None
+        assert time.monotonic() - started < 3
+        assert status in (200, None)
+        slow.join(30)
+        assert workers.cli.process.wait(30) == 0
+
+
+def test_workers_sighup_under_load_loses_no_request():
+    with Workers("worker_apps:wsgi_pid", "--port", "0", "--no-access-log") as workers:
+        failures, served = [], []
+        stop = threading.Event()
+
+        def client():
+            while not stop.is_set():
+                try:
+                    response = httpx.get(workers.url + "/", headers={"Connection": "close"}, timeout=10)
+                    served.append(response.status_code)
+                except httpx.TransportError as error:
+                    failures.append(repr(error))
+
+        clients = [threading.Thread(target=client) for _ in range(8)]
+        for thread in clients:
+            thread.start()
+        try:
+            for round_number in (1, 2):
+                time.sleep(0.5)
+                workers.signal(signal.SIGHUP)
+                assert workers.cli.wait_output("Replaced 2 workers", 60)
+                workers.cli.lines[:] = [line.replace("Replaced 2", "replaced 2") for line in workers.cli.lines]
+            time.sleep(0.5)
+        finally:
+            stop.set()
+            for thread in clients:
+                thread.join(30)
+        assert failures == []
+        assert set(served) == {200}
 
 
 @pytest.mark.parametrize(

@@ -143,7 +143,8 @@ class Server:
         which the server then owns and closes. Bind failures raise OSError
         with the errno.
         """
-        self._address = self._native.start(_listen_address(host, port, uds, fd))
+        address = _listen_address(host, port, uds, fd)
+        self._address = self._native.start(address)
         _live_servers.add(self)
         logger.info(
             "Serving on %s (pid %d, %d Python thread%s)",
@@ -152,7 +153,7 @@ class Server:
             self.threads,
             "" if self.threads == 1 else "s",
         )
-        _notify_listening(self._address)
+        _notify_listening(address, self._address)
         return self._address
 
     def wait(self, timeout: Optional[float] = None) -> bool:
@@ -405,15 +406,15 @@ def _listen_address(host: str, port: int, uds: Optional[str], fd: Optional[int])
     return _join_host_port(host, port)
 
 
-# Functions called with the bound address each time a server of this
-# process starts listening. The worker processes of the gobind command
-# report to their supervisor through it that they serve.
-_listening_hooks: List[Callable[[str], None]] = []
+# Functions called with the requested and the bound address each time a
+# server of this process starts listening. The worker processes of the
+# gobind command report to their supervisor through it that they serve.
+_listening_hooks: List[Callable[[str, str], None]] = []
 
 
-def _notify_listening(address: str) -> None:
-    for hook in _listening_hooks:
-        hook(address)
+def _notify_listening(address: str, bound: str) -> None:
+    for hook in list(_listening_hooks):
+        hook(address, bound)
 
 
 def _join_host_port(host: str, port: int) -> str:

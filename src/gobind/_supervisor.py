@@ -84,20 +84,20 @@ class Supervisor:
         previous = self._install_signals()
         try:
             status = self._start()
-            if status == 0:
-                status = self._watch()
-            return status
+            return self._watch() if status is None else status
         finally:
             for signum, handler in previous.items():
                 signal.signal(signum, handler)
-            os.close(self.fd)
+            if self.fd >= 0:
+                os.close(self.fd)
 
     # Starting.
 
     def _spawn(self) -> Worker:
         ours, theirs = socket.socketpair()
-        command = [sys.executable, "-m", "gobind", *self.argv,
-                   "--fd", str(self.fd), "--supervisor-fd", str(theirs.fileno())]
+        # The options come first: the user's arguments may end with "--".
+        command = [sys.executable, *subprocess._args_from_interpreter_flags(), "-m", "gobind",
+                   "--fd", str(self.fd), "--supervisor-fd", str(theirs.fileno()), *self.argv]
         try:
             process = subprocess.Popen(command, pass_fds=(self.fd, theirs.fileno()), start_new_session=True)
         finally:
@@ -106,10 +106,10 @@ class Supervisor:
         self.workers.append(worker)
         return worker
 
-    def _start(self) -> int:
+    def _start(self) -> Optional[int]:
         """Start the first worker, then the others once it serves, so that
-        an app that cannot start reports its error once. Returns 0 when all
-        serve, else the exit status of the failed start."""
+        an app that cannot start reports its error once. Returns None when
+        all serve, else the exit status of the stopped start."""
         failed = self._wait_ready([self._spawn()])
         if failed is None and not self.stops:
             failed = self._wait_ready([self._spawn() for _ in range(self.count - 1)])
@@ -122,10 +122,10 @@ class Supervisor:
             self._stop_all()
             return status if status and status > 0 else 1
         logger.info(
-            "Started %d workers on %s (supervisor pid %d, worker pids %s)",
-            self.count, self.address, os.getpid(), ", ".join(str(w.pid) for w in self.workers),
+            "Started %s on %s (supervisor pid %d, worker pids %s)",
+            plural(self.count, "worker"), self.address, os.getpid(), ", ".join(str(w.pid) for w in self.workers),
         )
-        return 0
+        return None
 
     def _wait_ready(self, workers: List[Worker]) -> Optional[Worker]:
         """Wait until each of workers serves; return the first that exits
@@ -177,6 +177,9 @@ class Supervisor:
             status = worker.process.poll()
             if status is None:
                 continue
+            if not worker.ready and select.select([worker.link], [], [], 0)[0]:
+                # It served, and exited before its readiness byte was read.
+                worker.ready = self._read_ready(worker)
             self.workers.remove(worker)
             worker.link.close()
             if worker.stopping:
@@ -206,7 +209,7 @@ class Supervisor:
         """Replace each worker by a new one, which serves before the old one
         stops. A new worker that fails to start ends the replacement."""
         old = [w for w in self.workers if not w.stopping]
-        logger.info("Replacing %d workers", len(old))
+        logger.info("Replacing %s", plural(len(old), "worker"))
         for worker in old:
             new = self._spawn()
             failed = self._wait_ready([new])
@@ -220,7 +223,7 @@ class Supervisor:
                 new.stopping = True
                 return
             worker.stop()
-        logger.info("Replaced %d workers", len(old))
+        logger.info("Replaced %s", plural(len(old), "worker"))
 
     # Stopping.
 
@@ -229,9 +232,16 @@ class Supervisor:
         the graceful-shutdown timeout, stops the rest at once."""
         live = [w for w in self.workers if w.process.poll() is None]
         if live:
-            logger.info("Stopping %d workers", len(live))
+            logger.info("Stopping %s", plural(len(live), "worker"))
         for worker in live:
             worker.stop()
+
+        # New connections are refused from now on instead of waiting in a
+        # queue that no worker accepts from any more.
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+
         stops = self.stops
         deadline = time.monotonic() + self.shutdown_timeout + EXIT_GRACE_SECONDS
         while any(w.process.poll() is None for w in live):
@@ -282,12 +292,16 @@ class Supervisor:
 
     def _on_more(self, signum: int, frame: object) -> None:
         self.count += 1
-        logger.info("Received SIGTTIN; running %d workers", self.count)
+        logger.info("Received SIGTTIN; running %s", plural(self.count, "worker"))
 
     def _on_fewer(self, signum: int, frame: object) -> None:
         if self.count > 1:
             self.count -= 1
-        logger.info("Received SIGTTOU; running %d workers", self.count)
+        logger.info("Received SIGTTOU; running %s", plural(self.count, "worker"))
+
+
+def plural(count: int, noun: str) -> str:
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
 
 
 def describe(status: Optional[int]) -> str:
@@ -315,18 +329,26 @@ def supervise(options: argparse.Namespace, argv: Sequence[str], fd: int, address
 
 
 class SupervisorLink:
-    """A worker's end of its link: reports that the worker serves, and
-    stops the worker gracefully when the supervisor is gone."""
+    """A worker's end of its link to the supervisor. It reports once the
+    worker serves the inherited socket fd, and stops the worker when the
+    supervisor is gone, also while the app is still being imported."""
 
-    def __init__(self, fd: int) -> None:
-        self.link = socket.socket(fileno=fd)
-        os.set_inheritable(fd, False)
+    def __init__(self, link_fd: int, fd: int) -> None:
+        self.link = socket.socket(fileno=link_fd)
+        os.set_inheritable(link_fd, False)
+        self.address = f"fd:{fd}"
         _server._listening_hooks.append(self._on_listening)
-
-    def _on_listening(self, address: str) -> None:
-        _server._listening_hooks.remove(self._on_listening)
-        self.link.sendall(b"\x01")
         threading.Thread(target=self._watch, name="gobind-supervisor-link", daemon=True).start()
+
+    def _on_listening(self, address: str, bound: str) -> None:
+        # Other servers that the app starts, such as one for metrics, do not count.
+        if address != self.address:
+            return
+        _server._listening_hooks.remove(self._on_listening)
+        try:
+            self.link.sendall(b"\x01")
+        except OSError:
+            pass  # the supervisor is gone, which _watch handles
 
     def _watch(self) -> None:
         try:

@@ -468,9 +468,10 @@ class AsgiServer:
         self.queue = _gobind.AsgiQueue(_gobind.server_handle(self._native), self._wake_fd, scope_template, self.root_path)
         self.queue.set_max_body_bytes(self.max_body_bytes)
         self.loop.add_reader(self._wake_fd, self._on_wake)
-        self.address = self._native.start(_listen_address(host, port, uds, fd))
+        address = _listen_address(host, port, uds, fd)
+        self.address = self._native.start(address)
         logger.info("Serving on %s (pid %d, ASGI on %s)", self.url, os.getpid(), type(self.loop).__module__.split(".")[0])
-        _notify_listening(self.address)
+        _notify_listening(address, self.address)
         return True
 
     def flush(self) -> None:

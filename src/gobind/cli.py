@@ -243,7 +243,9 @@ def detect_interface(app: Any, spec: str, interface: str) -> str:
     return found
 
 
-def configure_logging(level: str, config_file: Optional[str]) -> None:
+def configure_logging(level: str, config_file: Optional[str], process_ids: bool = False) -> None:
+    """Configure the gobind loggers from config_file, or else log to
+    standard error, with the pid of each line when process_ids is set."""
     if config_file is not None:
         try:
             if config_file.endswith(".json"):
@@ -255,7 +257,8 @@ def configure_logging(level: str, config_file: Optional[str]) -> None:
             raise UsageError(f"cannot load log config {config_file!r}: {error}") from None
     elif not logger.handlers:
         handler = logging.StreamHandler()
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        pid = " [%(process)d]" if process_ids else ""
+        handler.setFormatter(logging.Formatter(f"%(asctime)s %(levelname)s %(name)s{pid}: %(message)s"))
         logger.addHandler(handler)
         logger.propagate = False
     logger.setLevel(level.upper())
@@ -402,15 +405,16 @@ def serve_asgi(app: Any, options: argparse.Namespace) -> None:
 
 def run(options: argparse.Namespace, argv: Sequence[str]) -> int:
     """Serve the app that options name; return the exit status."""
-    configure_logging(options.log_level, options.log_config)
     worker = options.supervisor_fd is not None
+    # With worker processes, each line names the process that wrote it.
+    configure_logging(options.log_level, options.log_config, process_ids=worker or options.workers > 1)
     check_listen_options(options, worker)
     if options.workers > 1 and not worker:
         return supervise(options, argv)
     if worker:
         from ._supervisor import SupervisorLink
 
-        SupervisorLink(options.supervisor_fd)
+        SupervisorLink(options.supervisor_fd, options.fd)
     app = load_app(options.app, factory=options.factory, app_dir=options.app_dir)
     interface = detect_interface(app, options.app, options.interface)
     if interface == "asgi":

@@ -9,7 +9,7 @@ import gobind
 
 def wsgi_pid(environ, start_response):
     if environ["PATH_INFO"] == "/slow":
-        time.sleep(1.5)
+        time.sleep(float(environ["QUERY_STRING"] or 1.5))
     start_response("200 OK", [("Content-Type", "text/plain")])
     return [str(os.getpid()).encode()]
 
