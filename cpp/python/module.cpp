@@ -3,8 +3,12 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <cxxabi.h>
+
 #include <cerrno>
 #include <chrono>
+#include <cstring>
+#include <vector>
 
 #include "asgi.hpp"
 #include "gil.hpp"
@@ -118,6 +122,12 @@ std::string key_of(py::handle name) {
     return std::string(header_bytes(name, storage, "name"));
 }
 
+py::str header_item(const Header& header, py::handle name) {
+    auto value = header.get(key_of(name));
+    if (!value) throw py::key_error(py::str(name).cast<std::string>());
+    return header_text(*value);
+}
+
 void bind_headers(py::module_& m) {
     py::class_<Header>(m, "Headers",
                        "HTTP header fields: ordered, multi-valued, names compared without case.\n\n"
@@ -134,12 +144,7 @@ void bind_headers(py::module_& m) {
                  return header;
              }),
              py::arg("fields") = py::none())
-        .def("__getitem__",
-             [](const Header& h, py::handle name) {
-                 auto value = h.get(key_of(name));
-                 if (!value) throw py::key_error(py::str(name).cast<std::string>());
-                 return header_text(*value);
-             })
+        .def("__getitem__", &header_item)
         .def("__setitem__", [](Header& h, py::handle name, py::handle value) { set_header_item(h, name, value, true); })
         .def("__delitem__",
              [](Header& h, py::handle name) {
@@ -324,6 +329,145 @@ void bind_response_writer(py::module_& m) {
         .def_property_readonly("headers_sent", [](const PyResponseWriter& w) { return w.get().header_sent(); });
 }
 
+// Fast paths for the calls that nearly every handler makes: the writer's
+// headers property, Headers.__getitem__ and __setitem__, and write().
+// pybind11's generic dispatcher builds an argument tuple and looks the
+// argument types up in its type registry on every call. These replacements
+// are METH_FASTCALL methods and a getset descriptor that read the C++
+// object straight from the instance. A call that they do not handle
+// (keyword arguments, another argument count, an instance whose __init__
+// did not run) goes to the pybind11 function that they replaced, so
+// results and error messages stay the same.
+// NOTE: an unbound call on an object of another class, such as
+// ResponseWriter.write(headers, data), now raises CPython's descriptor
+// TypeError instead of pybind11's "incompatible function arguments".
+
+// The C++ object inside an instance of a class bound with pybind11, or
+// nullptr when pybind11 keeps it elsewhere (a Python subclass of several
+// bound classes) or has not constructed it yet.
+template <typename T>
+T* bound_value(PyObject* self) noexcept {
+    auto* instance = reinterpret_cast<py::detail::instance*>(self);
+    if (!instance->simple_layout || !instance->simple_holder_constructed) return nullptr;
+    return static_cast<T*>(instance->simple_value_holder[0]);
+}
+
+// Run body, turning a C++ exception into a Python one exactly as the
+// pybind11 dispatcher does. A forced unwind (pthread_exit while the
+// interpreter finalizes) must pass through.
+template <typename Body>
+PyObject* translate_errors(Body&& body) {
+    try {
+        return body();
+    } catch (py::error_already_set& error) {
+        error.restore();
+    } catch (abi::__forced_unwind&) {
+        throw;
+    } catch (...) {
+        py::detail::try_translate_exceptions();
+    }
+    return nullptr;
+}
+
+// A pybind11 method that a fast method replaced: the plain function, called
+// with self as its first argument.
+struct ReplacedMethod {
+    PyObject* function = nullptr;
+
+    PyObject* call(PyObject* self, PyObject* const* args, Py_ssize_t nargs, PyObject* names) const {
+        Py_ssize_t count = nargs + (names != nullptr ? PyTuple_GET_SIZE(names) : 0);
+        std::vector<PyObject*> stack;
+        stack.reserve(static_cast<std::size_t>(count) + 1);
+        stack.push_back(self);
+        stack.insert(stack.end(), args, args + count);
+        return PyObject_Vectorcall(function, stack.data(), nargs + 1, names);
+    }
+};
+
+ReplacedMethod replaced_write, replaced_getitem, replaced_setitem;
+PyObject* replaced_headers_property = nullptr;
+
+PyObject* fast_write(PyObject* self, PyObject* const* args, Py_ssize_t nargs, PyObject* names) {
+    auto* writer = bound_value<PyResponseWriter>(self);
+    if (writer == nullptr || nargs != 1 || names != nullptr) return replaced_write.call(self, args, nargs, names);
+    return translate_errors([&] { return PyLong_FromSize_t(writer->write(args[0])); });
+}
+
+PyObject* fast_getitem(PyObject* self, PyObject* const* args, Py_ssize_t nargs, PyObject* names) {
+    auto* header = bound_value<Header>(self);
+    if (header == nullptr || nargs != 1 || names != nullptr) return replaced_getitem.call(self, args, nargs, names);
+    return translate_errors([&] { return header_item(*header, args[0]).release().ptr(); });
+}
+
+PyObject* fast_setitem(PyObject* self, PyObject* const* args, Py_ssize_t nargs, PyObject* names) {
+    auto* header = bound_value<Header>(self);
+    if (header == nullptr || nargs != 2 || names != nullptr) return replaced_setitem.call(self, args, nargs, names);
+    return translate_errors([&] {
+        set_header_item(*header, args[0], args[1], true);
+        return py::none().release().ptr();
+    });
+}
+
+PyObject* get_writer_headers(PyObject* self, void*) {
+    auto* writer = bound_value<PyResponseWriter>(self);
+    if (writer == nullptr) {
+        return Py_TYPE(replaced_headers_property)
+            ->tp_descr_get(replaced_headers_property, self, reinterpret_cast<PyObject*>(Py_TYPE(self)));
+    }
+    return translate_errors([&] {
+        writer->get();
+        return writer->headers_object().inc_ref().ptr();
+    });
+}
+
+// The property was read-only, and assigning or deleting still fails with
+// the property's own message.
+int set_writer_headers(PyObject* self, PyObject* value, void*) {
+    return Py_TYPE(replaced_headers_property)->tp_descr_set(replaced_headers_property, self, value);
+}
+
+// The docstring of a replaced attribute, kept for the life of the process
+// as PyMethodDef and PyGetSetDef require.
+const char* kept_doc(py::handle attribute) {
+    py::object doc = attribute.attr("__doc__");
+    if (doc.is_none()) return nullptr;
+    return strdup(doc.cast<std::string>().c_str());
+}
+
+void replace_method(py::handle cls, PyMethodDef& def, ReplacedMethod& replaced) {
+    py::object original = cls.attr("__dict__")[def.ml_name];
+    PyObject* function = PyInstanceMethod_Check(original.ptr()) ? PyInstanceMethod_GET_FUNCTION(original.ptr())
+                                                                : original.ptr();
+    replaced.function = py::reinterpret_borrow<py::object>(function).release().ptr();
+    def.ml_doc = kept_doc(function);
+    PyObject* method = PyDescr_NewMethod(reinterpret_cast<PyTypeObject*>(cls.ptr()), &def);
+    if (method == nullptr) throw py::error_already_set();
+    py::setattr(cls, def.ml_name, py::reinterpret_steal<py::object>(method));
+}
+
+PyMethodDef write_def{"write", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(fast_write)),
+                      METH_FASTCALL | METH_KEYWORDS, nullptr};
+PyMethodDef getitem_def{"__getitem__", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(fast_getitem)),
+                        METH_FASTCALL | METH_KEYWORDS, nullptr};
+PyMethodDef setitem_def{"__setitem__", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(fast_setitem)),
+                        METH_FASTCALL | METH_KEYWORDS, nullptr};
+PyGetSetDef writer_headers_def{"headers", get_writer_headers, set_writer_headers, nullptr, nullptr};
+
+void install_fast_methods(py::module_& m) {
+    py::object headers = m.attr("Headers");
+    py::object writer = m.attr("ResponseWriter");
+    replace_method(headers, getitem_def, replaced_getitem);
+    replace_method(headers, setitem_def, replaced_setitem);
+    replace_method(writer, write_def, replaced_write);
+
+    py::object property = writer.attr("__dict__")["headers"];
+    replaced_headers_property = property.inc_ref().ptr();
+    writer_headers_def.doc = kept_doc(property);
+    PyObject* getset = PyDescr_NewGetSet(reinterpret_cast<PyTypeObject*>(writer.ptr()), &writer_headers_def);
+    if (getset == nullptr) throw py::error_already_set();
+    py::setattr(writer, "headers", py::reinterpret_steal<py::object>(getset));
+}
+
 void bind_server(py::module_& m) {
     py::class_<PyServer>(m, "Server", "Engine server; use gobind.Server instead.")
         .def(py::init([](double read_header_timeout, double read_timeout, double write_timeout,
@@ -426,6 +570,7 @@ PYBIND11_MODULE(_gobind, m) {
     bind_request(m);
     bind_response_writer(m);
     bind_server(m);
+    install_fast_methods(m);
 
     m.def("close_calls", [](double timeout) {
         auto limit = to_ms(timeout);
