@@ -342,16 +342,6 @@ void bind_response_writer(py::module_& m) {
 // ResponseWriter.write(headers, data), now raises CPython's descriptor
 // TypeError instead of pybind11's "incompatible function arguments".
 
-// The C++ object inside an instance of a class bound with pybind11, or
-// nullptr when pybind11 keeps it elsewhere (a Python subclass of several
-// bound classes) or has not constructed it yet.
-template <typename T>
-T* bound_value(PyObject* self) noexcept {
-    auto* instance = reinterpret_cast<py::detail::instance*>(self);
-    if (!instance->simple_layout || !instance->simple_holder_constructed) return nullptr;
-    return static_cast<T*>(instance->simple_value_holder[0]);
-}
-
 // Run body, turning a C++ exception into a Python one exactly as the
 // pybind11 dispatcher does. A forced unwind (pthread_exit while the
 // interpreter finalizes) must pass through.

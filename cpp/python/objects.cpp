@@ -241,7 +241,9 @@ thread_local ThreadObjects thread_objects;
 template <typename T>
 T* reuse_or_create(PyObject*& slot) {
     if (slot != nullptr && Py_REFCNT(slot) == 1) {
-        return py::handle(slot).cast<T*>();
+        // This function created the instance in the slot, so its class is
+        // known and a cast's type lookup can be skipped.
+        return bound_value<T>(slot);
     }
     Py_XDECREF(slot);
     auto* created = new T{};
@@ -288,7 +290,11 @@ void call_python(py::object& function, const Hooks& hooks, gobind::Request& requ
     py::handle writer_object(thread_objects.writer);
 
     try {
-        function(writer_object, request_object);
+        // A vectorcall passes the two arguments without building a tuple.
+        PyObject* arguments[] = {writer_object.ptr(), request_object.ptr()};
+        PyObject* result = PyObject_Vectorcall(function.ptr(), arguments, 2, nullptr);
+        if (result == nullptr) throw py::error_already_set();
+        Py_DECREF(result);
         py_writer->hand_over_headers();
     } catch (py::error_already_set& error) {
         py_writer->client_gone = error.matches(PyExc_ConnectionError) && !writer.header_sent();

@@ -13,6 +13,17 @@ namespace gobind::python {
 
 namespace py = pybind11;
 
+/// The C++ object inside an instance of a class bound with pybind11, or
+/// nullptr when pybind11 keeps it elsewhere (a Python subclass of several
+/// bound classes) or has not constructed it yet. Unlike a cast, it checks
+/// no type, so the caller must know that self is an instance of T's class.
+template <typename T>
+T* bound_value(PyObject* self) noexcept {
+    auto* instance = reinterpret_cast<py::detail::instance*>(self);
+    if (!instance->simple_layout || !instance->simple_holder_constructed) return nullptr;
+    return static_cast<T*>(instance->simple_value_holder[0]);
+}
+
 /// Python view of a gobind::Request. It points at the request only while
 /// the handler runs; afterwards every accessor raises RuntimeError.
 struct PyRequest {
