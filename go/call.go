@@ -29,6 +29,9 @@ type Call struct {
 	bodyEnded     bool
 	bodyRead      bool // the handler read the body at least once
 	writeDeadline time.Time
+	// ended is the clock reading at the end of the callback, which the
+	// writes made right after it use in place of a fresh one.
+	ended time.Time
 }
 
 // callbackHandler serves the requests of one pattern through a Callback.
@@ -75,7 +78,10 @@ func (h *callbackHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// A released server runs no more callbacks. The counter is raised
 	// before the closed bit is tested, so Release either waits for this
 	// call or this call observes the bit and returns 503.
-	start := time.Now()
+	start := arrived
+	if s.slots != nil {
+		start = time.Now() // after the read ahead and the wait for a slot
+	}
 	if s.calls.Add(1)&closedBit != 0 {
 		s.calls.Add(-1)
 		s.respondError(w, r, "server is shutting down", http.StatusServiceUnavailable, start)
@@ -96,7 +102,8 @@ func (h *callbackHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	defer exchanges.Put(buffers)
 	buffers.request = encodeRequest(buffers.request[:0], r, h.params)
 	result, inline := h.callback.Call(handle, buffers.request, buffers.response[:])
-	procs.callbackEnded(start, time.Now())
+	call.ended = time.Now()
+	procs.callbackEnded(start, call.ended)
 	if inline > 0 && !call.finished {
 		call.writeInline(buffers.response[:inline])
 	}
@@ -519,7 +526,10 @@ func readBytes(b []byte) ([]byte, []byte, bool) {
 // per write.
 func (c *Call) extendWriteDeadline() {
 	timeout := c.server.config.WriteTimeout
-	now := time.Now()
+	now := c.ended
+	if now.IsZero() {
+		now = time.Now()
+	}
 	if c.writeDeadline.Sub(now) > timeout/2 {
 		return
 	}
