@@ -163,9 +163,11 @@ type Server struct {
 
 	active      atomic.Int64
 	connections atomic.Int64
-	// fresh counts the guarded connections whose first request net/http
-	// has not read yet.
-	fresh atomic.Int64
+
+	// freshConns contains the connections that net/http has not read a
+	// request from yet (see admitAccepted).
+	freshMu    sync.Mutex
+	freshConns map[net.Conn]struct{}
 }
 
 // freshGrace bounds how long Shutdown waits for the first request of the
@@ -184,11 +186,12 @@ func NewServer(config Config) (*Server, error) {
 		return nil, fmt.Errorf("invalid max concurrent calls %d: must be 0 (no bound) or more", config.MaxConcurrentCalls)
 	}
 	s := &Server{
-		config:  config,
-		mux:     http.NewServeMux(),
-		done:    make(chan struct{}),
-		drained: make(chan struct{}),
-		guard:   newGuardSettings(&config),
+		config:     config,
+		mux:        http.NewServeMux(),
+		done:       make(chan struct{}),
+		freshConns: map[net.Conn]struct{}{},
+		drained:    make(chan struct{}),
+		guard:      newGuardSettings(&config),
 	}
 	if config.MaxConcurrentCalls > 0 {
 		s.slots = make(chan struct{}, config.MaxConcurrentCalls)
@@ -517,6 +520,11 @@ func (s *Server) Shutdown(timeout time.Duration) error {
 	defer cancel()
 	s.admitAccepted(ctx)
 	err := s.http.Shutdown(ctx)
+	if errors.Is(err, net.ErrClosed) {
+		// The listener that admitAccepted closed, closed again when Serve
+		// had not yet returned.
+		err = nil
+	}
 	if errors.Is(err, context.DeadlineExceeded) {
 		s.http.Close()
 	}
@@ -529,8 +537,9 @@ func (s *Server) Shutdown(timeout time.Duration) error {
 // net/http closes a connection without a response when it reads a request
 // after Shutdown began. A request sent on a connection accepted a moment
 // earlier would be lost, while other worker processes could have served
-// it. Keep-alives end too, so each response from now on closes its
-// connection.
+// it. The connections that stay silent are closed then: net/http would
+// wait 5 s for them and close them all the same. Keep-alives end too, so
+// each response from now on closes its connection.
 func (s *Server) admitAccepted(ctx context.Context) {
 	s.mu.Lock()
 	listener := s.listener
@@ -540,10 +549,27 @@ func (s *Server) admitAccepted(ctx context.Context) {
 	}
 	listener.Close()
 	s.http.SetKeepAlivesEnabled(false)
+	// Serve registers each connection it accepted before it returns.
+	select {
+	case <-s.done:
+	case <-ctx.Done():
+		return
+	}
 	deadline := time.Now().Add(freshGrace)
-	for s.fresh.Load() > 0 && time.Now().Before(deadline) && ctx.Err() == nil {
+	for s.freshCount() > 0 && time.Now().Before(deadline) && ctx.Err() == nil {
 		time.Sleep(time.Millisecond)
 	}
+	s.freshMu.Lock()
+	defer s.freshMu.Unlock()
+	for conn := range s.freshConns {
+		conn.Close()
+	}
+}
+
+func (s *Server) freshCount() int {
+	s.freshMu.Lock()
+	defer s.freshMu.Unlock()
+	return len(s.freshConns)
 }
 
 // Close closes the listener and every connection at once.
@@ -602,21 +628,34 @@ func rememberLocalAddress(ctx context.Context, conn net.Conn) context.Context {
 
 func (s *Server) trackConnection(conn net.Conn, state http.ConnState) {
 	trackGuard(conn, state)
-	guarded, _ := conn.(*guardConn)
 	switch state {
 	case http.StateNew:
 		s.connections.Add(1)
-		if guarded != nil {
-			guarded.fresh.Store(true)
-			s.fresh.Add(1)
-		}
-		return
 	case http.StateClosed, http.StateHijacked:
 		s.connections.Add(-1)
 	}
-	if guarded != nil && guarded.fresh.Load() && guarded.fresh.CompareAndSwap(true, false) {
-		s.fresh.Add(-1)
+	s.trackFresh(conn, state)
+}
+
+// trackFresh keeps freshConns. A guarded connection carries a flag, so
+// that its requests take no lock; a TLS connection is looked up.
+func (s *Server) trackFresh(conn net.Conn, state http.ConnState) {
+	guarded, _ := conn.(*guardConn)
+	if state == http.StateNew {
+		if guarded != nil {
+			guarded.fresh.Store(true)
+		}
+		s.freshMu.Lock()
+		s.freshConns[conn] = struct{}{}
+		s.freshMu.Unlock()
+		return
 	}
+	if guarded != nil && !guarded.fresh.Swap(false) {
+		return
+	}
+	s.freshMu.Lock()
+	delete(s.freshConns, conn)
+	s.freshMu.Unlock()
 }
 
 // wildcardNames lists the names of a pattern's wildcards: "id" and "path"

@@ -420,7 +420,7 @@ func TestShutdownServesRequestOfFreshConnection(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer conn.Close()
-	for deadline := time.Now().Add(5 * time.Second); s.fresh.Load() == 0; {
+	for deadline := time.Now().Add(5 * time.Second); s.freshCount() == 0; {
 		if time.Now().After(deadline) {
 			t.Fatal("the connection was not accepted within 5 s")
 		}
@@ -441,6 +441,54 @@ func TestShutdownServesRequestOfFreshConnection(t *testing.T) {
 	}
 	if err := <-stopped; err != nil {
 		t.Errorf("Shutdown: %v", err)
+	}
+}
+
+// TestShutdownClosesSilentConnection checks that a connection that sends
+// no request does not hold Shutdown for the 5 s that net/http waits.
+func TestShutdownClosesSilentConnection(t *testing.T) {
+	s, address := startServer(t, Config{}, nil)
+	conn, err := net.Dial("tcp", address)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	for deadline := time.Now().Add(5 * time.Second); s.freshCount() == 0; {
+		if time.Now().After(deadline) {
+			t.Fatal("the connection was not accepted within 5 s")
+		}
+		time.Sleep(time.Millisecond)
+	}
+
+	started := time.Now()
+	if err := s.Shutdown(10 * time.Second); err != nil {
+		t.Errorf("Shutdown: %v", err)
+	}
+	if elapsed := time.Since(started); elapsed > 2*time.Second {
+		t.Errorf("Shutdown took %v with a silent connection, want about %v", elapsed, freshGrace)
+	}
+	conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if n, err := conn.Read(make([]byte, 1)); n != 0 || err == nil || errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Errorf("read from the silent connection = %d, %v; want it closed", n, err)
+	}
+}
+
+// TestShutdownRepeatedlyReturnsNoError stops many servers right after
+// their start, when Serve may not have reached Accept yet: the listener
+// that Shutdown closes first must not come back as an error.
+func TestShutdownRepeatedlyReturnsNoError(t *testing.T) {
+	for range 100 {
+		s, err := NewServer(Config{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.Start("127.0.0.1:0"); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Shutdown(5 * time.Second); err != nil {
+			t.Fatalf("Shutdown: %v", err)
+		}
+		s.Release()
 	}
 }
 

@@ -90,3 +90,42 @@ def test_limit_request_fields_option():
         fields = b"".join(b"X-F%d: v\r\n" % i for i in range(5))
         status = raw_status(server.url, b"GET / HTTP/1.1\r\nHost: x\r\n" + fields + b"\r\n")
     assert status == b"HTTP/1.1 431 Request Header Fields Too Large"
+
+
+@pytest.mark.parametrize("tls", [False, True])
+def test_shutdown_serves_request_of_fresh_connection(certificate, tls):
+    """A request sent after a shutdown began, on a connection accepted
+    before it, is served: net/http alone would close that connection."""
+    import ssl
+    import threading
+    import time
+
+    import gobind
+
+    cert, key = certificate
+    options = {"ssl_certfile": str(cert), "ssl_keyfile": str(key)} if tls else {}
+    server = gobind.Server(access_log=False, **options)
+    server.handle("GET /", lambda w, req: w.write("served"))
+    host, port = server.start("127.0.0.1", 0).rsplit(":", 1)
+    try:
+        conn = socket.create_connection((host, int(port)), timeout=10)
+        if tls:
+            context = ssl.create_default_context()
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE
+            conn = context.wrap_socket(conn)  # the handshake completes here
+        time.sleep(0.1)  # until the engine has accepted the connection
+        stopper = threading.Thread(target=server.shutdown, args=(10,))
+        stopper.start()
+        time.sleep(0.05)
+        conn.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        received = b""
+        while chunk := conn.recv(4096):
+            received += chunk
+        conn.close()
+        stopper.join(15)
+        assert received.startswith(b"HTTP/1.1 200 OK")
+        assert received.endswith(b"served")
+    finally:
+        server.close()
+

@@ -146,6 +146,20 @@ def test_workers_sighup_replaces_every_worker():
         assert new and not new & workers.pids
 
 
+def test_workers_stop_after_sighup_lets_old_workers_finish():
+    with Workers("worker_apps:wsgi_pid", "--port", "0") as workers:
+        result = {}
+        slow = threading.Thread(target=lambda: result.update(response=httpx.get(workers.url + "/slow?4", timeout=30)))
+        slow.start()
+        time.sleep(0.3)
+        workers.signal(signal.SIGHUP)
+        assert workers.cli.wait_output("Replaced 2 workers", 60)
+        workers.signal(signal.SIGTERM)
+        slow.join(30)
+        assert result["response"].status_code == 200
+        assert workers.cli.process.wait(30) == 0
+
+
 def test_workers_sigttin_and_sigttou_change_the_count():
     with Workers("worker_apps:wsgi_pid", "--port", "0", "--no-access-log") as workers:
         workers.signal(signal.SIGTTIN)

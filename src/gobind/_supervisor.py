@@ -231,9 +231,12 @@ class Supervisor:
         """Stop every worker gracefully: a second stop signal, or the end of
         the graceful-shutdown timeout, stops the rest at once."""
         live = [w for w in self.workers if w.process.poll() is None]
-        if live:
-            logger.info("Stopping %s", plural(len(live), "worker"))
-        for worker in live:
+        # Workers already stopping, after SIGHUP or SIGTTOU, would take
+        # another SIGTERM for a second signal and cut their requests off.
+        running = [w for w in live if not w.stopping]
+        if running:
+            logger.info("Stopping %s", plural(len(running), "worker"))
+        for worker in running:
             worker.stop()
 
         # New connections are refused from now on instead of waiting in a
@@ -247,6 +250,7 @@ class Supervisor:
         while any(w.process.poll() is None for w in live):
             if self.stops > max(stops, 1):
                 stops = self.stops
+                logger.info("Received a second signal; stopping the workers at once")
                 # A second signal makes each worker close its connections.
                 for worker in live:
                     if worker.process.poll() is None:
