@@ -235,6 +235,11 @@ func (s *Server) SetLogOutput(write func(line string)) {
 }
 
 func (s *Server) writeLog(line string) {
+	// Shutdown closes the connections that are still silent, TLS
+	// handshakes included: that is no error to report.
+	if s.stopping.Load() > 0 && strings.Contains(line, "TLS handshake error") && strings.Contains(line, net.ErrClosed.Error()) {
+		return
+	}
 	if write := s.logOutput.Load(); write != nil {
 		(*write)(line)
 		return

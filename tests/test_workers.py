@@ -115,19 +115,46 @@ def test_workers_stop_gracefully():
 
 def test_workers_second_signal_stops_at_once():
     with Workers("worker_apps:wsgi_pid", "--port", "0", "--timeout-graceful-shutdown", "60") as workers:
-        def cut_short():
-            with pytest.raises(httpx.TransportError):
-                httpx.get(workers.url + "/slow", timeout=30)
+        outcome = []
 
-        slow = threading.Thread(target=cut_short, daemon=True)
+        def slow_request():
+            try:
+                outcome.append(httpx.get(workers.url + "/slow?20", timeout=30).status_code)
+            except httpx.TransportError as error:
+                outcome.append(type(error).__name__)
+
+        slow = threading.Thread(target=slow_request, daemon=True)
         slow.start()
         time.sleep(0.3)
         workers.signal(signal.SIGINT)
         assert workers.cli.wait_output("Stopping 2 workers")
         workers.signal(signal.SIGINT)
-        workers.cli.process.wait(10)
+        assert workers.cli.process.wait(10) == 1
         assert all(gone(pid, 5) for pid in workers.pids)
         slow.join(10)
+        assert outcome and outcome[0] != 200
+
+
+def test_workers_two_quick_signals_stop_at_once():
+    with Workers("worker_apps:wsgi_pid", "--port", "0", "--timeout-graceful-shutdown", "60") as workers:
+        outcome = []
+
+        def slow_request():
+            try:
+                outcome.append(httpx.get(workers.url + "/slow?20", timeout=30).status_code)
+            except httpx.TransportError as error:
+                outcome.append(type(error).__name__)
+
+        slow = threading.Thread(target=slow_request, daemon=True)
+        slow.start()
+        time.sleep(0.3)
+        workers.signal(signal.SIGTERM)
+        time.sleep(0.01)
+        workers.signal(signal.SIGTERM)
+        assert workers.cli.process.wait(15) == 1
+        assert "Received a second signal; stopping the workers at once" in workers.cli.output
+        slow.join(10)
+        assert outcome and outcome[0] != 200
 
 
 def test_workers_exit_when_the_supervisor_is_killed():

@@ -51,12 +51,16 @@ class Worker:
         self.link = link
         self.ready = False
         self.stopping = False  # the supervisor asked it to stop: not replaced
+        self.kill_at = float("inf")  # when a stopping worker is killed
 
     @property
     def pid(self) -> int:
         return self.process.pid
 
-    def stop(self) -> None:
+    def stop(self, kill_after: float = float("inf")) -> None:
+        """Send SIGTERM, and set when the worker is killed if it still runs."""
+        if not self.stopping:
+            self.kill_at = time.monotonic() + kill_after
         self.stopping = True
         try:
             self.process.send_signal(signal.SIGTERM)
@@ -78,6 +82,11 @@ class Supervisor:
         self.restart = False
         self.retry_delay = 0.0
         self.retry_at = 0.0
+        # A signal handler writes to wake_in, which ends the supervisor's
+        # select at once instead of at its next poll.
+        self.wake_out, self.wake_in = socket.socketpair()
+        self.wake_in.setblocking(False)
+        self.wake_out.setblocking(False)
 
     def run(self) -> int:
         """Serve until a stop signal; return the exit status."""
@@ -88,6 +97,9 @@ class Supervisor:
         finally:
             for signum, handler in previous.items():
                 signal.signal(signum, handler)
+            signal.set_wakeup_fd(self.previous_wakeup)
+            self.wake_in.close()
+            self.wake_out.close()
             if self.fd >= 0:
                 os.close(self.fd)
 
@@ -132,8 +144,7 @@ class Supervisor:
         instead, or None. A stop signal ends the wait."""
         waiting = {w.link: w for w in workers if not w.ready}
         while waiting and not self.stops:
-            readable, _, _ = select.select(list(waiting), [], [], POLL_SECONDS)
-            for link in readable:
+            for link in self._wait(list(waiting)):
                 worker = waiting.pop(link)
                 if not self._read_ready(worker):
                     return worker
@@ -162,8 +173,7 @@ class Supervisor:
             self._reap()
             self._top_up()
             links = {w.link: w for w in self.workers if not w.ready}
-            readable, _, _ = select.select(list(links), [], [], POLL_SECONDS)
-            for link in readable:
+            for link in self._wait(list(links)):
                 worker = links[link]
                 if self._read_ready(worker):
                     self.retry_delay = 0.0
@@ -176,6 +186,9 @@ class Supervisor:
         for worker in list(self.workers):
             status = worker.process.poll()
             if status is None:
+                if time.monotonic() >= worker.kill_at:
+                    logger.warning("Killing worker %d, which did not exit in time", worker.pid)
+                    worker.process.kill()
                 continue
             if not worker.ready and select.select([worker.link], [], [], 0)[0]:
                 # It served, and exited before its readiness byte was read.
@@ -200,7 +213,7 @@ class Supervisor:
         if len(running) > self.count:
             for worker in running[self.count:]:
                 logger.info("Stopping worker %d", worker.pid)
-                worker.stop()
+                worker.stop(self.shutdown_timeout + EXIT_GRACE_SECONDS)
         elif len(running) < self.count and time.monotonic() >= self.retry_at:
             for _ in range(self.count - len(running)):
                 self._spawn()
@@ -222,7 +235,7 @@ class Supervisor:
                 )
                 new.stopping = True
                 return
-            worker.stop()
+            worker.stop(self.shutdown_timeout + EXIT_GRACE_SECONDS)
         logger.info("Replaced %s", plural(len(old), "worker"))
 
     # Stopping.
@@ -245,17 +258,21 @@ class Supervisor:
             os.close(self.fd)
             self.fd = -1
 
-        stops = self.stops
         deadline = time.monotonic() + self.shutdown_timeout + EXIT_GRACE_SECONDS
+        forced_at = None
         while any(w.process.poll() is None for w in live):
-            if self.stops > max(stops, 1):
-                stops = self.stops
+            now = time.monotonic()
+            if self.stops >= 2 and forced_at is None:
+                forced_at = now
                 logger.info("Received a second signal; stopping the workers at once")
-                # A second signal makes each worker close its connections.
+                # A second SIGTERM makes each worker close its connections.
                 for worker in live:
                     if worker.process.poll() is None:
                         worker.stop()
-            if time.monotonic() >= deadline:
+            # Two SIGTERMs close together may count once in a worker, so the
+            # workers that ignore the forced stop are killed a little later.
+            forced_late = forced_at is not None and now >= forced_at + 2.0
+            if now >= deadline or forced_late:
                 for worker in live:
                     if worker.process.poll() is None:
                         logger.warning("Killing worker %d, which did not exit in time", worker.pid)
@@ -276,6 +293,18 @@ class Supervisor:
 
     # Signals.
 
+    def _wait(self, links: List[socket.socket]) -> List[socket.socket]:
+        """Return the links that are readable, after at most POLL_SECONDS
+        or a signal."""
+        readable, _, _ = select.select([*links, self.wake_out], [], [], POLL_SECONDS)
+        if self.wake_out in readable:
+            try:
+                while self.wake_out.recv(64):
+                    pass
+            except BlockingIOError:
+                pass
+        return [link for link in readable if link is not self.wake_out]
+
     def _install_signals(self) -> Dict[int, object]:
         handlers = {
             signal.SIGINT: self._on_stop,
@@ -284,7 +313,9 @@ class Supervisor:
             signal.SIGTTIN: self._on_more,
             signal.SIGTTOU: self._on_fewer,
         }
-        return {signum: signal.signal(signum, handler) for signum, handler in handlers.items()}
+        previous = {signum: signal.signal(signum, handler) for signum, handler in handlers.items()}
+        self.previous_wakeup = signal.set_wakeup_fd(self.wake_in.fileno(), warn_on_full_buffer=False)
+        return previous
 
     def _on_stop(self, signum: int, frame: object) -> None:
         self.stops += 1
