@@ -655,7 +655,7 @@ func (s *Server) trackFresh(conn net.Conn, state http.ConnState) {
 		s.freshMu.Unlock()
 		return
 	}
-	if guarded != nil && !guarded.fresh.Swap(false) {
+	if guarded != nil && (!guarded.fresh.Load() || !guarded.fresh.Swap(false)) {
 		return
 	}
 	s.freshMu.Lock()
