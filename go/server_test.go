@@ -405,6 +405,23 @@ func TestShutdownWaitsForInFlightRequest(t *testing.T) {
 	}
 }
 
+// dialAccepted connects to s and waits until s has accepted the connection.
+func dialAccepted(t *testing.T, s *Server, address string) net.Conn {
+	t.Helper()
+	conn, err := net.Dial("tcp", address)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	for deadline := time.Now().Add(5 * time.Second); s.freshCount() == 0; {
+		if time.Now().After(deadline) {
+			t.Fatal("the connection was not accepted within 5 s")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	return conn
+}
+
 // TestShutdownServesRequestOfFreshConnection sends a request on a
 // connection accepted before Shutdown, after Shutdown began. net/http alone
 // closes such a connection without a response.
@@ -415,17 +432,7 @@ func TestShutdownServesRequestOfFreshConnection(t *testing.T) {
 			return CallOK
 		}),
 	})
-	conn, err := net.Dial("tcp", address)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	for deadline := time.Now().Add(5 * time.Second); s.freshCount() == 0; {
-		if time.Now().After(deadline) {
-			t.Fatal("the connection was not accepted within 5 s")
-		}
-		time.Sleep(time.Millisecond)
-	}
+	conn := dialAccepted(t, s, address)
 
 	stopped := make(chan error, 1)
 	go func() { stopped <- s.Shutdown(10 * time.Second) }()
@@ -448,17 +455,7 @@ func TestShutdownServesRequestOfFreshConnection(t *testing.T) {
 // no request does not hold Shutdown for the 5 s that net/http waits.
 func TestShutdownClosesSilentConnection(t *testing.T) {
 	s, address := startServer(t, Config{}, nil)
-	conn, err := net.Dial("tcp", address)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	for deadline := time.Now().Add(5 * time.Second); s.freshCount() == 0; {
-		if time.Now().After(deadline) {
-			t.Fatal("the connection was not accepted within 5 s")
-		}
-		time.Sleep(time.Millisecond)
-	}
+	conn := dialAccepted(t, s, address)
 
 	started := time.Now()
 	if err := s.Shutdown(10 * time.Second); err != nil {

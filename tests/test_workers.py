@@ -113,19 +113,26 @@ def test_workers_stop_gracefully():
         assert "Received SIGTERM; stopping the workers gracefully" in workers.cli.output
 
 
+def start_slow_request(workers, seconds):
+    """Start a request that takes seconds to serve; return its thread and a
+    list that receives its status code or the name of its error."""
+    outcome = []
+
+    def slow_request():
+        try:
+            outcome.append(httpx.get(f"{workers.url}/slow?{seconds}", timeout=30).status_code)
+        except httpx.TransportError as error:
+            outcome.append(type(error).__name__)
+
+    slow = threading.Thread(target=slow_request, daemon=True)
+    slow.start()
+    time.sleep(0.3)
+    return slow, outcome
+
+
 def test_workers_second_signal_stops_at_once():
     with Workers("worker_apps:wsgi_pid", "--port", "0", "--timeout-graceful-shutdown", "60") as workers:
-        outcome = []
-
-        def slow_request():
-            try:
-                outcome.append(httpx.get(workers.url + "/slow?20", timeout=30).status_code)
-            except httpx.TransportError as error:
-                outcome.append(type(error).__name__)
-
-        slow = threading.Thread(target=slow_request, daemon=True)
-        slow.start()
-        time.sleep(0.3)
+        slow, outcome = start_slow_request(workers, 20)
         workers.signal(signal.SIGINT)
         assert workers.cli.wait_output("Stopping 2 workers")
         workers.signal(signal.SIGINT)
@@ -137,17 +144,7 @@ def test_workers_second_signal_stops_at_once():
 
 def test_workers_two_quick_signals_stop_at_once():
     with Workers("worker_apps:wsgi_pid", "--port", "0", "--timeout-graceful-shutdown", "60") as workers:
-        outcome = []
-
-        def slow_request():
-            try:
-                outcome.append(httpx.get(workers.url + "/slow?20", timeout=30).status_code)
-            except httpx.TransportError as error:
-                outcome.append(type(error).__name__)
-
-        slow = threading.Thread(target=slow_request, daemon=True)
-        slow.start()
-        time.sleep(0.3)
+        slow, outcome = start_slow_request(workers, 20)
         workers.signal(signal.SIGTERM)
         time.sleep(0.01)
         workers.signal(signal.SIGTERM)
