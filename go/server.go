@@ -412,7 +412,7 @@ func listenDescriptor(number string) (net.Listener, error) {
 		return nil, fmt.Errorf("descriptor %d: %w", fd, err)
 	}
 	if accepting == 0 {
-		return nil, fmt.Errorf("invalid address \"fd:%d\": descriptor %d is a socket that does not listen", fd, fd)
+		return nil, fmt.Errorf("descriptor %d is a socket that does not listen", fd)
 	}
 	file := os.NewFile(uintptr(fd), "fd:"+number)
 	listener, err := net.FileListener(file)

@@ -327,10 +327,22 @@ def test_workers_sighup_under_load_loses_no_request():
         (["--fd", "97"], "gobind: error: cannot listen on fd:97: bad file descriptor"),
         (["--fd", "97", "--workers", "2"], "gobind: error: cannot listen on fd:97: bad file descriptor"),
         (["--fd", "0", "--workers", "2"], "gobind: error: cannot listen on fd:0: socket operation on non-socket"),
+        (["--fd", "{idle}"], "gobind: error: cannot listen on fd:{idle}: descriptor {idle} is a socket that does not listen"),
+        (["--fd", "{idle}", "--workers", "2"],
+         "gobind: error: cannot listen on fd:{idle}: descriptor {idle} is a socket that does not listen"),
     ],
 )
 def test_workers_and_fd_usage_errors(args, message):
-    result = run_to_exit("worker_apps:wsgi_pid", *args)
+    # {idle} stands for a socket that is bound but does not listen.
+    with socket.socket() as idle:
+        idle.bind(("127.0.0.1", 0))
+        fd = str(idle.fileno())
+        args = [arg.replace("{idle}", fd) for arg in args]
+        message = message.replace("{idle}", fd)
+        result = subprocess.run(
+            [sys.executable, "-m", "gobind", "worker_apps:wsgi_pid", *args],
+            cwd=APPS, capture_output=True, text=True, timeout=60, pass_fds=(idle.fileno(),),
+        )
     assert result.stderr.strip().splitlines()[-1] == message, result.stderr
     assert result.returncode == 1
 

@@ -170,6 +170,7 @@ class Supervisor:
             if self.restart:
                 self.restart = False
                 self._replace_all()
+                continue  # a stop signal may have ended the replacement
             self._reap()
             self._top_up()
             links = {w.link: w for w in self.workers if not w.ready}
