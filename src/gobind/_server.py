@@ -153,7 +153,7 @@ class Server:
             self.threads,
             "" if self.threads == 1 else "s",
         )
-        _notify_listening(address, self._address)
+        _notify_listening(address)
         return self._address
 
     def wait(self, timeout: Optional[float] = None) -> bool:
@@ -406,15 +406,15 @@ def _listen_address(host: str, port: int, uds: Optional[str], fd: Optional[int])
     return _join_host_port(host, port)
 
 
-# Functions called with the requested and the bound address each time a
-# server of this process starts listening. The worker processes of the
-# gobind command report to their supervisor through it that they serve.
-_listening_hooks: List[Callable[[str, str], None]] = []
+# Functions called with the requested address ("fd:5", "127.0.0.1:0")
+# each time a server of this process starts listening. The worker processes
+# of the gobind command report to their supervisor through it that they serve.
+_listening_hooks: List[Callable[[str], None]] = []
 
 
-def _notify_listening(address: str, bound: str) -> None:
+def _notify_listening(address: str) -> None:
     for hook in list(_listening_hooks):
-        hook(address, bound)
+        hook(address)
 
 
 def _join_host_port(host: str, port: int) -> str:

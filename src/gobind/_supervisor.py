@@ -87,6 +87,7 @@ class Supervisor:
         self.wake_out, self.wake_in = socket.socketpair()
         self.wake_in.setblocking(False)
         self.wake_out.setblocking(False)
+        self.previous_wakeup = -1
 
     def run(self) -> int:
         """Serve until a stop signal; return the exit status."""
@@ -164,6 +165,18 @@ class Supervisor:
         return False
 
     # Watching.
+
+    def _wait(self, links: List[socket.socket]) -> List[socket.socket]:
+        """Return the links that are readable, after at most POLL_SECONDS
+        or a signal."""
+        readable, _, _ = select.select([*links, self.wake_out], [], [], POLL_SECONDS)
+        if self.wake_out in readable:
+            try:
+                while self.wake_out.recv(64):
+                    pass
+            except BlockingIOError:
+                pass
+        return [link for link in readable if link is not self.wake_out]
 
     def _watch(self) -> int:
         while not self.stops:
@@ -294,18 +307,6 @@ class Supervisor:
 
     # Signals.
 
-    def _wait(self, links: List[socket.socket]) -> List[socket.socket]:
-        """Return the links that are readable, after at most POLL_SECONDS
-        or a signal."""
-        readable, _, _ = select.select([*links, self.wake_out], [], [], POLL_SECONDS)
-        if self.wake_out in readable:
-            try:
-                while self.wake_out.recv(64):
-                    pass
-            except BlockingIOError:
-                pass
-        return [link for link in readable if link is not self.wake_out]
-
     def _install_signals(self) -> Dict[int, object]:
         handlers = {
             signal.SIGINT: self._on_stop,
@@ -350,7 +351,7 @@ def describe(status: Optional[int]) -> str:
     return f"status {status}"
 
 
-def supervise(options: argparse.Namespace, argv: Sequence[str], fd: int, address: str, *, owned: bool) -> int:
+def run_supervisor(options: argparse.Namespace, argv: Sequence[str], fd: int, address: str, *, owned: bool) -> int:
     """Run options.workers workers of the command line argv on the
     listening socket fd, bound at address; return the exit status. An
     owned Unix socket's file is removed at the end."""
@@ -372,13 +373,13 @@ class SupervisorLink:
     def __init__(self, link_fd: int, fd: int) -> None:
         self.link = socket.socket(fileno=link_fd)
         os.set_inheritable(link_fd, False)
-        self.address = f"fd:{fd}"
+        self.listen_address = f"fd:{fd}"
         _server._listening_hooks.append(self._on_listening)
         threading.Thread(target=self._watch, name="gobind-supervisor-link", daemon=True).start()
 
-    def _on_listening(self, address: str, bound: str) -> None:
+    def _on_listening(self, address: str) -> None:
         # Other servers that the app starts, such as one for metrics, do not count.
-        if address != self.address:
+        if address != self.listen_address:
             return
         _server._listening_hooks.remove(self._on_listening)
         try:

@@ -471,7 +471,7 @@ class AsgiServer:
         address = _listen_address(host, port, uds, fd)
         self.address = self._native.start(address)
         logger.info("Serving on %s (pid %d, ASGI on %s)", self.url, os.getpid(), type(self.loop).__module__.split(".")[0])
-        _notify_listening(address, self.address)
+        _notify_listening(address)
         return True
 
     def flush(self) -> None:

@@ -460,12 +460,12 @@ def check_listen_options(options: argparse.Namespace, worker: bool) -> None:
 def supervise(options: argparse.Namespace, argv: Sequence[str]) -> int:
     """Run options.workers worker processes of this command line."""
     from . import _gobind
-    from ._supervisor import supervise
+    from ._supervisor import run_supervisor
 
     address = bind_address(options)
     if options.fd is not None:
         check_descriptor(options.fd)
-        return supervise(options, argv, options.fd, address, owned=False)
+        return run_supervisor(options, argv, options.fd, address, owned=False)
     try:
         fd, bound = _gobind.open_listener(address)
     except OSError as error:
@@ -473,7 +473,7 @@ def supervise(options: argparse.Namespace, argv: Sequence[str]) -> int:
         raise UsageError(f"cannot listen on {address}: {reason}") from None
     except ValueError as error:
         raise UsageError(f"cannot listen on {address}: {error}") from None
-    return supervise(options, argv, fd, bound, owned=True)
+    return run_supervisor(options, argv, fd, bound, owned=True)
 
 
 def check_descriptor(fd: int) -> None:
