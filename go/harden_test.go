@@ -2,11 +2,16 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"io"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -392,6 +397,133 @@ func TestGuardConnIncompleteHeadTimeout(t *testing.T) {
 	}
 	if got := seen(); len(got) != 1 || got[0] != "/a" {
 		t.Errorf("handler saw %q, want [/a]", got)
+	}
+}
+
+// A client that waits for each response before it sends the next request
+// makes the guard allocate no buffer of its own: every read, net/http's
+// one-byte background read included, lands in net/http's buffer.
+func TestGuardConnSequentialRequestsAllocateNoBuffer(t *testing.T) {
+	listener, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	config := Config{}
+	config.applyDefaults()
+	closed := make(chan *guardConn, 1)
+	server := &http.Server{
+		Handler: http.HandlerFunc(echoBody),
+		ConnState: func(conn net.Conn, state http.ConnState) {
+			trackGuard(conn, state)
+			if state == http.StateClosed {
+				closed <- conn.(*guardConn)
+			}
+		},
+	}
+	go server.Serve(newGuardSettings(&config).guard(listener))
+	t.Cleanup(func() { server.Close() })
+
+	conn, err := net.Dial("tcp", listener.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	reader := bufio.NewReader(conn)
+	for _, request := range []string{
+		"GET /a HTTP/1.1\r\nHost: x\r\n\r\n",
+		"POST /b HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello",
+		"POST /c HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
+	} {
+		// net/http flushes a response before it ends its one-byte
+		// background read; a request sent in between would land in that
+		// read and so in the guard's buffer.
+		time.Sleep(100 * time.Millisecond)
+		io.WriteString(conn, request)
+		response, err := http.ReadResponse(reader, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, response.Body)
+		if response.StatusCode != http.StatusOK {
+			t.Fatalf("status %d for %q", response.StatusCode, request)
+		}
+	}
+	conn.Close()
+	select {
+	case guard := <-closed:
+		if cap(guard.buf) != 0 {
+			t.Errorf("guard buffer capacity = %d, want 0", cap(guard.buf))
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("server did not close the connection")
+	}
+}
+
+// readFromListener hands out connections that record whether net/http
+// copied a response body through their ReadFrom, the method where
+// sendfile(2) happens.
+type readFromListener struct {
+	net.Listener
+	used *atomic.Bool
+}
+
+type readFromConn struct {
+	*net.TCPConn
+	used *atomic.Bool
+}
+
+func (l readFromListener) Accept() (net.Conn, error) {
+	conn, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return readFromConn{conn.(*net.TCPConn), l.used}, nil
+}
+
+func (c readFromConn) ReadFrom(r io.Reader) (int64, error) {
+	c.used.Store(true)
+	return c.TCPConn.ReadFrom(r)
+}
+
+func TestGuardConnSendsFilesThroughReadFrom(t *testing.T) {
+	content := bytes.Repeat([]byte("0123456789abcdef"), 8<<10)
+	path := filepath.Join(t.TempDir(), "file")
+	if err := os.WriteFile(path, content, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	listener, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	config := Config{}
+	config.applyDefaults()
+	server := &http.Server{
+		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			file, err := os.Open(path)
+			if err != nil {
+				http.Error(w, err.Error(), http.StatusInternalServerError)
+				return
+			}
+			defer file.Close()
+			w.Header().Set("Content-Length", strconv.Itoa(len(content)))
+			io.Copy(w, file)
+		}),
+		ConnState: trackGuard,
+	}
+	var used atomic.Bool
+	go server.Serve(newGuardSettings(&config).guard(readFromListener{listener, &used}))
+	t.Cleanup(func() { server.Close() })
+
+	response, err := http.Get("http://" + listener.Addr().String() + "/file")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, err := io.ReadAll(response.Body)
+	response.Body.Close()
+	if err != nil || !bytes.Equal(body, content) {
+		t.Fatalf("received %d bytes (%v), want the file's %d", len(body), err, len(content))
+	}
+	if !used.Load() {
+		t.Error("the file was not copied through the connection's ReadFrom, so sendfile(2) was not used")
 	}
 }
 

@@ -64,9 +64,9 @@ const (
 )
 
 const (
-	// directReadBytes is the smallest read that goes straight into the
-	// caller's buffer; smaller reads go through the connection's own buffer.
-	directReadBytes = 1024
+	// minFillBytes is the least free space of the connection's own buffer
+	// for a read into it; the buffer grows when less is free.
+	minFillBytes = 1024
 	// lingerTime and lingerBytes bound how long and how much a connection
 	// keeps reading after a rejection, so that unread request bytes do not
 	// turn the close into a reset that discards the response (net/http
@@ -162,9 +162,12 @@ func (c *guardConn) Read(p []byte) (int, error) {
 		if c.state == stateEnd {
 			return c.readAfterEnd(p)
 		}
-		if len(c.buf) == 0 && len(p) >= directReadBytes {
+		if len(c.buf) == 0 {
 			// Fast path: the bytes land in net/http's buffer and are
 			// checked in place; only an incomplete unit is copied aside.
+			// net/http's background read, one byte long, takes this path
+			// too, so a connection whose client waits for each response
+			// never allocates a buffer of its own.
 			n, err := c.Conn.Read(p)
 			c.noteReadError(err)
 			out, in := c.vet(p[:n])
@@ -205,7 +208,7 @@ func (c *guardConn) fill() error {
 	if c.state == stateHead && len(c.buf) > 0 && !c.active.Load() {
 		c.shortenDeadline()
 	}
-	if cap(c.buf)-len(c.buf) < directReadBytes {
+	if cap(c.buf)-len(c.buf) < minFillBytes {
 		grown := make([]byte, len(c.buf), max(2*cap(c.buf), 4096))
 		copy(grown, c.buf)
 		c.buf = grown
@@ -493,6 +496,18 @@ func (c *guardConn) SetDeadline(t time.Time) error {
 		return err
 	}
 	return c.Conn.SetWriteDeadline(t)
+}
+
+// ReadFrom lets net/http copy a file with sendfile(2), or a socket with
+// splice(2), as on a bare TCP connection: net/http looks for this method on
+// the connection. It only writes, which the guard leaves unchecked.
+func (c *guardConn) ReadFrom(r io.Reader) (int64, error) {
+	if from, ok := c.Conn.(io.ReaderFrom); ok {
+		return from.ReadFrom(r)
+	}
+	// A Unix socket has no such method: a plain copy, which must not
+	// come back here.
+	return io.Copy(struct{ io.Writer }{c.Conn}, r)
 }
 
 // CloseWrite keeps net/http's own error responses unchanged: it half-closes
