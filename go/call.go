@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -22,12 +23,15 @@ type Call struct {
 	writer  http.ResponseWriter
 	request *http.Request
 
-	status        int
-	bodyLimit     int64 // the Content-Length the handler declared, or -1
-	headerSent    bool
-	finished      bool
-	bodyEnded     bool
-	bodyRead      bool // the handler read the body at least once
+	status     int
+	bodyLimit  int64 // the Content-Length the handler declared, or -1
+	headerSent bool
+	finished   bool
+	// bodyEnded and bodyRead are set by queue mode's reading goroutine
+	// while the handler goroutine may finish the response.
+	bodyEnded     atomic.Bool
+	bodyRead      atomic.Bool // the handler read the body at least once
+	bodyErr       error       // the error that ended the body, io.EOF at its end
 	writeDeadline time.Time
 	// ended is the clock reading at the end of the callback, which the
 	// writes made right after it use in place of a fresh one.
@@ -267,10 +271,18 @@ func appendString(b []byte, s string) []byte {
 }
 
 // ReadBody reads up to len(p) bytes of the request body. It returns 0 and
-// io.EOF at the end. Each read waits at most the configured ReadTimeout.
+// io.EOF at the end, and the same error again after a failed read. Each
+// read waits at most the configured ReadTimeout.
 func (c *Call) ReadBody(p []byte) (int, error) {
-	if c.bodyEnded {
-		return 0, io.EOF
+	return c.readBody(p, nil)
+}
+
+// readBody is ReadBody. When stopped is not nil, it is checked once the
+// read's deadline is set, and a read it stops returns errFinished: a
+// deadline set to cut the read short cannot be overwritten unseen.
+func (c *Call) readBody(p []byte, stopped func() bool) (int, error) {
+	if c.bodyEnded.Load() {
+		return 0, c.bodyErr
 	}
 	controller := http.NewResponseController(c.writer)
 	// The deadline is cleared at the end of the body because net/http keeps
@@ -280,15 +292,19 @@ func (c *Call) ReadBody(p []byte) (int, error) {
 	// it sends the response, and without a deadline a silent client would
 	// hold that response back forever.
 	_ = controller.SetReadDeadline(time.Now().Add(c.server.config.ReadTimeout))
-	c.bodyRead = true
+	if stopped != nil && stopped() {
+		return 0, errFinished
+	}
+	c.bodyRead.Store(true)
 	n, err := c.request.Body.Read(p)
 	if err != nil {
 		err = framingError(c.request, err)
-		c.bodyEnded = true
 		if errors.Is(err, io.EOF) {
 			_ = controller.SetReadDeadline(time.Time{})
 			err = io.EOF
 		}
+		c.bodyErr = err
+		c.bodyEnded.Store(true)
 	}
 	if n > 0 && errors.Is(err, io.EOF) {
 		err = nil
@@ -316,7 +332,11 @@ func (c *Call) Write(status int, header []byte, body []byte, flags int) error {
 		return errFinished
 	}
 	if !c.headerSent {
-		if err := c.sendHeader(status, header, len(body), flags&writeFinish != 0); err != nil {
+		final := flags&writeFinish != 0
+		// A response ended and flushed while the handler goes on leaves
+		// before net/http could add the Content-Length of a small body.
+		sized := final && (len(body) >= 2048 || flags&writeFlush != 0)
+		if err := c.sendHeader(status, header, len(body), final, sized); err != nil {
 			return err
 		}
 	}
@@ -336,7 +356,12 @@ func (c *Call) Write(status int, header []byte, body []byte, flags int) error {
 
 func (c *Call) afterWrite(flags int) error {
 	if flags&writeFinish != 0 {
-		return c.finish(nil)
+		if err := c.finish(nil); err != nil || flags&writeFlush == 0 {
+			return err
+		}
+		// An early end: the client gets the response while the handler
+		// goes on, not when it returns.
+		return http.NewResponseController(c.writer).Flush()
 	}
 	if flags&writeFlush != 0 {
 		c.extendWriteDeadline()
@@ -345,7 +370,10 @@ func (c *Call) afterWrite(flags int) error {
 	return nil
 }
 
-func (c *Call) sendHeader(status int, encoded []byte, bodyLength int, final bool) error {
+// sendHeader sends the status and the encoded header fields. final means
+// that bodyLength is the whole body; with sized it becomes the
+// Content-Length, unless the fields set one or a Transfer-Encoding.
+func (c *Call) sendHeader(status int, encoded []byte, bodyLength int, final, sized bool) error {
 	if status == 0 {
 		status = http.StatusOK
 	}
@@ -360,8 +388,9 @@ func (c *Call) sendHeader(status int, encoded []byte, bodyLength int, final bool
 		return err
 	}
 	// net/http itself adds Content-Length to bodies below its chunking
-	// threshold (2 KiB), so only larger ones need it here.
-	if final && bodyLength >= 2048 && bodyAllowed(status) && header["Content-Length"] == nil && header["Transfer-Encoding"] == nil {
+	// threshold (2 KiB) when the handler returns before a flush, so only
+	// larger ones need it here, and those flushed at once.
+	if final && sized && bodyAllowed(status) && header["Content-Length"] == nil && header["Transfer-Encoding"] == nil {
 		header["Content-Length"] = []string{strconv.Itoa(bodyLength)}
 	}
 	c.writer.WriteHeader(status)
@@ -545,16 +574,16 @@ func (c *Call) finish(err error) error {
 		return err
 	}
 	if !c.headerSent {
-		if sendErr := c.sendHeader(http.StatusOK, nil, 0, true); sendErr != nil && err == nil {
+		if sendErr := c.sendHeader(http.StatusOK, nil, 0, true, false); sendErr != nil && err == nil {
 			err = sendErr
 		}
 	}
 	// net/http writes what is buffered after the handler returns.
 	c.extendWriteDeadline()
 	c.finished = true
-	if !c.bodyEnded && c.request.ContentLength != 0 {
+	if !c.bodyEnded.Load() && c.request.ContentLength != 0 {
 		deadline := time.Now().Add(c.server.config.ReadTimeout)
-		if !c.bodyRead && expectsContinue(c.request) {
+		if !c.bodyRead.Load() && expectsContinue(c.request) {
 			// The client waits for a 100 Continue that never came, so it
 			// sends no body, and the connection closes after the response.
 			deadline = time.Now()

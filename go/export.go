@@ -160,7 +160,7 @@ func gobind_server_handle(handle C.gobind_server_t, pattern *C.char, patternLen 
 	if fn == nil {
 		return fail(errOut, C.GOBIND_ERR_INVALID, errors.New("handler must not be NULL"))
 	}
-	err := server.Handle(C.GoStringN(pattern, C.int(patternLen)), cHandler{fn, userData})
+	err := server.Handle(string(cBytes(pattern, patternLen)), cHandler{fn, userData})
 	if err != nil {
 		return fail(errOut, C.GOBIND_ERR_INVALID, err)
 	}
@@ -229,7 +229,7 @@ func gobind_server_start(handle C.gobind_server_t, address *C.char, addressLen C
 	if server == nil {
 		return unknownServer(errOut)
 	}
-	actual, err := server.Start(C.GoStringN(address, C.int(addressLen)))
+	actual, err := server.Start(string(cBytes(address, addressLen)))
 	switch {
 	case errors.Is(err, errAlreadyStarted), errors.Is(err, errClosed), errors.Is(err, errStopped):
 		return fail(errOut, C.GOBIND_ERR_STATE, err)
@@ -259,7 +259,7 @@ func gobind_listener_open(address *C.char, addressLen C.size_t, fd *C.int,
 	if fd == nil {
 		return fail(errOut, C.GOBIND_ERR_INVALID, errors.New("invalid argument: fd is NULL"))
 	}
-	descriptor, actual, err := OpenListener(C.GoStringN(address, C.int(addressLen)))
+	descriptor, actual, err := OpenListener(string(cBytes(address, addressLen)))
 	switch {
 	case errors.As(err, new(syscall.Errno)):
 		return fail(errOut, C.GOBIND_ERR_OS, err)
@@ -411,7 +411,9 @@ func cString(s string) *C.char {
 	return (*C.char)(unsafe.Pointer(unsafe.StringData(s)))
 }
 
-// cBytes views borrowed C memory as a byte slice without copying.
+// cBytes views n bytes of borrowed C memory at p without copying them.
+// Unlike C.GoStringN, which takes a C int, it takes any length; one beyond
+// the address space panics, which the export's recover turns into an error.
 func cBytes(p *C.char, n C.size_t) []byte {
 	if p == nil || n == 0 {
 		return nil
@@ -559,7 +561,7 @@ func gobind_async_submit(handle C.gobind_call_t, kind C.int, status C.int, heade
 		op.body = bytes.Clone(cBytes(body, bodyLen))
 	case C.GOBIND_OP_SENDFILE:
 		op.kind = opSendFile
-		op.path = C.GoStringN(body, C.int(bodyLen))
+		op.path = string(cBytes(body, bodyLen))
 	case C.GOBIND_OP_TRAILERS:
 		op.kind = opTrailers
 	case C.GOBIND_OP_ABORT:

@@ -127,7 +127,11 @@ typedef void (*gobind_access_fn)(void* user_data, const gobind_access_entry* ent
 /* Flags of gobind_response_write. */
 enum {
     GOBIND_WRITE_FLUSH = 1,   /* flush buffered data to the client */
-    GOBIND_WRITE_FINISH = 2   /* end the response; later writes fail */
+    GOBIND_WRITE_FINISH = 2   /* end the response; later writes fail. With
+                                 GOBIND_WRITE_FLUSH too, the bytes leave at
+                                 once, and a response whose header was not
+                                 sent yet gets a Content-Length, so the
+                                 client has it before the handler returns */
 };
 
 #ifndef GOBIND_CGO_PREAMBLE
@@ -162,8 +166,9 @@ int gobind_server_set_access_log(gobind_server_t server, gobind_access_fn access
    the server then owns N and closes it (N stays the caller's when the call
    fails). The address actually bound is written to bound (caller-allocated,
    bound_cap bytes, NUL-terminated, truncated if too small). Bind failures
-   give GOBIND_ERR_OS with sys_errno; a malformed address, or a descriptor
-   that is not a listening socket, GOBIND_ERR_INVALID. */
+   give GOBIND_ERR_OS with sys_errno, and so does an "fd:N" whose N is not
+   an open socket (EBADF, ENOTSOCK); a malformed address, or a socket that
+   does not listen, GOBIND_ERR_INVALID. */
 int gobind_server_start(gobind_server_t server, char* address, size_t address_len,
                         char* bound, size_t bound_cap, gobind_error* err);
 
@@ -199,7 +204,7 @@ int gobind_server_stats(gobind_server_t server, int64_t* active_requests,
    Blocks until data arrives, the body ends (GOBIND_EOF, *n == 0) or the
    read timeout passes (GOBIND_ERR_TIMEOUT). A body whose chunked framing
    is invalid gives GOBIND_ERR_INVALID; connection failures give
-   GOBIND_ERR_IO. */
+   GOBIND_ERR_IO. After a failed read, later reads fail the same way. */
 int gobind_request_read(gobind_call_t call, char* buf, size_t cap, size_t* n,
                         gobind_error* err);
 

@@ -186,6 +186,19 @@ func (h *queueHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		r.Body = http.MaxBytesReader(w, r.Body, limit)
 	}
 
+	call := &asyncCall{Call: Call{server: s, writer: w, request: r}, queue: q, ops: make(chan asyncOp, asyncOpCapacity), start: start}
+	if s.config.WriteTimeout > 0 {
+		// net/http set the write deadline when it read the request header.
+		call.writeDeadline = start.Add(s.config.WriteTimeout)
+	}
+	// As in callbackHandler, the body is read ahead before a slot is
+	// taken, so that a client slow to send it holds no slot.
+	body, complete, err := call.prefetchBody()
+	if err != nil {
+		call.rejectBody(err)
+		return
+	}
+
 	// The same bound and release protocol as callbackHandler: a released
 	// server starts no more calls.
 	if s.slots != nil {
@@ -205,19 +218,9 @@ func (h *queueHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.active.Add(1)
 	defer s.active.Add(-1)
 
-	call := &asyncCall{Call: Call{server: s, writer: w, request: r}, queue: q, ops: make(chan asyncOp, asyncOpCapacity), start: start}
-	if s.config.WriteTimeout > 0 {
-		// net/http set the write deadline when it read the request header.
-		call.writeDeadline = start.Add(s.config.WriteTimeout)
-	}
 	call.handle = asyncCalls.add(call)
 	defer asyncCalls.remove(call.handle)
 
-	body, complete, err := call.prefetchBody()
-	if err != nil {
-		call.rejectBody(err)
-		return
-	}
 	q.post(queueEvent{kind: eventRequest, status: complete, call: call.handle,
 		data: encodeRequest(make([]byte, 0, 512), r, nil), extra: body})
 
@@ -227,6 +230,11 @@ func (h *queueHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		call.finish(nil)
 	}
 	if abort {
+		// The connection closes with the response incomplete, such as
+		// after a failed body read once the header was sent. Operations
+		// still queued will not run, so the app hears of it now instead of
+		// waiting for their written events.
+		q.post(queueEvent{kind: eventDisconnect, call: call.handle})
 		panic(http.ErrAbortHandler)
 	}
 }
@@ -324,7 +332,8 @@ func (b *batchBuffer) release() {
 func (c *asyncCall) prefetchBody() (body []byte, complete int32, err error) {
 	length := c.request.ContentLength
 	if length == 0 && len(c.request.TransferEncoding) == 0 {
-		c.bodyEnded = true
+		c.bodyErr = io.EOF
+		c.bodyEnded.Store(true)
 		return nil, 1, nil
 	}
 	if length < 0 || length > prefetchLimit || expectsContinue(c.request) {
@@ -510,7 +519,7 @@ func (c *asyncCall) StartRead(size int) error {
 	go func() {
 		defer c.readers.Done()
 		buf := make([]byte, size)
-		n, err := c.ReadBody(buf)
+		n, err := c.readBody(buf, c.readsStopped)
 		c.mu.Lock()
 		c.reading = false
 		c.mu.Unlock()
@@ -522,6 +531,13 @@ func (c *asyncCall) StartRead(size int) error {
 		c.queue.post(queueEvent{kind: eventBody, status: status, call: c.handle, data: buf[:n], extra: message})
 	}()
 	return nil
+}
+
+// readsStopped reports whether stopReads has run.
+func (c *asyncCall) readsStopped() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.ended
 }
 
 // stopReads cuts a pending body read short and waits for it, so that no

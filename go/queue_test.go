@@ -95,6 +95,30 @@ func (s *queueServer) next() testEvent {
 	return e
 }
 
+// nextWithin is next, but fails the test when no event comes within
+// timeout.
+func (s *queueServer) nextWithin(timeout time.Duration) testEvent {
+	s.t.Helper()
+	deadline := time.Now().Add(timeout)
+	for len(s.events) == 0 {
+		var readable syscall.FdSet
+		readable.Bits[s.wakeR/64] |= 1 << (uint(s.wakeR) % 64)
+		wait := syscall.NsecToTimeval(time.Until(deadline).Nanoseconds())
+		n, err := syscall.Select(s.wakeR+1, &readable, nil, nil, &wait)
+		if err == syscall.EINTR {
+			continue
+		}
+		if err != nil {
+			s.t.Fatal(err)
+		}
+		if n == 0 {
+			s.t.Fatalf("no event within %v", timeout)
+		}
+		return s.next()
+	}
+	return s.next()
+}
+
 func (s *queueServer) submit(call uint64, op asyncOp) {
 	s.t.Helper()
 	if err := asyncCalls.get(call).Submit(op); err != nil {
@@ -242,6 +266,46 @@ func TestQueueDisconnectEvent(t *testing.T) {
 		t.Fatalf("event = kind %d call %d, want a disconnect of call %d", got.kind, got.call, e.call)
 	}
 	s.submit(e.call, asyncOp{kind: opAbort})
+}
+
+func TestQueueRejectAfterHeaderPostsDisconnect(t *testing.T) {
+	// A body read fails after the response started, so the connection
+	// closes: the event loop hears of it, which releases a send that waits
+	// for its written event.
+	s := newQueueServer(t)
+	s.queue.SetMaxBodyBytes(10)
+	reader, writer := io.Pipe()
+	results := request("POST", s.url+"/", reader)
+	go writer.Write([]byte("0123"))
+	e := s.next()
+	s.submit(e.call, asyncOp{kind: opWrite, status: 200, body: []byte("partial"), flags: writeFlush})
+	if written := s.next(); written.kind != eventWritten {
+		t.Fatalf("event = kind %d, want a written event", written.kind)
+	}
+	go func() {
+		writer.Write([]byte("456789abc"))
+		writer.Close()
+	}()
+	// Read until the body fails; the call then ends, and its body event
+	// and the disconnect event come in either order.
+	disconnected := false
+	for !disconnected {
+		call := asyncCalls.get(e.call)
+		if call == nil || call.StartRead(32<<10) != nil {
+			break
+		}
+		event := s.nextWithin(10 * time.Second)
+		disconnected = event.kind == eventDisconnect
+		if event.kind == eventBody && event.status != 0 {
+			break
+		}
+	}
+	for !disconnected {
+		disconnected = s.nextWithin(10*time.Second).kind == eventDisconnect
+	}
+	if result := <-results; result.err == nil {
+		t.Error("client read a complete response, want an error")
+	}
 }
 
 func TestQueueDrainNeeded(t *testing.T) {

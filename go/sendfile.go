@@ -21,7 +21,7 @@ func (c *Call) SendFile(status int, header []byte, fd int, count int64) (int64, 
 		return 0, errFinished
 	}
 	if !c.headerSent {
-		if err := c.sendHeader(status, header, 0, false); err != nil {
+		if err := c.sendHeader(status, header, 0, false, false); err != nil {
 			return 0, err
 		}
 	}

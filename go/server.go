@@ -241,8 +241,16 @@ func (s *Server) writeLog(line string) {
 		return
 	}
 	if write := s.logOutput.Load(); write != nil {
-		(*write)(line)
-		return
+		// Counted as a callback, as in logAccess: connection goroutines,
+		// which Release does not wait for, log too, and the function
+		// belongs to the embedder, which frees it after Release. A line
+		// that comes later goes to standard error.
+		if s.calls.Add(1)&closedBit == 0 {
+			defer s.calls.Add(-1)
+			(*write)(line)
+			return
+		}
+		s.calls.Add(-1)
 	}
 	fmt.Fprintf(os.Stderr, "%s gobind: %s\n", time.Now().Format(time.DateTime), line)
 }
@@ -309,6 +317,17 @@ func (s *Server) HandleAll(callback Callback) {
 }
 
 func (s *Server) route(w http.ResponseWriter, r *http.Request) {
+	if r.ContentLength != 0 && r.ProtoMajor == 1 {
+		// HTTP/1 in net/http reads no body with a deadline of its own: it
+		// clears the deadline after the header. Before a response that
+		// leaves the body unread, such as the router's 404 or a 503 while
+		// closing, it reads up to 256 KiB of it, so a client that announced
+		// a body and sends none would hold that response and its
+		// connection forever. Handlers set their own deadline for each
+		// read. (Over HTTP/2 such a deadline would end the stream's body
+		// for good, and no such read happens.)
+		_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(s.config.ReadTimeout))
+	}
 	if handler := s.fallback.Load(); handler != nil {
 		(*handler).ServeHTTP(w, r)
 		return
@@ -343,6 +362,10 @@ func (s *Server) Start(address string) (string, error) {
 	}
 	if s.calls.Load()&closedBit != 0 {
 		return "", errClosed
+	}
+	if s.stopping.Load() > 0 {
+		// net/http's Serve would return at once.
+		return "", errStopped
 	}
 	listener, err := listen(address)
 	if err != nil {
@@ -385,6 +408,7 @@ func listen(address string) (net.Listener, error) {
 		if path == "" {
 			return nil, errors.New("invalid address \"unix:\": missing socket path")
 		}
+		removeStaleSocket(path)
 		return net.Listen("unix", path)
 	}
 	if number, ok := strings.CutPrefix(address, "fd:"); ok {
@@ -394,6 +418,25 @@ func listen(address string) (net.Listener, error) {
 		return nil, fmt.Errorf("invalid address %q: expected host:port, unix:/path or fd:N (%v)", address, err)
 	}
 	return net.Listen("tcp", address)
+}
+
+// removeStaleSocket removes the file of a Unix socket that nothing listens
+// on, as a server killed before it could remove its own leaves behind, so
+// that binding path does not fail with "address already in use". A file
+// that is not a socket, or a socket that accepts connections, stays.
+func removeStaleSocket(path string) {
+	info, err := os.Lstat(path)
+	if err != nil || info.Mode().Type() != os.ModeSocket {
+		return
+	}
+	conn, err := net.DialTimeout("unix", path, time.Second)
+	if err == nil {
+		conn.Close()
+		return
+	}
+	if errors.Is(err, syscall.ECONNREFUSED) {
+		_ = os.Remove(path)
+	}
 }
 
 // listenDescriptor serves on a listening socket that this process

@@ -171,6 +171,18 @@ func TestStartTwice(t *testing.T) {
 	}
 }
 
+func TestStartAfterCloseFails(t *testing.T) {
+	s, err := NewServer(Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Release()
+	s.Close()
+	if _, err := s.Start("127.0.0.1:0"); !errors.Is(err, errStopped) {
+		t.Errorf("Start after Close: %v, want %v", err, errStopped)
+	}
+}
+
 func TestStartPortInUse(t *testing.T) {
 	_, address := startServer(t, Config{}, nil)
 	s, err := NewServer(Config{})
@@ -254,6 +266,38 @@ func TestStartOnDescriptorThatCannotServe(t *testing.T) {
 		if _, err := fcntl(tt.fd, syscall.F_GETFD); err != nil {
 			t.Errorf("descriptor %d after a failed Start: %v, want it still open", tt.fd, err)
 		}
+	}
+}
+
+func TestListenRemovesStaleUnixSocket(t *testing.T) {
+	dir := t.TempDir()
+	path := dir + "/gobind.sock"
+	// The file of a server that is gone, as after SIGKILL.
+	stale, err := net.Listen("unix", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stale.(*net.UnixListener).SetUnlinkOnClose(false)
+	stale.Close()
+	listener, err := listen("unix:" + path)
+	if err != nil {
+		t.Fatalf("listen over a stale socket file: %v", err)
+	}
+	defer listener.Close()
+
+	// The file of a server that listens stays, and so does a plain file.
+	if _, err := listen("unix:" + path); !errors.Is(err, syscall.EADDRINUSE) {
+		t.Errorf("listen on a socket in use: %v, want EADDRINUSE", err)
+	}
+	plain := dir + "/plain"
+	if err := os.WriteFile(plain, []byte("data"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := listen("unix:" + plain); !errors.Is(err, syscall.EADDRINUSE) {
+		t.Errorf("listen on a plain file: %v, want EADDRINUSE", err)
+	}
+	if data, err := os.ReadFile(plain); err != nil || string(data) != "data" {
+		t.Errorf("plain file after listen: %q, %v; want it unchanged", data, err)
 	}
 }
 
@@ -702,6 +746,29 @@ func TestReadTimeoutStillResponds(t *testing.T) {
 	}
 	if !strings.HasPrefix(string(response), "HTTP/1.1 500 Internal Server Error\r\n") {
 		t.Errorf("response = %q, want a 500", response)
+	}
+}
+
+func TestUnsentBodyDoesNotHoldEngineResponse(t *testing.T) {
+	// No pattern matches, so the router answers 404 without reading the
+	// body that the client announces and never sends.
+	_, address := startServer(t, Config{ReadTimeout: 200 * time.Millisecond}, map[string]Callback{"/known": callbackFunc(
+		func(handle uint64, _ []byte) CallResult { return CallOK })})
+	conn, err := net.Dial("tcp", address)
+	if err != nil {
+		t.Fatalf("Dial: %v", err)
+	}
+	defer conn.Close()
+	if _, err := io.WriteString(conn, "POST /unknown HTTP/1.1\r\nHost: h\r\nContent-Length: 100\r\n\r\n"); err != nil {
+		t.Fatalf("Write: %v", err)
+	}
+	_ = conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	response, err := io.ReadAll(conn)
+	if err != nil {
+		t.Fatalf("reading response: %v (received %q)", err, response)
+	}
+	if !strings.HasPrefix(string(response), "HTTP/1.1 404 Not Found\r\n") {
+		t.Errorf("response = %q, want a 404", response)
 	}
 }
 
