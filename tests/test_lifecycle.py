@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
+import importlib.util
 import os
 import re
 import signal
@@ -163,6 +165,21 @@ def test_thread_local_survives(launch):
     for thread, seen in counts.items():
         assert seen == list(range(1, len(seen) + 1)), f"thread {thread} counts {seen}"
     assert max(len(seen) for seen in counts.values()) > 1
+
+
+@pytest.mark.skipif(
+    not any(importlib.util.find_spec(name) for name in ("_xxsubinterpreters", "_interpreters")),
+    reason="this Python has no subinterpreter module",
+)
+def test_handlers_after_subinterpreter_created(launch):
+    # Go threads must take the GIL even though PyGILState_Check() now
+    # returns true on them.
+    app = launch("handlers.py", "--subinterpreter", "--threads", "4")
+    with httpx.Client(base_url=app.url, timeout=30) as client:
+        with concurrent.futures.ThreadPoolExecutor(16) as pool:
+            responses = list(pool.map(lambda _: client.get("/thread-local"), range(400)))
+    assert {response.status_code for response in responses} == {200}
+    assert app.popen.poll() is None, app.stderr
 
 
 # Extra OS threads allowed besides the handler threads: the main thread,

@@ -335,6 +335,13 @@ def test_file_wrapper_variants(validated, variant, start, end):
     assert response.content == (bytes(range(256)) * 400)[start:end]
 
 
+def test_file_wrapper_after_write(raw):
+    # Not through the validator, whose wrapper of the result hides the
+    # file_wrapper from the engine.
+    response = httpx.get(raw.url + "/file-variant?after-write")
+    assert response.content == b"prefix" + (bytes(range(256)) * 400)[:5000]
+
+
 def test_file_wrapper_keeps_connection(validated):
     connection = connect(validated)
     connection.request("GET", "/file-variant?head")

@@ -350,6 +350,11 @@ void AsgiQueue::defer(std::uint64_t call, int kind, int status, py::handle heade
     std::string block = encode_header(header);
     Py_buffer view{};
     if (!body.is_none() && PyObject_GetBuffer(body.ptr(), &view, PyBUF_SIMPLE) != 0) throw py::error_already_set();
+    // The batch stores sizes in 32 bits.
+    if (block.size() > UINT32_MAX || static_cast<std::uint64_t>(view.len) > UINT32_MAX) {
+        if (view.buf != nullptr) PyBuffer_Release(&view);
+        throw py::value_error("a response header or body part of 4 GiB or more cannot be sent in one piece");
+    }
     auto append = [this](auto value) { batch_.append(reinterpret_cast<const char*>(&value), sizeof value); };
     append(call);
     append(static_cast<std::int32_t>(kind));

@@ -11,19 +11,35 @@
 
 namespace gobind::python {
 
+/// Returns the thread state that holds the GIL, or null, without the
+/// checks of PyThreadState_Get(). Before Python 3.12 it is the one of any
+/// thread; from 3.12 on, only the calling thread's own.
+inline PyThreadState* gil_holder() noexcept {
+#if PY_VERSION_HEX >= 0x030D0000
+    return PyThreadState_GetUnchecked();
+#else
+    return _PyThreadState_UncheckedGet();
+#endif
+}
+
 /// Holds the GIL on a thread that Python did not create. Each OS thread
 /// gets one Python thread state on first use and keeps it, so later
 /// requests on the same thread skip creating one, and threading.local
 /// values survive between requests. A thread that already holds the GIL
 /// (a log line emitted while Python calls into Go) is left as it is.
+///
+/// Whether the thread holds the GIL is found by comparing thread states:
+/// PyGILState_Check() returns true on every thread once the process has
+/// created a subinterpreter.
 class GoThreadGil {
 public:
     GoThreadGil() noexcept {
         if (thread_state_ != nullptr) {
-            if (PyGILState_Check()) return;
+            if (gil_holder() == thread_state_) return;
             PyEval_RestoreThread(thread_state_);
         } else {
-            if (PyGILState_Check()) return;
+            PyThreadState* own = PyGILState_GetThisThreadState();
+            if (own != nullptr && gil_holder() == own) return;
             // Ensure's count is never dropped, so the state stays alive.
             PyGILState_Ensure();
             thread_state_ = PyThreadState_Get();

@@ -271,6 +271,11 @@ void write_access_log(const Hooks& hooks, const gobind::Request& request,
                          writer.bytes_written(), seconds);
     } catch (py::error_already_set& log_error) {
         log_error.discard_as_unraisable("gobind: writing the access log");
+    } catch (const std::exception& error) {
+        // Such as a pybind11 cast error when memory runs out: the request
+        // must still end normally.
+        PyErr_SetString(PyExc_RuntimeError, error.what());
+        PyErr_WriteUnraisable(nullptr);
     }
 }
 
@@ -336,10 +341,9 @@ Handler make_python_handler(py::object function, std::shared_ptr<Hooks> hooks) {
             writer.write("server is shutting down\n");
             return;
         }
+        // The server ends the response after this returns, without the
+        // GIL, so that a slow client does not stall other handlers.
         call_python(*shared, *hooks, request, writer);
-        // The last bytes go out without the GIL: a slow client must not
-        // stall other handlers.
-        writer.finish();
     };
 }
 

@@ -320,25 +320,6 @@ int status_code(py::handle status) {
     return code;
 }
 
-void append_u32(std::string& out, std::uint32_t value) {
-    char bytes[sizeof value];
-    std::memcpy(bytes, &value, sizeof value);
-    out.append(bytes, sizeof value);
-}
-
-// A header block encoded as gobind.h lays it out.
-std::string encode_header(const gobind::Header& header) {
-    std::string out;
-    append_u32(out, static_cast<std::uint32_t>(header.size()));
-    for (const auto& [name, value] : header.fields()) {
-        append_u32(out, static_cast<std::uint32_t>(name.size()));
-        out.append(name);
-        append_u32(out, static_cast<std::uint32_t>(value.size()));
-        out.append(value);
-    }
-    return out;
-}
-
 bool has_header(py::handle headers, py::handle name) {
     py::object lowered = name.attr("lower")();
     for (py::handle pair : headers) {
@@ -460,7 +441,7 @@ void WsgiHandler::call(py::object writer_object, py::object request_object) {
     }
 
     try {
-        send_body(*state, result, request);
+        send_body(*state, result);
     } catch (py::error_already_set& error) {
         close_result(result, true);
         if (error.matches(PyExc_ConnectionError)) {
@@ -482,9 +463,9 @@ void WsgiHandler::call(py::object writer_object, py::object request_object) {
     close_result(result, false);
 }
 
-void WsgiHandler::send_body(WsgiResponse& response, py::handle result, PyRequest& request) {
+void WsgiHandler::send_body(WsgiResponse& response, py::handle result) {
     if (Py_TYPE(result.ptr()) == reinterpret_cast<PyTypeObject*>(file_wrapper_type.ptr()) &&
-        send_file(response, result, request)) {
+        send_file(response, result)) {
         return;
     }
     if (PyList_CheckExact(result.ptr()) || PyTuple_CheckExact(result.ptr())) {
@@ -507,7 +488,7 @@ void WsgiHandler::send_body(WsgiResponse& response, py::handle result, PyRequest
 // Send a wsgi.file_wrapper's file from Go, by descriptor. Returns false,
 // having sent nothing, when the file has no descriptor or is not a regular
 // file. The caller then iterates the wrapper like any other body.
-bool WsgiHandler::send_file(WsgiResponse& response, py::handle result, PyRequest& request) {
+bool WsgiHandler::send_file(WsgiResponse& response, py::handle result) {
     int fd = -1;
     try {
         py::object file = result.attr("filelike");
@@ -523,27 +504,16 @@ bool WsgiHandler::send_file(WsgiResponse& response, py::handle result, PyRequest
         return false;
     }
 
-    response.begin();
+    // The app may have called write() before it returned the wrapper.
+    if (!response.sent) response.begin();
     if (!response.body_allowed) return true;
     auto& writer = response.writer->get();
-    std::string header = encode_header(writer.header());
-    std::int64_t sent = 0;
-    gobind_error error{};
-    int rc;
+    std::int64_t sent;
     {
         py::gil_scoped_release release;
-        rc = gobind_response_send_file(request.get().call(), writer.status(), header.data(), header.size(), fd,
-                                       response.remaining, &sent, &error);
+        sent = writer.send_file(fd, response.remaining);
     }
-    // NOTE: the access log counts only bytes written through the response
-    // writer, so it shows 0 bytes for a file sent this way.
     if (response.remaining >= 0) response.remaining -= sent;
-    if (rc != GOBIND_OK) {
-        std::string message = error.message != nullptr ? error.message : "sending file failed";
-        int sys_errno = error.sys_errno;
-        gobind_error_clear(&error);
-        throw gobind::Error(static_cast<ErrorCode>(rc), message, sys_errno);
-    }
     return true;
 }
 

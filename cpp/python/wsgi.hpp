@@ -66,8 +66,8 @@ struct WsgiHandler {
     void call(py::object writer, py::object request);
 
 private:
-    void send_body(WsgiResponse& response, py::handle result, PyRequest& request);
-    bool send_file(WsgiResponse& response, py::handle result, PyRequest& request);
+    void send_body(WsgiResponse& response, py::handle result);
+    bool send_file(WsgiResponse& response, py::handle result);
     void reject_large_body(PyResponseWriter& writer);
     void report_disconnect(PyResponseWriter& writer, PyRequest& request, const char* message);
 };

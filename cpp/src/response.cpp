@@ -75,10 +75,42 @@ void ResponseWriter::flush() {
     buffer_.clear();
 }
 
+std::int64_t ResponseWriter::send_file(int fd, std::int64_t count) {
+    if (finished_) {
+        throw std::logic_error("send_file called after the response was finished");
+    }
+    if (!buffer_.empty()) {
+        send(buffer_, 0);
+        buffer_.clear();
+    }
+    std::string header_block;
+    if (!header_sent_) header_block = encode_header();
+    // The engine sends the header before it opens the file, so a failed
+    // copy leaves it sent: fail() must then cut the connection, not add an
+    // error page to a response that has started.
+    header_sent_ = true;
+    std::int64_t sent = 0;
+    detail::EngineError error;
+    int rc = gobind_response_send_file(call_, status(), header_block.empty() ? nullptr : header_block.data(),
+                                       header_block.size(), fd, count, &sent, error.get());
+    bytes_written_ += static_cast<std::uint64_t>(sent);
+    detail::check(rc, error, "sending a file failed");
+    return sent;
+}
+
 void ResponseWriter::finish() {
     if (finished_) return;
-    if (finish_inline()) return;
-    send(buffer_, GOBIND_WRITE_FINISH);
+    end(GOBIND_WRITE_FINISH | GOBIND_WRITE_FLUSH);
+}
+
+void ResponseWriter::complete() {
+    if (finished_ || finish_inline()) return;
+    // net/http sends the rest when the handler returns, just after this.
+    end(GOBIND_WRITE_FINISH);
+}
+
+void ResponseWriter::end(int flags) {
+    send(buffer_, flags);
     buffer_.clear();
     finished_ = true;
 }
@@ -100,7 +132,7 @@ void ResponseWriter::fail(int status) noexcept {
         }
         bytes_written_ = buffer_.size();
         status_ = status;
-        finish();
+        complete();
     } catch (...) {
         aborted_ = true;
         finished_ = true;

@@ -125,6 +125,9 @@ void Server::check_open() const {
 void Server::handle(std::string_view pattern, Handler handler) {
     check_open();
     auto route = std::make_unique<Route>(Route{std::move(handler), log_, std::string(pattern)});
+    // Room first: once the engine has a pointer to the route, storing the
+    // route must not throw.
+    routes_.reserve(routes_.size() + 1);
     detail::EngineError error;
     int status = gobind_server_handle(handle_, route->pattern.data(), route->pattern.size(),
                                       &Server::dispatch, route.get(), error.get());
@@ -135,6 +138,7 @@ void Server::handle(std::string_view pattern, Handler handler) {
 void Server::handle_all(Handler handler) {
     check_open();
     auto route = std::make_unique<Route>(Route{std::move(handler), log_, "/"});
+    routes_.reserve(routes_.size() + 1);
     detail::EngineError error;
     detail::check(gobind_server_handle_all(handle_, &Server::dispatch, route.get(), error.get()),
                   error, "registering handler failed");
@@ -353,7 +357,7 @@ std::int64_t Server::dispatch(void* user_data, std::uint64_t call, const char* d
         ResponseWriter writer(call, response, response_capacity);
         try {
             route->handler(request, writer);
-            writer.finish();
+            writer.complete();
         } catch (const std::exception& error) {
             report(error.what());
             writer.fail(request.failure_status());

@@ -89,24 +89,32 @@ SignalGuard::SignalGuard(std::initializer_list<int> signals) : signals_(signals)
             saved_.push_back(previous);
         }
     } catch (...) {
-        for (std::size_t i = 0; i < saved_.size(); ++i) {
-            ::sigaction(signals_[i], &saved_[i].action, nullptr);
-        }
+        restore();
         guard_exists.store(false);
         throw;
     }
 }
 
 SignalGuard::~SignalGuard() {
-    for (std::size_t i = 0; i < saved_.size(); ++i) {
+    restore();
+    guard_exists.store(false);
+}
+
+void SignalGuard::restore() noexcept {
+    // In reverse order: a signal listed twice was saved the second time
+    // with this guard's own handler, so its first saving must win.
+    for (std::size_t i = saved_.size(); i-- > 0;) {
         ::sigaction(signals_[i], &saved_[i].action, nullptr);
     }
-    guard_exists.store(false);
 }
 
 int SignalGuard::wait(std::optional<std::chrono::milliseconds> timeout) {
     using Clock = std::chrono::steady_clock;
-    const auto deadline = timeout ? Clock::now() + *timeout : Clock::time_point::max();
+    // A timeout beyond what the clock can add to now waits without end.
+    const auto now = Clock::now();
+    const bool bounded = timeout && *timeout < std::chrono::duration_cast<std::chrono::milliseconds>(
+                                                   Clock::time_point::max() - now);
+    const auto deadline = bounded ? now + *timeout : Clock::time_point::max();
     for (;;) {
         unsigned char byte = 0;
         ssize_t n = ::read(pipe_read, &byte, 1);
@@ -116,7 +124,7 @@ int SignalGuard::wait(std::optional<std::chrono::milliseconds> timeout) {
         }
 
         int wait_ms = -1;
-        if (timeout) {
+        if (bounded) {
             auto left = std::chrono::ceil<std::chrono::milliseconds>(deadline - Clock::now());
             if (left.count() <= 0) return 0;
             wait_ms = left.count() > 1'000'000'000 ? 1'000'000'000 : static_cast<int>(left.count());

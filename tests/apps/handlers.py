@@ -2,7 +2,7 @@
 
 Run as ``python handlers.py [--host H] [--uds PATH] [--threads N]
 [--no-access-log] [--shutdown-timeout S] [--read-timeout S]
-[--max-header-bytes N]``. It serves on port 0 with a
+[--max-header-bytes N] [--subinterpreter]``. It serves on port 0 with a
 blocking run(), so the bound address appears in the "Serving on" log line
 on standard error.
 """
@@ -25,7 +25,16 @@ parser.add_argument("--no-access-log", action="store_true")
 parser.add_argument("--shutdown-timeout", type=float, default=30.0)
 parser.add_argument("--read-timeout", type=float, default=60.0)
 parser.add_argument("--max-header-bytes", type=int, default=64 * 1024)
+parser.add_argument("--subinterpreter", action="store_true",
+                    help="create a subinterpreter first, after which PyGILState_Check() returns true on every thread")
 options = parser.parse_args()
+
+if options.subinterpreter:
+    try:
+        import _xxsubinterpreters as interpreters  # Python 3.11 and 3.12
+    except ImportError:
+        import _interpreters as interpreters  # Python 3.13 and later
+    interpreters.create()
 
 app = gobind.Server(
     threads=options.threads,

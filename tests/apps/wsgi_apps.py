@@ -182,10 +182,12 @@ def file_wrapper(environ, start_response):
 
 def file_wrapper_variants(environ, start_response):
     """/file-variant?bytesio: a file object without a descriptor;
-    ?offset: a file read from position 1000; ?head: a file cut by Content-Length."""
+    ?offset: a file read from position 1000; ?head: a file cut by Content-Length;
+    ?after-write: 6 bytes given to write() first, then 5000 of the file."""
     variant = environ["QUERY_STRING"]
     data = bytes(range(256)) * 400
     length = len(data)
+    prefix = b""
     if variant == "bytesio":
         handle = io.BytesIO(data)
     else:
@@ -197,7 +199,14 @@ def file_wrapper_variants(environ, start_response):
             length -= 1000
         elif variant == "head":
             length = 5000
-    start_response("200 OK", [("Content-Type", "application/octet-stream"), ("Content-Length", str(length))])
+        elif variant == "after-write":
+            prefix = b"prefix"
+            length = 5000
+    write = start_response(
+        "200 OK", [("Content-Type", "application/octet-stream"), ("Content-Length", str(len(prefix) + length))]
+    )
+    if prefix:
+        write(prefix)
     return environ["wsgi.file_wrapper"](handle)
 
 

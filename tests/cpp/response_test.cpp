@@ -1,6 +1,9 @@
 // ResponseWriter: status, header fields, flush and large bodies.
 #include <gtest/gtest.h>
 
+#include <unistd.h>
+
+#include <cstdio>
 #include <stdexcept>
 #include <string>
 
@@ -171,6 +174,24 @@ TEST(ResponseFlush, DeliversBeforeHandlerReturns) {
     EXPECT_TRUE(handler_waited);
 }
 
+TEST(ResponseFinish, DeliversBeforeHandlerReturns) {
+    Server server;
+    Event client_saw_body;
+    bool handler_waited = false;
+    server.handle("GET /", [&](const Request&, ResponseWriter& w) {
+        w.write("done");
+        w.finish();
+        handler_waited = client_saw_body.wait();
+    });
+    std::string address = server.start("127.0.0.1:0");
+
+    HttpResponse response = request(address, "GET", "/");
+    client_saw_body.set();
+    EXPECT_EQ(response.status, 200);
+    EXPECT_EQ(response.body, "done");
+    EXPECT_TRUE(handler_waited);
+}
+
 TEST(ResponseWriter, AccessorsTrackProgress) {
     Server server;
     int status = 0;
@@ -228,6 +249,33 @@ TEST(ResponseBody, Echo20Megabytes) {
     EXPECT_EQ(response.status, 200);
     EXPECT_EQ(response.body.size(), size);
     EXPECT_EQ(fnv1a(response.body), fnv1a(payload));
+}
+
+TEST(ResponseBody, SendFileAfterBufferedBytes) {
+    std::string content = pattern_bytes(0, 300000);
+    FILE* file = std::tmpfile();
+    ASSERT_NE(file, nullptr);
+    ASSERT_EQ(std::fwrite(content.data(), 1, content.size(), file), content.size());
+    ASSERT_EQ(std::fflush(file), 0);
+    int fd = fileno(file);
+    std::int64_t sent = 0;
+    std::uint64_t written = 0;
+    Server server;
+    server.handle("GET /file", [&](const Request&, ResponseWriter& w) {
+        // Skip the first 1000 bytes, then send the next 200000 after a prefix.
+        lseek(fd, 1000, SEEK_SET);
+        w.header().set("Content-Length", std::to_string(6 + 200000));
+        w.write("prefix");
+        sent = w.send_file(fd, 200000);
+        written = w.bytes_written();
+    });
+    std::string address = server.start("127.0.0.1:0");
+    HttpResponse response = request(address, "GET", "/file");
+    std::fclose(file);
+    EXPECT_EQ(response.status, 200);
+    EXPECT_EQ(response.body, "prefix" + content.substr(1000, 200000));
+    EXPECT_EQ(sent, 200000);
+    EXPECT_EQ(written, 6u + 200000u);
 }
 
 TEST(ResponseBody, SmallWritesAreCoalesced) {

@@ -88,6 +88,26 @@ TEST(SignalGuard, RestoresPreviousHandler) {
     sigaction(SIGUSR2, &before, nullptr);
 }
 
+TEST(SignalGuard, RestoresHandlerOfSignalListedTwice) {
+    struct sigaction own {};
+    own.sa_handler = own_handler;
+    struct sigaction before {};
+    ASSERT_EQ(sigaction(SIGUSR2, &own, &before), 0);
+    { SignalGuard guard({SIGUSR2, SIGUSR2}); }
+    EXPECT_EQ(current_handler(SIGUSR2), own_handler);
+    sigaction(SIGUSR2, &before, nullptr);
+}
+
+TEST(SignalGuard, HugeTimeoutStillWaits) {
+    SignalGuard guard({SIGUSR1});
+    std::thread sender([] {
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));
+        ::kill(::getpid(), SIGUSR1);
+    });
+    EXPECT_EQ(guard.wait(std::chrono::milliseconds::max()), SIGUSR1);
+    sender.join();
+}
+
 TEST(SignalGuard, NextGuardDropsStaleSignals) {
     {
         SignalGuard guard({SIGUSR1});

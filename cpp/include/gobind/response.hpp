@@ -41,8 +41,23 @@ public:
     /// Send buffered bytes to the client now.
     void flush();
 
-    /// Send what is buffered and end the response. Called by the server
-    /// after the handler returns; calling it earlier is allowed.
+    /// Send the header (unless sent) and the buffered bytes, then `count`
+    /// bytes of the regular file open as descriptor `fd`, from its current
+    /// offset, or the rest of the file when `count` is negative. The engine
+    /// copies from a duplicate of `fd`, with sendfile(2) on a plain TCP
+    /// connection, so the file's bytes are not copied through this
+    /// process's memory. `fd` stays the caller's; its offset moves past the
+    /// bytes sent. Returns their number. Set a Content-Length first for a
+    /// response that is not chunked. Throws gobind::Error when the copy
+    /// fails (the header may have gone out by then) and std::logic_error
+    /// after finish().
+    std::int64_t send_file(int fd, std::int64_t count = -1);
+
+    /// Send what is buffered and end the response now, while the handler
+    /// goes on with other work. A response whose header was not sent yet
+    /// gets a Content-Length and reaches the client whole; a response
+    /// already streamed gets its last chunk when the handler returns. The
+    /// server ends the response after the handler returns anyway.
     void finish();
 
     /// End the request as failed: a `status` response (500, or 408 when
@@ -72,7 +87,11 @@ private:
     ResponseWriter(std::uint64_t call, char* area, std::size_t capacity) noexcept
         : call_(call), inline_area_(area), inline_capacity_(capacity) {}
     std::size_t inline_size() const noexcept { return inline_size_; }
+    /// End the response after the handler returned: a small one goes back
+    /// in the inline area, without a call into the engine.
+    void complete();
     bool finish_inline() noexcept;
+    void end(int flags);
 
     void send(std::string_view body, int flags);
     void send_informational(int status);

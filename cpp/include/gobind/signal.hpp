@@ -56,6 +56,9 @@ public:
 private:
     struct Saved;
 
+    /// Put back the handlers that were there before this guard.
+    void restore() noexcept;
+
     std::vector<int> signals_;
     std::vector<Saved> saved_;
 };
