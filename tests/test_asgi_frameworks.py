@@ -1,5 +1,6 @@
 """Real Starlette and FastAPI apps served by gobind.asgi, unchanged."""
 
+import signal
 import socket
 import time
 
@@ -141,6 +142,32 @@ def test_fastapi_background_task(fastapi_server):
             break
         time.sleep(0.02)
     assert httpx.get(fastapi_server.url + "/done").json() == {"done": ["a@example.com"]}
+
+
+def stop_during_report(seconds):
+    """Queue a background task that takes seconds, stop the server at
+    once with SIGTERM, and return the stopped process."""
+    process = AsgiProcess("fastapi_app:app")
+    response = httpx.post(process.url + f"/report?name=q&seconds={seconds}")
+    assert response.json() == {"queued": "q"}
+    process.process.send_signal(signal.SIGTERM)
+    assert process.wait() == 0
+    assert "Traceback" not in process.text
+    return process
+
+
+def test_shutdown_waits_for_background_task():
+    # The task runs after the response; a graceful shutdown lets it finish.
+    process = stop_during_report(1)
+    assert "Waiting for 1 application task that went on after its response" in process.text
+    assert "report q written" in process.text
+
+
+def test_shutdown_timeout_cancels_background_task():
+    process = stop_during_report(60)
+    assert "Graceful shutdown timed out after 5.0 s; cancelling 1 application task" in process.text
+    assert "POST /report cancelled by the shutdown" in process.text
+    assert "report q written" not in process.text
 
 
 def test_fastapi_openapi(fastapi_server):

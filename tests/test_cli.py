@@ -39,6 +39,8 @@ def last_error_line(result):
         (["cli_apps:hello", "--header", "bad"], "gobind: error: invalid --header 'bad': expected NAME:VALUE, such as 'Server:gobind'"),
         (["cli_apps:hello", "--root-path", "api/"],
          "gobind: error: invalid --root-path 'api/': must start with '/' and not end with '/', such as /api"),
+        (["cli_apps:asgi_hello", "--root-path", "api"],
+         "gobind: error: invalid --root-path 'api': must start with '/' and not end with '/', such as /api"),
         (["cli_apps:hello", "--uds", "/sys/gobind-test.sock"],
          "gobind: error: cannot listen on unix:/sys/gobind-test.sock: operation not permitted"),
     ],
@@ -132,6 +134,29 @@ def test_cli_sigint_graceful():
     assert "Shutting down: 0 requests in flight" in server.output
 
 
+@pytest.mark.parametrize(
+    "args",
+    [["worker_apps:wsgi_pid", "--timeout-graceful-shutdown", "1"], ["worker_apps:server_slow"]],
+    ids=["wsgi", "server"],
+)
+def test_cli_exits_when_handler_outlasts_shutdown(args):
+    # Without a bound, freeing the server would wait for the handler, and
+    # no signal could end that wait.
+    server = start(*args)
+    try:
+        host, port = server.url.removeprefix("http://").rsplit(":", 1)
+        with socket.create_connection((host, int(port))) as sock:
+            sock.sendall(b"GET /slow?120 HTTP/1.1\r\nHost: x\r\n\r\n")
+            time.sleep(0.5)  # the handler now sleeps
+            started = time.monotonic()
+            server.process.send_signal(signal.SIGTERM)
+            assert server.process.wait(30) == 1
+        assert time.monotonic() - started < 20
+        assert "Exiting without waiting for 1 handler call and 0 threads still running" in server.output
+    finally:
+        server.stop()
+
+
 @pytest.mark.parametrize("app", ["cli_apps:hello", "cli_apps:asgi_hello"], ids=["wsgi", "asgi"])
 def test_cli_sigint_inherited_ignored(app):
     # As started in the background by a non-interactive shell.
@@ -140,6 +165,14 @@ def test_cli_sigint_inherited_ignored(app):
         assert httpx.get(server.url).status_code == 200
         assert server.stop(signal.SIGINT) == 0
         assert "Shutting down" in server.output
+
+
+def test_cli_interface_asgi_forced():
+    server = start("cli_apps:asgi_wrapped", "--interface", "asgi")
+    try:
+        assert httpx.get(server.url + "/x?y=1").text == "asgi GET /x y=1"
+    finally:
+        server.stop()
 
 
 def test_cli_factory():
@@ -215,20 +248,75 @@ def test_cli_log_config_json(tmp_path):
     assert "CUSTOM gobind Serving on http://127.0.0.1:" in server.output
 
 
-def test_cli_log_config_ini(tmp_path):
+def write_ini_config(tmp_path, gobind_level):
+    """Write a fileConfig file whose gobind logger has gobind_level and
+    prints "INI name message" lines; return its path."""
     path = tmp_path / "logging.ini"
     path.write_text(
         "[loggers]\nkeys=root,gobind\n\n"
         "[handlers]\nkeys=err\n\n"
         "[formatters]\nkeys=plain\n\n"
         "[logger_root]\nlevel=WARNING\nhandlers=\n\n"
-        "[logger_gobind]\nlevel=INFO\nhandlers=err\nqualname=gobind\npropagate=0\n\n"
+        f"[logger_gobind]\nlevel={gobind_level}\nhandlers=err\nqualname=gobind\npropagate=0\n\n"
         "[handler_err]\nclass=StreamHandler\nformatter=plain\nargs=(sys.stderr,)\n\n"
         "[formatter_plain]\nformat=INI %(name)s %(message)s\n"
     )
+    return path
+
+
+def test_cli_log_config_ini(tmp_path):
+    path = write_ini_config(tmp_path, "INFO")
     server = start("cli_apps:hello", "--log-config", str(path))
     server.stop()
     assert "INI gobind Serving on http://127.0.0.1:" in server.output
+
+
+def test_cli_log_config_json_root_only(tmp_path):
+    # A config of the root logger alone keeps gobind's loggers enabled.
+    config = {
+        "version": 1,
+        "formatters": {"plain": {"format": "ROOT %(name)s %(message)s"}},
+        "handlers": {"out": {"class": "logging.StreamHandler", "formatter": "plain", "stream": "ext://sys.stderr"}},
+        "root": {"handlers": ["out"], "level": "INFO"},
+    }
+    path = tmp_path / "logging.json"
+    path.write_text(json.dumps(config))
+    server = start("cli_apps:hello", "--log-config", str(path))
+    try:
+        assert httpx.get(server.url).text == "hello"
+    finally:
+        server.stop()
+    assert "ROOT gobind Serving on http://127.0.0.1:" in server.output
+    assert 'ROOT gobind.access 127.0.0.1:' in server.output
+
+
+@pytest.mark.parametrize("extra, shown", [([], False), (["--log-level", "info"], True)])
+def test_cli_log_config_level(tmp_path, extra, shown):
+    # The file's level holds unless --log-level is given.
+    path = write_ini_config(tmp_path, "WARNING")
+    server = CLIServer(["cli_apps:hello", "--uds", str(tmp_path / "s.sock"), "--log-config", str(path), *extra])
+    try:
+        for _ in range(100):
+            if (tmp_path / "s.sock").exists():
+                break
+            time.sleep(0.1)
+        client = httpx.Client(transport=httpx.HTTPTransport(uds=str(tmp_path / "s.sock")))
+        assert client.get("http://localhost/").text == "hello"
+    finally:
+        server.stop()
+    assert ("INI gobind Serving on unix:" in server.output) is shown
+
+
+def test_cli_log_config_invalid_class(tmp_path):
+    path = tmp_path / "logging.ini"
+    path.write_text(
+        "[loggers]\nkeys=root\n\n[handlers]\nkeys=err\n\n[formatters]\nkeys=\n\n"
+        "[logger_root]\nlevel=INFO\nhandlers=err\n\n"
+        "[handler_err]\nclass=NoSuchHandler\nargs=()\n"
+    )
+    result = run_to_exit("cli_apps:hello", "--log-config", str(path))
+    assert last_error_line(result).startswith(f"gobind: error: cannot load log config '{path}': ")
+    assert "Traceback" not in result.stderr
 
 
 def test_wsgi_serve_function():

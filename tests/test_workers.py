@@ -4,6 +4,7 @@ among new interpreters, replaces those that exit, and stops them all."""
 import concurrent.futures
 import os
 import re
+import resource
 import signal
 import socket
 import subprocess
@@ -97,6 +98,24 @@ def test_workers_replace_a_worker_that_dies():
         assert workers.served_by() <= survivors
 
 
+def test_workers_retry_a_start_that_the_system_refuses():
+    with Workers("worker_apps:wsgi_pid", "--port", "0", "--no-access-log") as workers:
+        supervisor = workers.cli.process.pid
+        limits = resource.prlimit(supervisor, resource.RLIMIT_NOFILE)
+        # The limit caps descriptor numbers: below the lowest free one, no
+        # number is left for the socket pair of a new worker.
+        used = {int(name) for name in os.listdir(f"/proc/{supervisor}/fd")}
+        lowest_free = min(set(range(len(used) + 1)) - used)
+        resource.prlimit(supervisor, resource.RLIMIT_NOFILE, (lowest_free, limits[1]))
+        os.kill(min(workers.pids), signal.SIGKILL)
+        assert workers.cli.wait_output(
+            "Cannot start a worker process: [Errno 24] Too many open files; trying again in 1 s"
+        ), workers.cli.output
+        resource.prlimit(supervisor, resource.RLIMIT_NOFILE, limits)
+        assert workers.cli.wait_output(" serves", 60), workers.cli.output
+        assert workers.cli.process.poll() is None
+
+
 def test_workers_stop_gracefully():
     with Workers("worker_apps:wsgi_pid", "--port", "0") as workers:
         result = {}
@@ -152,6 +171,35 @@ def test_workers_two_quick_signals_stop_at_once():
         assert "Received a second signal; stopping the workers at once" in workers.cli.output
         slow.join(10)
         assert outcome and outcome[0] != 200
+
+
+@pytest.mark.parametrize("app", ["worker_apps:wsgi_pid", "worker_apps:asgi_pid"])
+def test_workers_stop_gracefully_when_every_process_gets_sigterm(app):
+    # systemd's default stop sends SIGTERM to every process of a service,
+    # and the supervisor passes its own on: two SIGTERMs reach each worker.
+    with Workers(app, "--port", "0", "--timeout-graceful-shutdown", "60") as workers:
+        slow, outcome = start_slow_request(workers, 2)
+        workers.signal(signal.SIGTERM)
+        for pid in workers.pids:
+            os.kill(pid, signal.SIGTERM)
+        assert workers.cli.process.wait(30) == 0, workers.cli.output
+        slow.join(10)
+        assert outcome == [200]
+        assert "Second interrupt" not in workers.cli.output
+
+
+WSGI_FLAGS = {"wsgi.multithread": False, "wsgi.run_once": False}
+
+
+def test_wsgi_multiprocess_with_workers():
+    with Workers("worker_apps:wsgi_pid", "--port", "0") as workers:
+        assert httpx.get(workers.url + "/environ", timeout=10).json() == {"wsgi.multiprocess": True, **WSGI_FLAGS}
+
+
+def test_wsgi_not_multiprocess_alone():
+    with CLIServer(["worker_apps:wsgi_pid", "--port", "0"]) as server:
+        url = server.wait_ready().url
+        assert httpx.get(url + "/environ", timeout=10).json() == {"wsgi.multiprocess": False, **WSGI_FLAGS}
 
 
 def test_workers_exit_if_supervisor_killed():
@@ -326,6 +374,12 @@ def test_sighup_under_load_loses_nothing():
         (["--fd", "-1"], "gobind: error: invalid --fd -1: must be a descriptor number, 0 or more"),
         (["--fd", "3", "--port", "9000", "--uds", "x.sock"],
          "gobind: error: --fd and --port, --uds cannot be given together: --fd replaces the address"),
+        (["--host", "", "--workers", "2"],
+         "gobind: error: cannot listen on :8000: invalid host '': give an address such as 127.0.0.1, "
+         "or 0.0.0.0 for every interface"),
+        (["--host", "", "--workers", "1"],
+         "gobind: error: cannot listen on :8000: invalid host '': give an address such as 127.0.0.1, "
+         "or 0.0.0.0 for every interface"),
         (["--fd", "97"], "gobind: error: cannot listen on fd:97: bad file descriptor"),
         (["--fd", "97", "--workers", "2"], "gobind: error: cannot listen on fd:97: bad file descriptor"),
         (["--fd", "0", "--workers", "2"], "gobind: error: cannot listen on fd:0: socket operation on non-socket"),

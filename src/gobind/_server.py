@@ -166,7 +166,7 @@ class Server:
     def serve(self) -> None:
         """Block until the server stops. Ctrl-C and SIGTERM shut it down
         gracefully; a second Ctrl-C closes every connection at once."""
-        with _StopSignals(self):
+        with _StopSignals(self) as signals:
             try:
                 while not self._native.wait(_SIGNAL_POLL_SECONDS):
                     pass
@@ -175,6 +175,9 @@ class Server:
                 while self._stopped and not self._finished.wait(_SIGNAL_POLL_SECONDS):
                     pass
             except KeyboardInterrupt:
+                if signals.forced:
+                    # The supervisor passes on a user's second signal.
+                    self._close_now()
                 self._shutdown_interruptibly()
 
     def run(
@@ -235,13 +238,23 @@ class Server:
             while worker.is_alive():
                 worker.join(_SIGNAL_POLL_SECONDS)
         except KeyboardInterrupt:
-            logger.warning("Second interrupt: closing all connections now")
-            self._native.close()
-            _exit_if_held()
-            raise SystemExit(1) from None
+            self._close_now()
+
+    def _close_now(self) -> None:
+        logger.warning("Second interrupt: closing all connections now")
+        self._native.close()
+        _exit_if_held()
+        raise SystemExit(1) from None
 
     def __repr__(self) -> str:
         return f"<gobind.Server {self.url or 'not started'}>"
+
+
+# Set in a worker process of the gobind command. There a SIGTERM after the
+# first is not a second signal: systemd's default stop sends SIGTERM to
+# every process of a service, and the supervisor passes its own on. The
+# supervisor forces a stop with SIGINT instead.
+supervised = False
 
 
 class _StopSignals:
@@ -255,12 +268,15 @@ class _StopSignals:
     def __init__(self, server: Server) -> None:
         self._server = server
         self._previous: dict = {}
+        self._stopping = False
+        # Set by the supervisor's SIGINT in a worker: stop at once.
+        self.forced = False
 
     def __enter__(self) -> "_StopSignals":
         if threading.current_thread() is not threading.main_thread():
             return self
         self._previous[signal.SIGTERM] = signal.signal(signal.SIGTERM, self._on_signal)
-        if signal.getsignal(signal.SIGINT) in (signal.SIG_IGN, signal.SIG_DFL):
+        if supervised or signal.getsignal(signal.SIGINT) in (signal.SIG_IGN, signal.SIG_DFL):
             self._previous[signal.SIGINT] = signal.signal(signal.SIGINT, self._on_signal)
         return self
 
@@ -270,24 +286,37 @@ class _StopSignals:
         self._previous.clear()
 
     def _on_signal(self, signum: int, frame: object) -> None:
+        if supervised:
+            if signum == signal.SIGINT:
+                self.forced = True
+            elif self._stopping:
+                return
+        self._stopping = True
         # Raised in the main thread's serve loop, which shuts down gracefully.
         raise KeyboardInterrupt
 
 
-def _exit_if_held(wait: float = 1.0) -> None:
+def _exit_if_held(wait: float = 1.0, *, count_threads: bool = True) -> None:
     """End the process at once, with status 1, when handler calls or other
     threads would hold its exit after a second interrupt.
 
     Handler calls get wait seconds to leave Python. A call still inside
     would take the GIL during interpreter finalization, and a non-daemon
-    thread, such as a job of an asyncio executor, would be joined first.
-    So the process ends without finalizing, after the logs are flushed."""
+    thread, such as a job of an asyncio executor, would be joined first
+    (unless count_threads is false). So the process ends without
+    finalizing, after the logs are flushed. SIGINT and SIGTERM are ignored
+    during the wait, which ends in an exit anyway."""
+    previous = {}
+    if threading.current_thread() is threading.main_thread():
+        previous = {signum: signal.signal(signum, signal.SIG_IGN) for signum in (signal.SIGINT, signal.SIGTERM)}
     calls = _gobind.close_calls(wait)
     threads = [
         thread for thread in threading.enumerate()
-        if thread is not threading.main_thread() and not thread.daemon and thread.is_alive()
+        if count_threads and thread is not threading.main_thread() and not thread.daemon and thread.is_alive()
     ]
     if not calls and not threads:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
         return
     logger.warning(
         "Exiting without waiting for %d handler call%s and %d thread%s still running",
@@ -302,14 +331,13 @@ def _exit_if_held(wait: float = 1.0) -> None:
     os._exit(1)
 
 
+def plural(count: int, noun: str) -> str:
+    """Return "1 worker" or "2 workers"."""
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
+
+
 def _log_shutting_down(active: int, connections: int) -> None:
-    logger.info(
-        "Shutting down: %d request%s in flight, %d connection%s open",
-        active,
-        "" if active == 1 else "s",
-        connections,
-        "" if connections == 1 else "s",
-    )
+    logger.info("Shutting down: %s in flight, %s open", plural(active, "request"), plural(connections, "connection"))
 
 
 # The engine stores limits as signed 64-bit integers and adds to some of

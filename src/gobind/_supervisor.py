@@ -14,7 +14,10 @@ and shuts down gracefully.
 Signals: SIGINT and SIGTERM stop the workers gracefully (a second one stops
 them at once), SIGHUP replaces them one by one with new workers, SIGTTIN
 and SIGTTOU add and remove one. The workers run in their own session, so
-Ctrl-C in a terminal reaches the supervisor only, which passes it on once.
+Ctrl-C in a terminal reaches the supervisor only, which passes it on as
+SIGTERM. A worker ignores a SIGTERM after its first, because systemd's
+default stop sends one to every process of a service, in addition to the
+one the supervisor passes on. The supervisor forces a stop with SIGINT.
 """
 
 from __future__ import annotations
@@ -113,6 +116,9 @@ class Supervisor:
                    "--fd", str(self.fd), "--supervisor-fd", str(theirs.fileno()), *self.argv]
         try:
             process = subprocess.Popen(command, pass_fds=(self.fd, theirs.fileno()), start_new_session=True)
+        except BaseException:
+            ours.close()
+            raise
         finally:
             theirs.close()
         worker = Worker(process, ours)
@@ -123,9 +129,17 @@ class Supervisor:
         """Start the first worker, then the others once it serves, so that
         an app that cannot start reports its error once. Returns None when
         all serve, else the exit status of the stopped start."""
-        failed = self._wait_ready([self._spawn()])
+        try:
+            first = [self._spawn()]
+        except OSError as error:
+            return self._refused(error)
+        failed = self._wait_ready(first)
         if failed is None and not self.stops:
-            failed = self._wait_ready([self._spawn() for _ in range(self.count - 1)])
+            try:
+                others = [self._spawn() for _ in range(self.count - 1)]
+            except OSError as error:
+                return self._refused(error)
+            failed = self._wait_ready(others)
         if self.stops:
             self._stop_all()
             return self._exit_status()
@@ -136,9 +150,17 @@ class Supervisor:
             return status if status and status > 0 else 1
         logger.info(
             "Started %s on %s (supervisor pid %d, worker pids %s)",
-            plural(self.count, "worker"), self.address, os.getpid(), ", ".join(str(w.pid) for w in self.workers),
+            _server.plural(self.count, "worker"), self.address, os.getpid(), ", ".join(str(w.pid) for w in self.workers),
         )
         return None
+
+    def _refused(self, error: OSError) -> int:
+        """Stop a start for which the system refused a process or a
+        descriptor, such as under a limit on processes or open files;
+        return the exit status."""
+        logger.error("Cannot start a worker process: %s; stopping", error)
+        self._stop_all()
+        return 1
 
     def _wait_ready(self, workers: List[Worker]) -> Optional[Worker]:
         """Wait until each of workers serves; return the first that exits
@@ -214,12 +236,16 @@ class Supervisor:
             if worker.ready:
                 logger.warning("Worker %d exited with %s; starting a new one", worker.pid, describe(status))
             else:
-                self.retry_delay = min(max(2 * self.retry_delay, FIRST_RETRY_SECONDS), LAST_RETRY_SECONDS)
-                self.retry_at = time.monotonic() + self.retry_delay
+                self._delay_retry()
                 logger.error(
                     "Worker %d exited with %s before it served; starting a new one in %.0f s",
                     worker.pid, describe(status), self.retry_delay,
                 )
+
+    def _delay_retry(self) -> None:
+        """Postpone the next start after a failed one: 1 s, then twice as long each time, up to 30 s."""
+        self.retry_delay = min(max(2 * self.retry_delay, FIRST_RETRY_SECONDS), LAST_RETRY_SECONDS)
+        self.retry_at = time.monotonic() + self.retry_delay
 
     def _top_up(self) -> None:
         """Start workers until count of them run, and stop any extra ones."""
@@ -230,15 +256,24 @@ class Supervisor:
                 worker.stop(self.shutdown_timeout + EXIT_GRACE_SECONDS)
         elif len(running) < self.count and time.monotonic() >= self.retry_at:
             for _ in range(self.count - len(running)):
-                self._spawn()
+                try:
+                    self._spawn()
+                except OSError as error:
+                    self._delay_retry()
+                    logger.error("Cannot start a worker process: %s; trying again in %.0f s", error, self.retry_delay)
+                    return
 
     def _replace_all(self) -> None:
         """Replace each worker by a new one, which serves before the old one
         stops. A new worker that fails to start ends the replacement."""
         old = [w for w in self.workers if not w.stopping]
-        logger.info("Replacing %s", plural(len(old), "worker"))
+        logger.info("Replacing %s", _server.plural(len(old), "worker"))
         for worker in old:
-            new = self._spawn()
+            try:
+                new = self._spawn()
+            except OSError as error:
+                logger.error("Cannot start a new worker process: %s; the other workers keep running", error)
+                return
             failed = self._wait_ready([new])
             if self.stops:
                 return
@@ -250,7 +285,7 @@ class Supervisor:
                 new.stopping = True
                 return
             worker.stop(self.shutdown_timeout + EXIT_GRACE_SECONDS)
-        logger.info("Replaced %s", plural(len(old), "worker"))
+        logger.info("Replaced %s", _server.plural(len(old), "worker"))
 
     # Stopping.
 
@@ -258,11 +293,10 @@ class Supervisor:
         """Stop every worker gracefully: a second stop signal, or the end of
         the graceful-shutdown timeout, stops the rest at once."""
         live = [w for w in self.workers if w.process.poll() is None]
-        # Workers already stopping, after SIGHUP or SIGTTOU, would take
-        # another SIGTERM for a second signal and cut their requests off.
+        # Workers already stopping, after SIGHUP or SIGTTOU, got theirs.
         running = [w for w in live if not w.stopping]
         if running:
-            logger.info("Stopping %s", plural(len(running), "worker"))
+            logger.info("Stopping %s", _server.plural(len(running), "worker"))
         for worker in running:
             worker.stop()
 
@@ -279,12 +313,13 @@ class Supervisor:
             if self.stops >= 2 and forced_at is None:
                 forced_at = now
                 logger.info("Received a second signal; stopping the workers at once")
-                # A second SIGTERM makes each worker close its connections.
+                # A worker takes a repeated SIGTERM for the same request (see
+                # _server.supervised), and SIGINT for a forced stop.
                 for worker in live:
                     if worker.process.poll() is None:
-                        worker.stop()
-            # Two SIGTERMs close together may count once in a worker, so the
-            # workers that ignore the forced stop are killed a little later.
+                        worker.process.send_signal(signal.SIGINT)
+            # A worker that does not act on SIGINT in time is killed a
+            # little later.
             forced_late = forced_at is not None and now >= forced_at + 2.0
             if now >= deadline or forced_late:
                 for worker in live:
@@ -329,16 +364,12 @@ class Supervisor:
 
     def _on_more(self, signum: int, frame: object) -> None:
         self.count += 1
-        logger.info("Received SIGTTIN; running %s", plural(self.count, "worker"))
+        logger.info("Received SIGTTIN; running %s", _server.plural(self.count, "worker"))
 
     def _on_fewer(self, signum: int, frame: object) -> None:
         if self.count > 1:
             self.count -= 1
-        logger.info("Received SIGTTOU; running %s", plural(self.count, "worker"))
-
-
-def plural(count: int, noun: str) -> str:
-    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
+        logger.info("Received SIGTTOU; running %s", _server.plural(self.count, "worker"))
 
 
 def describe(status: Optional[int]) -> str:
@@ -373,6 +404,7 @@ class SupervisorLink:
     def __init__(self, link_fd: int, fd: int) -> None:
         self.link = socket.socket(fileno=link_fd)
         os.set_inheritable(link_fd, False)
+        _server.supervised = True
         self.listen_address = f"fd:{fd}"
         _server._listening_hooks.append(self._on_listening)
         threading.Thread(target=self._watch, name="gobind-supervisor-link", daemon=True).start()

@@ -26,7 +26,7 @@ import time
 from collections import deque
 from typing import Any, Awaitable, Callable, Optional
 
-from . import _gobind
+from . import _gobind, _server
 from ._server import (
     _check_limits,
     _check_timeouts,
@@ -38,6 +38,7 @@ from ._server import (
     _log_shutting_down,
     _native_server,
     _notify_listening,
+    plural,
 )
 
 __all__ = ["AsgiServer", "ClientDisconnected", "is_asgi_app", "serve"]
@@ -104,6 +105,42 @@ def is_asgi_app(obj: object) -> bool:
         return True
     call = getattr(obj if inspect.isclass(obj) else type(obj), "__call__", None)
     return call is not None and inspect.iscoroutinefunction(call)
+
+
+async def _in_thread(loop: asyncio.AbstractEventLoop, function: Callable[..., Any], *args: Any) -> Any:
+    """Run function(*args) on a new daemon thread and return its result."""
+    future = loop.create_future()
+
+    def settle(result: Any, error: Optional[BaseException]) -> None:
+        if future.done():
+            return
+        if error is not None:
+            future.set_exception(error)
+        else:
+            future.set_result(result)
+
+    def run() -> None:
+        result, error = None, None
+        try:
+            result = function(*args)
+        except BaseException as caught:  # noqa: BLE001 - handed to the awaiting task
+            error = caught
+        try:
+            loop.call_soon_threadsafe(settle, result, error)
+        except RuntimeError:
+            pass  # the loop closed after a forced exit, and no task waits for the result
+
+    threading.Thread(target=run, name="gobind-shutdown", daemon=True).start()
+    return await future
+
+
+def _is_cancellation(error: BaseException) -> bool:
+    """Return whether error is a cancellation, or an exception group
+    (as anyio's task groups raise) of cancellations only."""
+    if isinstance(error, asyncio.CancelledError):
+        return True
+    inner = getattr(error, "exceptions", None)
+    return isinstance(inner, tuple) and bool(inner) and all(_is_cancellation(item) for item in inner)
 
 
 def _from_disconnect(error: BaseException) -> bool:
@@ -338,6 +375,8 @@ class _Call:
     def _fail(self, reason: str, error: Optional[BaseException]) -> None:
         if self.disconnected and (error is None or _from_disconnect(error)):
             logger.debug("%s %s ended after the client disconnected", self.scope["method"], self.scope["path"])
+        elif self.server.cancelling and error is not None and _is_cancellation(error):
+            logger.warning("%s %s cancelled by the shutdown", self.scope["method"], self.scope["path"])
         else:
             exc_info = (type(error), error, error.__traceback__) if error is not None else None
             logger.error("%s", reason, exc_info=exc_info)
@@ -402,8 +441,8 @@ class AsgiServer:
     ) -> None:
         if lifespan not in ("auto", "on", "off"):
             raise ValueError(f"invalid lifespan {lifespan!r}: expected 'auto', 'on' or 'off'")
-        if root_path.endswith("/"):
-            raise ValueError(f"invalid root_path {root_path!r}: must not end with '/'")
+        if root_path and (not root_path.startswith("/") or root_path.endswith("/")):
+            raise ValueError(f"invalid root_path {root_path!r}: must start with '/' and not end with '/'")
         _check_timeouts(shutdown_timeout=shutdown_timeout)
         _check_limits(lowest=0, max_concurrency=max_concurrency, max_body_bytes=max_body_bytes)  # 0: no bound
         self.max_body_bytes = max_body_bytes
@@ -440,6 +479,8 @@ class AsgiServer:
         # Set by a second SIGINT or SIGTERM in serve(): the app's tasks end
         # without error reports.
         self.forced = False
+        # Set when the shutdown's timeout cancels the tasks of the app.
+        self.cancelling = False
 
     @property
     def url(self) -> Optional[str]:
@@ -531,14 +572,18 @@ class AsgiServer:
         self._stopped = True
         if timeout is None:
             timeout = self.shutdown_timeout
+        deadline = time.monotonic() + timeout
         graceful = True
         if self.address is not None:
             _log_shutting_down(*self._native.stats())
             # The engine's shutdown blocks until in-flight requests end, and
-            # they need this loop to end, so it waits on another thread.
-            graceful = await self.loop.run_in_executor(None, self._native.shutdown, timeout)
+            # they need this loop to end, so it waits on another thread. Not
+            # on the loop's default executor, which the app may keep busy.
+            graceful = await _in_thread(self.loop, self._native.shutdown, timeout)
             if not graceful:
                 logger.warning("Graceful shutdown timed out after %.1f s; closed the remaining connections", timeout)
+            else:
+                graceful = await self._finish_calls(deadline - time.monotonic(), timeout)
             self.queue.close()
             await self._cancel_calls()
             self.loop.remove_reader(self._wake_fd)
@@ -547,7 +592,23 @@ class AsgiServer:
         logger.info("Stopped")
         return graceful
 
+    async def _finish_calls(self, remaining: float, timeout: float) -> bool:
+        # Every response has ended, but an app may go on after its last
+        # send, as Starlette's background tasks do: they get the rest of
+        # the graceful timeout.
+        tasks = [call.task for call in self.calls.values() if call.task is not None]
+        if not tasks:
+            return True
+        logger.info("Waiting for %s that went on after %s response", plural(len(tasks), "application task"),
+                    "its" if len(tasks) == 1 else "their")
+        _, pending = await asyncio.wait(tasks, timeout=max(remaining, 0.0))
+        if pending:
+            logger.warning("Graceful shutdown timed out after %.1f s; cancelling %s", timeout,
+                           plural(len(pending), "application task"))
+        return not pending
+
     async def _cancel_calls(self) -> None:
+        self.cancelling = True
         tasks = [call.task for call in self.calls.values() if call.task is not None]
         for task in tasks:
             task.cancel()
@@ -824,6 +885,13 @@ class _Signals:
                 self.previous[signum] = signal.signal(signum, self.on_signal)
 
     def on_signal(self, signum: int, frame: object) -> None:
+        if _server.supervised:
+            if signum == signal.SIGINT:
+                # The supervisor's forced stop, which may be handled before
+                # its SIGTERM: Python runs pending handlers by signal number.
+                self.count = max(self.count, 1)
+            elif self.count:
+                return  # the same request again, from systemd and the supervisor
         self.count += 1
         if self.count == 1:
             self.loop.call_soon_threadsafe(self.stop.set)

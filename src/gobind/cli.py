@@ -25,6 +25,7 @@ import sys
 from typing import Any, List, Optional, Sequence, Tuple
 
 from ._gobind import Headers
+from ._server import _exit_if_held, _listen_address
 
 ENV_PREFIX = "GOBIND_"
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
@@ -88,7 +89,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="mount prefix such as /api: SCRIPT_NAME of every request, removed from "
                         "PATH_INFO (default: none)")
     parser.add_argument("--log-level", choices=LOG_LEVELS, default="info",
-                        help="level of the gobind loggers (default: %(default)s)")
+                        help="level of the gobind loggers (default: %(default)s, or the level that "
+                        "--log-config sets)")
     parser.add_argument("--log-config", metavar="FILE", default=None,
                         help="logging configuration: a .json file for logging.config.dictConfig, "
                         "any other file for logging.config.fileConfig (default: none)")
@@ -237,23 +239,34 @@ def detect_interface(app: Any, spec: str, interface: str) -> str:
         found = "wsgi"
     else:
         raise UsageError(f"{spec!r} is not a WSGI or ASGI application or gobind.Server: got {type(app).__name__}")
+    if interface == "asgi" and found == "wsgi":
+        # Detection looks for a coroutine function. An ASGI app whose plain
+        # __call__ returns an awaitable, as compiled or wrapped apps do, is
+        # served as ASGI when asked.
+        return "asgi"
     if interface != "auto" and interface != found:
         kind = {"gobind": "a gobind.Server", "asgi": "an ASGI application", "wsgi": "a WSGI application"}[found]
         raise UsageError(f"--interface {interface}: {spec!r} is {kind}")
     return found
 
 
-def configure_logging(level: str, config_file: Optional[str], process_ids: bool = False) -> None:
+def configure_logging(level: Optional[str], config_file: Optional[str], process_ids: bool = False) -> None:
     """Configure the gobind loggers from config_file, or else log to
-    standard error, with the pid of each line when process_ids is set."""
+    standard error, with the pid of each line when process_ids is set.
+    A level of None leaves the gobind logger's level to config_file."""
     if config_file is not None:
         try:
             if config_file.endswith(".json"):
                 with open(config_file, encoding="utf-8") as file:
-                    logging.config.dictConfig(json.load(file))
+                    config = json.load(file)
+                if isinstance(config, dict):
+                    # gobind's loggers exist already; a config that sets up
+                    # only the root logger must not silence them.
+                    config.setdefault("disable_existing_loggers", False)
+                logging.config.dictConfig(config)
             else:
                 logging.config.fileConfig(config_file, disable_existing_loggers=False)
-        except (OSError, ValueError, KeyError, TypeError, RuntimeError) as error:
+        except Exception as error:  # noqa: BLE001 - any failure of the user's file is a usage error
             raise UsageError(f"cannot load log config {config_file!r}: {error}") from None
     elif not logger.handlers:
         handler = logging.StreamHandler()
@@ -261,7 +274,8 @@ def configure_logging(level: str, config_file: Optional[str], process_ids: bool 
         handler.setFormatter(logging.Formatter(f"%(asctime)s %(levelname)s %(name)s{pid}: %(message)s"))
         logger.addHandler(handler)
         logger.propagate = False
-    logger.setLevel(level.upper())
+    if level is not None:
+        logger.setLevel(level.upper())
 
 
 def bind_address(options: argparse.Namespace) -> str:
@@ -326,9 +340,7 @@ def make_server(app: Any, interface: str, options: argparse.Namespace) -> Any:
         return app
     from . import wsgi
 
-    root_path = options.root_path
-    if root_path and (not root_path.startswith("/") or root_path.endswith("/")):
-        raise UsageError(f"invalid --root-path {root_path!r}: must start with '/' and not end with '/', such as /api")
+    check_root_path(options.root_path)
     if options.threads < 1:
         raise UsageError(f"invalid --threads {options.threads}: must be 1 or more")
     if options.limit_request_header_bytes < 1:
@@ -342,10 +354,16 @@ def make_server(app: Any, interface: str, options: argparse.Namespace) -> Any:
             root_path=options.root_path,
             default_headers=parse_headers(options.header),
             max_body_bytes=options.limit_request_body_bytes,
+            multiprocess=options.supervisor_fd is not None,
             **engine_options(options),
         )
     except ValueError as error:
         raise UsageError(flag_message(error)) from None
+
+
+def check_root_path(root_path: str) -> None:
+    if root_path and (not root_path.startswith("/") or root_path.endswith("/")):
+        raise UsageError(f"invalid --root-path {root_path!r}: must start with '/' and not end with '/', such as /api")
 
 
 def engine_options(options: argparse.Namespace) -> dict:
@@ -381,6 +399,7 @@ def serve_asgi(app: Any, options: argparse.Namespace) -> None:
         raise UsageError(f"invalid --threads {options.threads} for an ASGI app: it runs on one event loop thread")
     if options.header:
         raise UsageError("--header applies to WSGI apps only")
+    check_root_path(options.root_path)
     try:
         asgi.serve(
             app,
@@ -407,7 +426,9 @@ def run(options: argparse.Namespace, argv: Sequence[str]) -> int:
     """Serve the app that options name; return the exit status."""
     worker = options.supervisor_fd is not None
     # With worker processes, each line names the process that wrote it.
-    configure_logging(options.log_level, options.log_config, process_ids=worker or options.workers > 1)
+    # With a log config file, the gobind logger's level is the file's unless --log-level is given.
+    level = options.log_level if options.log_config is None or "log_level" in options.explicit else None
+    configure_logging(level, options.log_config, process_ids=worker or options.workers > 1)
     check_listen_options(options, worker)
     if options.workers > 1 and not worker:
         return supervise(options, argv)
@@ -438,6 +459,10 @@ def run(options: argparse.Namespace, argv: Sequence[str]) -> int:
         server.serve()
     except KeyboardInterrupt:
         server.shutdown()
+    # Freeing the server waits for its handler calls without a bound, and
+    # no signal reaches Python meanwhile. So calls still running 5 s after
+    # the stop end the process, with status 1, as a second signal does.
+    _exit_if_held(5.0, count_threads=False)
     return 0
 
 
@@ -467,6 +492,8 @@ def supervise(options: argparse.Namespace, argv: Sequence[str]) -> int:
         check_descriptor(options.fd)
         return run_supervisor(options, argv, options.fd, address, owned=False)
     try:
+        # The checks of a single process: an empty host must not bind every interface.
+        _listen_address(options.host, options.port, options.uds, None)
         fd, bound = _gobind.open_listener(address)
     except OSError as error:
         reason = os.strerror(error.errno).lower() if error.errno else str(error)

@@ -195,6 +195,8 @@ class WSGIHandler:
     ``root_path`` is the mount prefix (SCRIPT_NAME). ``default_headers`` are
     added to every response that lacks a header of the same name.
     ``max_body_bytes`` (0: no limit) rejects larger request bodies with 413.
+    ``multithread`` and ``multiprocess`` are the environ's flags of the same
+    names.
     """
 
     def __init__(
@@ -205,6 +207,7 @@ class WSGIHandler:
         default_headers: Sequence[Tuple[str, str]] = (),
         max_body_bytes: int = 0,
         multithread: bool = True,
+        multiprocess: bool = False,
     ) -> None:
         if not isinstance(root_path, str):
             raise TypeError(f"invalid root path {root_path!r}: must be a str")
@@ -220,7 +223,7 @@ class WSGIHandler:
             "wsgi.version": (1, 0),
             "wsgi.errors": _ErrorStream(),
             "wsgi.multithread": multithread,
-            "wsgi.multiprocess": False,
+            "wsgi.multiprocess": multiprocess,
             "wsgi.run_once": False,
             "wsgi.input_terminated": True,
             "wsgi.file_wrapper": FileWrapper,
@@ -284,9 +287,12 @@ def make_server(
     root_path: str = "",
     default_headers: Sequence[Tuple[str, str]] = (),
     max_body_bytes: int = 0,
+    multiprocess: bool = False,
     **server_options: Any,
 ) -> Server:
-    """Create a gobind.Server that sends every request to a WSGI app."""
+    """Create a gobind.Server that sends every request to a WSGI app.
+    ``multiprocess`` is the environ's ``wsgi.multiprocess``: whether other
+    processes serve the same app, as the workers of the gobind command do."""
     server = Server(threads=threads, **server_options)
     handler = WSGIHandler(
         app,
@@ -294,6 +300,7 @@ def make_server(
         default_headers=default_headers,
         max_body_bytes=max_body_bytes,
         multithread=threads > 1,
+        multiprocess=multiprocess,
     )
     server.handle_all(handler.native)
     return server

@@ -23,6 +23,16 @@ async def asgi_hello(scope, receive, send):
     await send({"type": "http.response.body", "body": body})
 
 
+class WrappedAsgi:
+    """An ASGI app whose __call__ is a plain method that returns a
+    coroutine, as compiled or wrapped apps are: detected as WSGI."""
+
+    def __call__(self, scope, receive, send):
+        return asgi_hello(scope, receive, send)
+
+
+asgi_wrapped = WrappedAsgi()
+
 server = gobind.Server(access_log=False)
 
 

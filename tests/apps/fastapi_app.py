@@ -1,7 +1,9 @@
 """A FastAPI app: typed JSON routes, validation errors, streaming,
 background tasks and lifespan state."""
 
+import asyncio
 import contextlib
+import sys
 
 from fastapi import BackgroundTasks, FastAPI, Request
 from fastapi.responses import StreamingResponse
@@ -56,3 +58,14 @@ async def notify(tasks: BackgroundTasks, email: str):
 @app.get("/done")
 def read_done():
     return {"done": done}
+
+
+async def write_report(name: str, seconds: float) -> None:
+    await asyncio.sleep(seconds)
+    print(f"report {name} written", file=sys.stderr, flush=True)
+
+
+@app.post("/report")
+async def report(tasks: BackgroundTasks, name: str, seconds: float):
+    tasks.add_task(write_report, name, seconds)
+    return {"queued": name}
