@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <future>
 #include <stdexcept>
 #include <string>
 
@@ -177,11 +178,12 @@ TEST(ResponseFlush, DeliversBeforeHandlerReturns) {
 TEST(ResponseFinish, DeliversBeforeHandlerReturns) {
     Server server;
     Event client_saw_body;
-    bool handler_waited = false;
+    std::promise<bool> handler_waited;
+    std::future<bool> waited = handler_waited.get_future();
     server.handle("GET /", [&](const Request&, ResponseWriter& w) {
         w.write("done");
         w.finish();
-        handler_waited = client_saw_body.wait();
+        handler_waited.set_value(client_saw_body.wait());
     });
     std::string address = server.start("127.0.0.1:0");
 
@@ -189,7 +191,7 @@ TEST(ResponseFinish, DeliversBeforeHandlerReturns) {
     client_saw_body.set();
     EXPECT_EQ(response.status, 200);
     EXPECT_EQ(response.body, "done");
-    EXPECT_TRUE(handler_waited);
+    EXPECT_TRUE(waited.get());
 }
 
 TEST(ResponseWriter, AccessorsTrackProgress) {
