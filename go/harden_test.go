@@ -434,8 +434,8 @@ func TestGuardConnSequentialRequestsAllocateNoBuffer(t *testing.T) {
 		"POST /c HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
 	} {
 		// net/http flushes a response before it ends its one-byte
-		// background read; a request sent in between would land in that
-		// read and so in the guard's buffer.
+		// background read. A request sent in between would land in that
+		// read, and so in the guard's buffer.
 		time.Sleep(100 * time.Millisecond)
 		io.WriteString(conn, request)
 		response, err := http.ReadResponse(reader, nil)

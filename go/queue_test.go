@@ -282,6 +282,7 @@ func TestQueueRejectAfterHeaderPostsDisconnect(t *testing.T) {
 	if written := s.next(); written.kind != eventWritten {
 		t.Fatalf("event = kind %d, want a written event", written.kind)
 	}
+
 	go func() {
 		writer.Write([]byte("456789abc"))
 		writer.Close()

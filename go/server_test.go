@@ -750,7 +750,7 @@ func TestReadTimeoutStillResponds(t *testing.T) {
 }
 
 func TestUnsentBodyDoesNotHoldEngineResponse(t *testing.T) {
-	// No pattern matches, so the router answers 404 without reading the
+	// No pattern matches, so the router responds 404 without reading the
 	// body that the client announces and never sends.
 	_, address := startServer(t, Config{ReadTimeout: 200 * time.Millisecond}, map[string]Callback{"/known": callbackFunc(
 		func(handle uint64, _ []byte) CallResult { return CallOK })})

@@ -292,7 +292,7 @@ def test_cli_log_config_json_root_only(tmp_path):
 
 @pytest.mark.parametrize("extra, shown", [([], False), (["--log-level", "info"], True)])
 def test_cli_log_config_level(tmp_path, extra, shown):
-    # The file's level holds unless --log-level is given.
+    # The file's level applies unless --log-level is given.
     path = write_ini_config(tmp_path, "WARNING")
     server = CLIServer(["cli_apps:hello", "--uds", str(tmp_path / "s.sock"), "--log-config", str(path), *extra])
     try:
