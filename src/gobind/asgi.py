@@ -584,9 +584,10 @@ class AsgiServer:
                 logger.warning("Graceful shutdown timed out after %.1f s; closed the remaining connections", timeout)
             else:
                 graceful = await self._finish_calls(deadline - time.monotonic(), timeout)
+            # A closed queue delivers no event, and a drain of it fails.
+            self.loop.remove_reader(self._wake_fd)
             self.queue.close()
             await self._cancel_calls()
-            self.loop.remove_reader(self._wake_fd)
         await self.lifespan.shutdown()
         self._release()
         logger.info("Stopped")
