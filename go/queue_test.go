@@ -99,24 +99,25 @@ func (s *queueServer) next() testEvent {
 // timeout.
 func (s *queueServer) nextWithin(timeout time.Duration) testEvent {
 	s.t.Helper()
+	if len(s.events) > 0 {
+		return s.next()
+	}
 	deadline := time.Now().Add(timeout)
-	for len(s.events) == 0 {
+	for {
 		var readable syscall.FdSet
 		readable.Bits[s.wakeR/64] |= 1 << (uint(s.wakeR) % 64)
 		wait := syscall.NsecToTimeval(time.Until(deadline).Nanoseconds())
 		n, err := syscall.Select(s.wakeR+1, &readable, nil, nil, &wait)
-		if err == syscall.EINTR {
+		switch {
+		case err == syscall.EINTR:
 			continue
-		}
-		if err != nil {
+		case err != nil:
 			s.t.Fatal(err)
-		}
-		if n == 0 {
+		case n == 0:
 			s.t.Fatalf("no event within %v", timeout)
 		}
 		return s.next()
 	}
-	return s.next()
 }
 
 func (s *queueServer) submit(call uint64, op asyncOp) {

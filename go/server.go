@@ -318,14 +318,14 @@ func (s *Server) HandleAll(callback Callback) {
 
 func (s *Server) route(w http.ResponseWriter, r *http.Request) {
 	if r.ContentLength != 0 && r.ProtoMajor == 1 {
-		// HTTP/1 in net/http reads no body with a deadline of its own: it
-		// clears the deadline after the header. Before a response that
-		// leaves the body unread, such as the router's 404 or a 503 while
-		// closing, it reads up to 256 KiB of it, so a client that announced
-		// a body and sends none would hold that response and its
-		// connection forever. Handlers set their own deadline for each
-		// read. (Over HTTP/2 such a deadline would end the stream's body
-		// for good, and no such read happens.)
+		// net/http's HTTP/1 server clears the read deadline after the
+		// header. Before a response that leaves the body unread, such as
+		// the router's 404 or a 503 while closing, it reads up to 256 KiB
+		// of that body. Without this deadline, a client that announced a
+		// body and sends none would keep that response and its connection
+		// waiting forever. Handlers set their own deadline for each read.
+		// HTTP/2 needs none: it does no such read, and a deadline there
+		// would end the stream's body for good.
 		_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(s.config.ReadTimeout))
 	}
 	if handler := s.fallback.Load(); handler != nil {

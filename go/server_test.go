@@ -712,6 +712,27 @@ func TestBodyDroppedForNoContent(t *testing.T) {
 	}
 }
 
+// exchangeUntilClose sends raw on a new connection and returns what the
+// server sends before it closes the connection, failing the test when that
+// takes longer than patience.
+func exchangeUntilClose(t *testing.T, address, raw string, patience time.Duration) []byte {
+	t.Helper()
+	conn, err := net.Dial("tcp", address)
+	if err != nil {
+		t.Fatalf("Dial: %v", err)
+	}
+	defer conn.Close()
+	if _, err := io.WriteString(conn, raw); err != nil {
+		t.Fatalf("Write: %v", err)
+	}
+	_ = conn.SetReadDeadline(time.Now().Add(patience))
+	response, err := io.ReadAll(conn)
+	if err != nil {
+		t.Fatalf("reading response: %v (received %q)", err, response)
+	}
+	return response
+}
+
 func TestReadTimeoutStillResponds(t *testing.T) {
 	readErr := make(chan error, 1)
 	callback := callbackFunc(func(handle uint64, _ []byte) CallResult {
@@ -727,20 +748,8 @@ func TestReadTimeoutStillResponds(t *testing.T) {
 	})
 	_, address := startServer(t, Config{ReadTimeout: 100 * time.Millisecond}, map[string]Callback{"/": callback})
 
-	conn, err := net.Dial("tcp", address)
-	if err != nil {
-		t.Fatalf("Dial: %v", err)
-	}
-	defer conn.Close()
 	// The client announces 100 body bytes, sends 3 and goes silent.
-	if _, err := io.WriteString(conn, "POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 100\r\n\r\nabc"); err != nil {
-		t.Fatalf("Write: %v", err)
-	}
-	_ = conn.SetReadDeadline(time.Now().Add(30 * time.Second))
-	response, err := io.ReadAll(conn)
-	if err != nil {
-		t.Fatalf("reading response: %v", err)
-	}
+	response := exchangeUntilClose(t, address, "POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 100\r\n\r\nabc", 30*time.Second)
 	if err := <-readErr; !errors.Is(err, os.ErrDeadlineExceeded) {
 		t.Errorf("ReadBody error = %v, want %v", err, os.ErrDeadlineExceeded)
 	}
@@ -754,19 +763,7 @@ func TestUnsentBodyDoesNotHoldEngineResponse(t *testing.T) {
 	// body that the client announces and never sends.
 	_, address := startServer(t, Config{ReadTimeout: 200 * time.Millisecond}, map[string]Callback{"/known": callbackFunc(
 		func(handle uint64, _ []byte) CallResult { return CallOK })})
-	conn, err := net.Dial("tcp", address)
-	if err != nil {
-		t.Fatalf("Dial: %v", err)
-	}
-	defer conn.Close()
-	if _, err := io.WriteString(conn, "POST /unknown HTTP/1.1\r\nHost: h\r\nContent-Length: 100\r\n\r\n"); err != nil {
-		t.Fatalf("Write: %v", err)
-	}
-	_ = conn.SetReadDeadline(time.Now().Add(10 * time.Second))
-	response, err := io.ReadAll(conn)
-	if err != nil {
-		t.Fatalf("reading response: %v (received %q)", err, response)
-	}
+	response := exchangeUntilClose(t, address, "POST /unknown HTTP/1.1\r\nHost: h\r\nContent-Length: 100\r\n\r\n", 10*time.Second)
 	if !strings.HasPrefix(string(response), "HTTP/1.1 404 Not Found\r\n") {
 		t.Errorf("response = %q, want a 404", response)
 	}

@@ -310,10 +310,12 @@ def _exit_if_held(wait: float = 1.0, *, count_threads: bool = True) -> None:
     if threading.current_thread() is threading.main_thread():
         previous = {signum: signal.signal(signum, signal.SIG_IGN) for signum in (signal.SIGINT, signal.SIGTERM)}
     calls = _gobind.close_calls(wait)
-    threads = [
-        thread for thread in threading.enumerate()
-        if count_threads and thread is not threading.main_thread() and not thread.daemon and thread.is_alive()
-    ]
+    threads = []
+    if count_threads:
+        threads = [
+            thread for thread in threading.enumerate()
+            if thread is not threading.main_thread() and not thread.daemon and thread.is_alive()
+        ]
     if not calls and not threads:
         for signum, handler in previous.items():
             signal.signal(signum, handler)

@@ -132,13 +132,13 @@ class Supervisor:
         try:
             first = [self._spawn()]
         except OSError as error:
-            return self._refused(error)
+            return self._abort_start(error)
         failed = self._wait_ready(first)
         if failed is None and not self.stops:
             try:
                 others = [self._spawn() for _ in range(self.count - 1)]
             except OSError as error:
-                return self._refused(error)
+                return self._abort_start(error)
             failed = self._wait_ready(others)
         if self.stops:
             self._stop_all()
@@ -154,10 +154,10 @@ class Supervisor:
         )
         return None
 
-    def _refused(self, error: OSError) -> int:
-        """Stop a start for which the system refused a process or a
-        descriptor, such as under a limit on processes or open files;
-        return the exit status."""
+    def _abort_start(self, error: OSError) -> int:
+        """Stop the workers started so far, because the system did not
+        grant a process or a descriptor for the next one (a limit on
+        processes or open files). Return the exit status."""
         logger.error("Cannot start a worker process: %s; stopping", error)
         self._stop_all()
         return 1

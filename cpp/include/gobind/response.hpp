@@ -55,7 +55,7 @@ public:
 
     /// Send what is buffered and end the response now, while the handler
     /// goes on with other work. A response whose header was not sent yet
-    /// gets a Content-Length and reaches the client whole; a response
+    /// gets a Content-Length and reaches the client whole. A response
     /// already streamed gets its last chunk when the handler returns. The
     /// server ends the response after the handler returns anyway.
     void finish();
