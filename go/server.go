@@ -408,7 +408,9 @@ func listen(address string) (net.Listener, error) {
 		if path == "" {
 			return nil, errors.New("invalid address \"unix:\": missing socket path")
 		}
-		removeStaleSocket(path)
+		if err := removeStaleSocket(path); err != nil {
+			return nil, err
+		}
 		return net.Listen("unix", path)
 	}
 	if number, ok := strings.CutPrefix(address, "fd:"); ok {
@@ -422,21 +424,27 @@ func listen(address string) (net.Listener, error) {
 
 // removeStaleSocket removes the file of a Unix socket that nothing listens
 // on, as a server killed before it could remove its own leaves behind, so
-// that binding path does not fail with "address already in use". A file
-// that is not a socket, or a socket that accepts connections, stays.
-func removeStaleSocket(path string) {
+// that binding path does not fail with "address already in use". A socket
+// that accepts connections stays. A file that is not a socket stays too,
+// and is an error.
+func removeStaleSocket(path string) error {
 	info, err := os.Lstat(path)
-	if err != nil || info.Mode().Type() != os.ModeSocket {
-		return
+	if err != nil {
+		return nil
+	}
+	if info.Mode().Type() != os.ModeSocket {
+		return &net.OpError{Op: "listen", Net: "unix", Addr: &net.UnixAddr{Name: path, Net: "unix"},
+			Err: fmt.Errorf("%w and is not a socket", syscall.EEXIST)}
 	}
 	conn, err := net.DialTimeout("unix", path, time.Second)
 	if err == nil {
 		conn.Close()
-		return
+		return nil
 	}
 	if errors.Is(err, syscall.ECONNREFUSED) {
 		_ = os.Remove(path)
 	}
+	return nil
 }
 
 // listenDescriptor serves on a listening socket that this process

@@ -293,8 +293,12 @@ func TestListenRemovesStaleUnixSocket(t *testing.T) {
 	if err := os.WriteFile(plain, []byte("data"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := listen("unix:" + plain); !errors.Is(err, syscall.EADDRINUSE) {
-		t.Errorf("listen on a plain file: %v, want EADDRINUSE", err)
+	_, err = listen("unix:" + plain)
+	if !errors.Is(err, syscall.EEXIST) {
+		t.Errorf("listen on a plain file: %v, want EEXIST", err)
+	}
+	if err != nil && !strings.Contains(err.Error(), "is not a socket") {
+		t.Errorf("listen on a plain file: %q, want it to say the path is not a socket", err)
 	}
 	if data, err := os.ReadFile(plain); err != nil || string(data) != "data" {
 		t.Errorf("plain file after listen: %q, %v; want it unchanged", data, err)

@@ -62,6 +62,15 @@ def test_cli_port_in_use():
     assert result.returncode == 1
 
 
+def test_cli_uds_on_regular_file(tmp_path):
+    path = tmp_path / "notes.txt"
+    path.write_text("keep me")
+    result = run_to_exit("cli_apps:hello", "--uds", str(path))
+    assert last_error_line(result) == f"gobind: error: cannot listen on unix:{path}: file exists and is not a socket"
+    assert result.returncode == 1
+    assert path.read_text() == "keep me"
+
+
 @pytest.mark.skipif(os.geteuid() == 0, reason="root may bind a socket in any directory")
 def test_cli_uds_permission_denied(tmp_path):
     locked = tmp_path / "locked"

@@ -289,6 +289,19 @@ def bind_address(options: argparse.Namespace) -> str:
     return f"{host}:{options.port}"
 
 
+def listen_error(address: str, error: OSError) -> UsageError:
+    """Return the usage error for a failed listen on address. The reason is
+    the last part of the engine's message, such as "address already in use"
+    or "file exists and is not a socket"."""
+    if error.strerror:
+        reason = error.strerror.rsplit(": ", 1)[-1]
+    elif error.errno:
+        reason = os.strerror(error.errno).lower()
+    else:
+        reason = str(error)
+    return UsageError(f"cannot listen on {address}: {reason}")
+
+
 # Options that a gobind.Server app sets in its own code, not on the command line.
 SERVER_SETTINGS = (
     "threads", "access_log", "timeout_keep_alive",
@@ -418,8 +431,7 @@ def serve_asgi(app: Any, options: argparse.Namespace) -> None:
     except ValueError as error:
         raise UsageError(flag_message(error)) from None
     except OSError as error:
-        reason = os.strerror(error.errno).lower() if error.errno else str(error)
-        raise UsageError(f"cannot listen on {bind_address(options)}: {reason}") from None
+        raise listen_error(bind_address(options), error) from None
 
 
 def run(options: argparse.Namespace, argv: Sequence[str]) -> int:
@@ -452,8 +464,7 @@ def run(options: argparse.Namespace, argv: Sequence[str]) -> int:
         try:
             server.start(options.host, options.port, uds=options.uds, fd=options.fd)
         except OSError as error:
-            reason = os.strerror(error.errno).lower() if error.errno else str(error)
-            raise UsageError(f"cannot listen on {address}: {reason}") from None
+            raise listen_error(address, error) from None
         except ValueError as error:
             raise UsageError(f"cannot listen on {address}: {error}") from None
         server.serve()
@@ -496,8 +507,7 @@ def supervise(options: argparse.Namespace, argv: Sequence[str]) -> int:
         _listen_address(options.host, options.port, options.uds, None)
         fd, bound = _gobind.open_listener(address)
     except OSError as error:
-        reason = os.strerror(error.errno).lower() if error.errno else str(error)
-        raise UsageError(f"cannot listen on {address}: {reason}") from None
+        raise listen_error(address, error) from None
     except ValueError as error:
         raise UsageError(f"cannot listen on {address}: {error}") from None
     return run_supervisor(options, argv, fd, bound, owned=True)
