@@ -29,9 +29,12 @@ type Call struct {
 	finished   bool
 	// bodyEnded and bodyRead are set by queue mode's reading goroutine
 	// while the handler goroutine may finish the response.
-	bodyEnded     atomic.Bool
-	bodyRead      atomic.Bool // the handler read the body at least once
-	bodyErr       error       // the error that ended the body, io.EOF at its end
+	bodyEnded atomic.Bool
+	bodyRead  atomic.Bool // the handler read the body at least once
+	bodyErr   error       // the error that ended the body, io.EOF at its end
+	// settle is set when the handler reads the body on its own goroutine,
+	// so that a complete response may read what it left (settleBody).
+	settle        bool
 	writeDeadline time.Time
 	// ended is the clock reading at the end of the callback, which the
 	// writes made right after it use in place of a fresh one.
@@ -64,6 +67,7 @@ func (h *callbackHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// before this call, so the deadline counts from here and not from the
 	// start of the callback, which can come much later.
 	arrived := time.Now()
+	enableFullDuplex(w, r)
 
 	// Requests beyond the callback bound wait here, as goroutines, instead
 	// of occupying an OS thread each inside the callback. The start of the
@@ -95,7 +99,7 @@ func (h *callbackHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.active.Add(1)
 	defer s.active.Add(-1)
 
-	call := &Call{server: s, writer: w, request: r}
+	call := &Call{server: s, writer: w, request: r, settle: true}
 	if s.config.WriteTimeout > 0 {
 		call.writeDeadline = arrived.Add(s.config.WriteTimeout)
 	}
@@ -312,6 +316,54 @@ func (c *Call) readBody(p []byte, stopped func() bool) (int, error) {
 	return n, err
 }
 
+// bodyFailed reports whether a read of the request body failed. The
+// connection must then close, because where the body ends is unknown.
+func (c *Call) bodyFailed() bool {
+	return c.bodyEnded.Load() && !errors.Is(c.bodyErr, io.EOF)
+}
+
+// maxUnreadBody bounds the unread request body that settleBody reads,
+// as net/http bounds its own.
+const maxUnreadBody = 256 << 10
+
+// settleBody reads and discards what the handler left of an HTTP/1 request
+// body, before a response that is complete goes out, as net/http does
+// without full duplex (see enableFullDuplex). After a body longer than
+// maxUnreadBody, or a failed read, the response announces that the
+// connection closes.
+func (c *Call) settleBody() {
+	r := c.request
+	if !c.settle || !fullDuplex || r.ProtoMajor != 1 || r.ContentLength == 0 || c.bodyEnded.Load() {
+		return
+	}
+	if !c.bodyRead.Load() && expectsContinue(r) {
+		// The client waits for 100 Continue before it sends the body.
+		return
+	}
+	// One deadline for the whole discard, as net/http sets, so that a
+	// client sending a byte at a time cannot stretch it.
+	controller := http.NewResponseController(c.writer)
+	_ = controller.SetReadDeadline(time.Now().Add(c.server.config.ReadTimeout))
+	_, err := io.CopyN(io.Discard, r.Body, maxUnreadBody+1)
+	if errors.Is(err, io.EOF) {
+		_ = controller.SetReadDeadline(time.Time{})
+		c.bodyErr = io.EOF
+		c.bodyEnded.Store(true)
+		return
+	}
+	announceClose(c.writer, r)
+}
+
+// announceClose adds "Connection: close" to an HTTP/1 response, so that
+// the client sends no further request on a connection that net/http will
+// close. HTTP/2 gets no such header: there net/http would end the whole
+// connection.
+func announceClose(w http.ResponseWriter, r *http.Request) {
+	if r.ProtoMajor == 1 {
+		w.Header().Set("Connection", "close")
+	}
+}
+
 // Write flags, as in gobind.h.
 const (
 	writeFlush  = 1
@@ -392,6 +444,12 @@ func (c *Call) sendHeader(status int, encoded []byte, bodyLength int, final, siz
 	// larger ones need it here, and those flushed at once.
 	if final && sized && bodyAllowed(status) && header["Content-Length"] == nil && header["Transfer-Encoding"] == nil {
 		header["Content-Length"] = []string{strconv.Itoa(bodyLength)}
+	}
+	if final {
+		c.settleBody()
+	}
+	if c.bodyFailed() {
+		announceClose(c.writer, c.request)
 	}
 	c.writer.WriteHeader(status)
 	c.status = status

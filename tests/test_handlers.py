@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import socket
 
 import httpx
 import pytest
 
-from conftest import AppProcess
+from conftest import AppProcess, upload_in_two_parts
 
 MiB = 1024 * 1024
 
@@ -269,6 +270,28 @@ def test_body_iteration_chunked(client):
     data = client.post("/digest", content=iter(pieces)).json()
     assert data["size"] == 71003
     assert data["sha256"] == hashlib.sha256(b"".join(pieces)).hexdigest()
+
+
+@pytest.mark.parametrize("chunked", [False, True], ids=["content-length", "chunked"])
+def test_body_read_after_response_began(shared_app, chunked):
+    # The handler flushes the start of its response, then reads the rest of
+    # the body, which the client sends only once that start arrived.
+    body = os.urandom(200_000)
+    early, response = upload_in_two_parts(
+        shared_app.address, "/respond-then-read", body, 100_000, chunked, marker=b"first "
+    )
+    assert early.startswith(b"HTTP/1.1 200 OK\r\n")
+    assert f"size {len(body)} sha256 {hashlib.sha256(body).hexdigest()}\n".encode() in response
+
+
+def test_unread_large_body_announces_close(shared_app):
+    # The handler ignores a body longer than the 256 KiB that the server
+    # discards to keep the connection, so the response says it closes.
+    head = b"POST /files/ignored HTTP/1.1\r\nHost: test\r\nContent-Length: 1000000\r\n\r\n"
+    response, _ = raw_request(shared_app, head + b"x" * 300_000)
+    status_line, fields, _ = split_response(response)
+    assert status_line == b"HTTP/1.1 200 OK"
+    assert fields[b"connection"] == [b"close"]
 
 
 # Large bodies, streamed with bounded memory in the server.

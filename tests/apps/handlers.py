@@ -175,6 +175,21 @@ def read_then_body(w, req):
     send_json(w, [first.decode("latin-1"), req.body.decode("latin-1"), req.read().decode("latin-1")])
 
 
+@app.route("POST /respond-then-read")
+def respond_then_read(w, req):
+    # Starts the response, then reads the rest of the body (full duplex).
+    w.headers["Content-Type"] = "text/plain"
+    first = req.read(5)
+    w.write(b"first " + first + b"\n")
+    w.flush()
+    hasher = hashlib.sha256(first)
+    size = len(first)
+    for chunk in req:
+        hasher.update(chunk)
+        size += len(chunk)
+    w.write(f"size {size} sha256 {hasher.hexdigest()}\n")
+
+
 @app.route("GET /write-types")
 def write_types(w, req):
     w.write(b"bytes,")

@@ -1,6 +1,7 @@
 """A plain ASGI 3 app that exposes what the server gives it, for the tests."""
 
 import asyncio
+import hashlib
 import json
 import os
 import time
@@ -61,6 +62,22 @@ async def echo(scope, receive, send):
     headers = [(b"x-chunks", str(len(chunks)).encode())]
     await send({"type": "http.response.start", "status": 200, "headers": headers})
     await send({"type": "http.response.body", "body": b"".join(chunks)})
+
+
+async def respond_then_read(scope, receive, send):
+    # Starts the response after the first body message, then reads the rest.
+    message = await receive()
+    hasher = hashlib.sha256(message["body"])
+    size = len(message["body"])
+    await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/plain")]})
+    await send({"type": "http.response.body", "body": b"first %d\n" % size, "more_body": True})
+    while message["more_body"]:
+        message = await receive()
+        if message["type"] != "http.request":
+            return
+        hasher.update(message["body"])
+        size += len(message["body"])
+    await send({"type": "http.response.body", "body": f"size {size} sha256 {hasher.hexdigest()}\n".encode()})
 
 
 async def cancelled_receive(scope, receive, send):
@@ -169,6 +186,7 @@ ROUTES = {
     "/scope": scope_route,
     "/scope/caf\u00e9 x": scope_route,
     "/echo": echo,
+    "/respond-then-read": respond_then_read,
     "/cancelled-receive": cancelled_receive,
     "/double-start": double_start,
     "/body-first": body_first,
