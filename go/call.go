@@ -292,9 +292,9 @@ func (c *Call) readBody(p []byte, stopped func() bool) (int, error) {
 	// The deadline is cleared at the end of the body because net/http keeps
 	// reading the connection in the background from then on, to notice a
 	// client that goes away, and a deadline would cut that read short.
-	// After a failed read it stays: net/http drains the unread body before
-	// it sends the response, and without a deadline a silent client would
-	// hold that response back forever.
+	// After a failed read it stays: the unread body is drained around the
+	// response (settleBody, then net/http), and without a deadline a silent
+	// client would hold that drain forever.
 	_ = controller.SetReadDeadline(time.Now().Add(c.server.config.ReadTimeout))
 	if stopped != nil && stopped() {
 		return 0, errFinished

@@ -1,8 +1,10 @@
 """The WSGI adapter, driven through the gobind command with plain WSGI apps
 (tests/apps/wsgi_apps.py), most of them wrapped in wsgiref's validator."""
 
+import hashlib
 import http.client
 import json
+import os
 import socket
 import time
 from urllib.parse import urlsplit
@@ -11,6 +13,7 @@ import httpx
 import pytest
 
 from cliserver import start
+from conftest import upload_in_two_parts
 
 
 @pytest.fixture(scope="module")
@@ -200,6 +203,18 @@ def test_ignored_body_keeps_connection(validated):
     second = json.loads(connection.getresponse().read())
     connection.close()
     assert second["REMOTE_PORT"] == first["REMOTE_PORT"]
+
+
+@pytest.mark.parametrize("chunked", [False, True], ids=["content-length", "chunked"])
+def test_input_read_after_response_began(validated, chunked):
+    # The client sends the second half of the body only once the first
+    # chunk of the response arrived.
+    body = os.urandom(200_000)
+    early, response = upload_in_two_parts(
+        urlsplit(validated.url).netloc, "/respond-then-read", body, 100_000, chunked, marker=b"first "
+    )
+    assert early.startswith(b"HTTP/1.1 200 OK\r\n")
+    assert f"size {len(body)} sha256 {hashlib.sha256(body).hexdigest()}\n".encode() in response
 
 
 @pytest.fixture(scope="module")

@@ -1,6 +1,7 @@
 """Plain WSGI apps for the adapter tests. ``validated`` wraps ``app`` in
 wsgiref.validate.validator, which asserts PEP 3333 rules on both sides."""
 
+import hashlib
 import io
 import json
 import os
@@ -94,6 +95,24 @@ def stream(environ, start_response):
         yield b"second\n"
 
     return Tracked(environ["PATH_INFO"], chunks())
+
+
+def respond_then_read(environ, start_response):
+    # Streams the start of the response, then reads the rest of the body.
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    stream = environ["wsgi.input"]
+    first = stream.read(5)
+
+    def chunks():
+        yield b"first " + first + b"\n"
+        digest = hashlib.sha256(first)
+        size = len(first)
+        while chunk := stream.read(65536):
+            digest.update(chunk)
+            size += len(chunk)
+        yield f"size {size} sha256 {digest.hexdigest()}\n".encode()
+
+    return chunks()
 
 
 def release_stream(environ, start_response):
@@ -230,6 +249,7 @@ ROUTES = {
     "/read": read_body,
     "/stream": stream,
     "/release": release_stream,
+    "/respond-then-read": respond_then_read,
     "/write": write_callable,
     "/too-long": too_long,
     "/status": status,
