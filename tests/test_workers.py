@@ -218,6 +218,22 @@ def test_workers_sighup_replaces_every_worker():
         assert new and not new & workers.pids
 
 
+def test_sighup_reaps_others_while_new_worker_starts():
+    # While a new worker takes 3 s to import, an old one that dies is noticed
+    # then, not once the whole replacement has ended.
+    env = {"GOBIND_TEST_IMPORT_SECONDS": "3"}
+    with Workers("worker_startup:slow_app", "--port", "0", env=env) as workers:
+        workers.signal(signal.SIGHUP)
+        assert workers.cli.wait_output("Replacing 2 workers", 30), workers.cli.output
+        victim = max(workers.pids)
+        os.kill(victim, signal.SIGKILL)
+        assert workers.cli.wait_output("Replaced 2 workers", 60), workers.cli.output
+        output = workers.cli.output
+        exited = output.find(f"Worker {victim} exited with signal SIGKILL")
+        assert exited != -1, output
+        assert exited < output.find("Replaced 2 workers")
+
+
 def test_stop_after_sighup_finishes_requests():
     with Workers("worker_apps:wsgi_pid", "--port", "0") as workers:
         result = {}

@@ -32,7 +32,7 @@ import subprocess
 import sys
 import threading
 import time
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, Iterable, List, Optional, Sequence
 
 from . import _server
 
@@ -164,9 +164,11 @@ class Supervisor:
 
     def _wait_ready(self, workers: List[Worker]) -> Optional[Worker]:
         """Wait until each of workers serves; return the first that exits
-        instead, or None. A stop signal ends the wait."""
+        instead, or None. A stop signal ends the wait. Meanwhile the other
+        workers are reaped, and killed when their stop takes too long."""
         waiting = {w.link: w for w in workers if not w.ready}
         while waiting and not self.stops:
+            self._reap(skip=waiting.values())
             for link in self._wait(list(waiting)):
                 worker = waiting.pop(link)
                 if not self._read_ready(worker):
@@ -217,9 +219,13 @@ class Supervisor:
         self._stop_all()
         return self._exit_status()
 
-    def _reap(self) -> None:
-        """Forget the workers that exited; log those that were not asked to."""
+    def _reap(self, skip: Iterable[Worker] = ()) -> None:
+        """Forget the workers that exited, except those in skip; log those
+        that were not asked to exit."""
+        skipped = set(skip)
         for worker in list(self.workers):
+            if worker in skipped:
+                continue
             status = worker.process.poll()
             if status is None:
                 if time.monotonic() >= worker.kill_at:
