@@ -328,6 +328,23 @@ def test_cli_log_config_invalid_class(tmp_path):
     assert "Traceback" not in result.stderr
 
 
+@pytest.mark.parametrize(
+    "name, text, reason",
+    [
+        ("logging.json", '{"version": 1, "handlers": {"h": {"class": "logging.StreamHandler", "formatter": "plain"}}}',
+         "Unable to configure handler 'h': Unable to set formatter 'plain'"),
+        ("logging.json", '{"version": 1, "root": {"handlers": ["console"]}}',
+         "Unable to configure root logger: Unable to add handler 'console'"),
+        ("logging.ini", "[loggers]\nkeys=root\n", "missing 'formatters'"),
+    ],
+)
+def test_cli_log_config_error_names_cause(tmp_path, name, text, reason):
+    path = tmp_path / name
+    path.write_text(text)
+    result = run_to_exit("cli_apps:hello", "--log-config", str(path))
+    assert last_error_line(result) == f"gobind: error: cannot load log config '{path}': {reason}"
+
+
 def test_wsgi_serve_function():
     code = (
         "import gobind.wsgi, cli_apps; "

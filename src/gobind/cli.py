@@ -250,6 +250,24 @@ def detect_interface(app: Any, spec: str, interface: str) -> str:
     return found
 
 
+def config_error(error: BaseException) -> str:
+    """Return the message of a logging.config failure followed by the errors
+    that caused it. dictConfig's own message names only the part it could not
+    configure, and a KeyError alone shows just the missing key."""
+    parts: List[str] = []
+    cause: Optional[BaseException] = error
+    while cause is not None and len(parts) < 4:
+        if isinstance(cause, KeyError) and len(cause.args) == 1:
+            key = repr(cause.args[0])
+            # dictConfig's message names the key already.
+            if not parts or key not in parts[-1]:
+                parts.append(f"missing {key}")
+        else:
+            parts.append(str(cause) or type(cause).__name__)
+        cause = cause.__cause__
+    return ": ".join(parts)
+
+
 def configure_logging(level: Optional[str], config_file: Optional[str], process_ids: bool = False) -> None:
     """Configure the gobind loggers from config_file, or else log to
     standard error, with the pid of each line when process_ids is set.
@@ -267,7 +285,7 @@ def configure_logging(level: Optional[str], config_file: Optional[str], process_
             else:
                 logging.config.fileConfig(config_file, disable_existing_loggers=False)
         except Exception as error:  # noqa: BLE001 - any failure of the user's file is a usage error
-            raise UsageError(f"cannot load log config {config_file!r}: {error}") from None
+            raise UsageError(f"cannot load log config {config_file!r}: {config_error(error)}") from None
     elif not logger.handlers:
         handler = logging.StreamHandler()
         pid = " [%(process)d]" if process_ids else ""
