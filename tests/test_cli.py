@@ -345,6 +345,21 @@ def test_cli_log_config_error_names_cause(tmp_path, name, text, reason):
     assert last_error_line(result) == f"gobind: error: cannot load log config '{path}': {reason}"
 
 
+@pytest.mark.parametrize("app", ["cli_apps:wsgi_lingering", "cli_apps:asgi_lingering"])
+def test_cli_signal_ends_wait_for_app_threads(app):
+    server = start(app, "--no-access-log")
+    try:
+        assert httpx.get(server.url + "/", timeout=10).text == "started"
+        server.process.send_signal(signal.SIGTERM)
+        waiting = "Waiting for 1 thread of the application to end (lingering); SIGINT or SIGTERM ends the process now"
+        assert server.wait_output(waiting, 30), server.output
+        server.process.send_signal(signal.SIGTERM)
+        assert server.process.wait(30) == 1
+    finally:
+        server.stop()
+    assert "Exiting without waiting for 1 thread" in server.output
+
+
 def test_wsgi_serve_function():
     code = (
         "import gobind.wsgi, cli_apps; "

@@ -310,12 +310,7 @@ def _exit_if_held(wait: float = 1.0, *, count_threads: bool = True) -> None:
     if threading.current_thread() is threading.main_thread():
         previous = {signum: signal.signal(signum, signal.SIG_IGN) for signum in (signal.SIGINT, signal.SIGTERM)}
     calls = _gobind.close_calls(wait)
-    threads = []
-    if count_threads:
-        threads = [
-            thread for thread in threading.enumerate()
-            if thread is not threading.main_thread() and not thread.daemon and thread.is_alive()
-        ]
+    threads = _app_threads() if count_threads else []
     if not calls and not threads:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
@@ -324,13 +319,63 @@ def _exit_if_held(wait: float = 1.0, *, count_threads: bool = True) -> None:
         "Exiting without waiting for %d handler call%s and %d thread%s still running",
         calls, "" if calls == 1 else "s", len(threads), "" if len(threads) == 1 else "s",
     )
+    _exit_now(1)
+
+
+def _exit_now(status: int) -> None:
+    """End the process with status, without finalizing the interpreter,
+    after the logs and the standard streams are flushed."""
     logging.shutdown()
     for stream in (sys.stdout, sys.stderr):
         try:
             stream.flush()
         except (AttributeError, OSError, ValueError):
             pass
-    os._exit(1)
+    os._exit(status)
+
+
+def _app_threads() -> list:
+    """Return the live non-daemon threads other than the main thread: those
+    the interpreter joins before it exits."""
+    return [
+        thread for thread in threading.enumerate()
+        if thread is not threading.main_thread() and not thread.daemon and thread.is_alive()
+    ]
+
+
+def _wait_for_threads() -> None:
+    """Wait, after the server stopped, for the threads the app left running,
+    such as a synchronous Starlette endpoint in its worker thread. The
+    interpreter would join them at exit without a word. Here a log line
+    names them, and SIGINT or SIGTERM ends the process at once, with status
+    1. Called from the main thread."""
+    threads = _app_threads()
+    for thread in threads:
+        # A thread that is already ending, such as an idle worker of a pool
+        # whose owner stopped, gets a moment to finish.
+        thread.join(0.1)
+    threads = [thread for thread in threads if thread.is_alive()]
+    if not threads:
+        return
+
+    def force(signum: int, frame: object) -> None:
+        if signum == signal.SIGTERM and supervised:
+            return  # the same request again, from systemd and the supervisor
+        logger.warning("Exiting without waiting for %s", plural(len(_app_threads()), "thread"))
+        _exit_now(1)
+
+    previous = {signum: signal.signal(signum, force) for signum in (signal.SIGINT, signal.SIGTERM)}
+    names = ", ".join(sorted({thread.name for thread in threads}))
+    logger.info("Waiting for %s of the application to end (%s); SIGINT or SIGTERM ends the process now",
+                plural(len(threads), "thread"), names)
+    try:
+        for thread in threads:
+            # Short joins, so that the signal handlers run meanwhile.
+            while thread.is_alive():
+                thread.join(0.5)
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 def plural(count: int, noun: str) -> str:

@@ -25,7 +25,7 @@ import sys
 from typing import Any, List, Optional, Sequence, Tuple
 
 from ._gobind import Headers
-from ._server import _exit_if_held, _listen_address
+from ._server import _exit_if_held, _listen_address, _wait_for_threads
 
 ENV_PREFIX = "GOBIND_"
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
@@ -470,6 +470,7 @@ def run(options: argparse.Namespace, argv: Sequence[str]) -> int:
     interface = detect_interface(app, options.app, options.interface)
     if interface == "asgi":
         serve_asgi(app, options)
+        _wait_for_threads()
         return 0
     server = make_server(app, interface, options)
     address = bind_address(options)
@@ -492,6 +493,7 @@ def run(options: argparse.Namespace, argv: Sequence[str]) -> int:
     # no signal reaches Python meanwhile. So calls still running 5 s after
     # the stop end the process, with status 1, as a second signal does.
     _exit_if_held(5.0, count_threads=False)
+    _wait_for_threads()
     return 0
 
 

@@ -1,5 +1,8 @@
 """Objects the CLI tests point APP at."""
 
+import threading
+import time
+
 import gobind
 
 value = 42
@@ -73,3 +76,24 @@ async def asgi_echo(scope, receive, send):
 def large(environ, start_response):
     start_response("200 OK", [("Content-Type", "application/octet-stream")])
     return [b"x" * (32 << 20)]
+
+
+def start_lingering_thread():
+    # A non-daemon thread that outlives the server, as a synchronous
+    # endpoint still running in a thread pool does. (A thread started on a
+    # thread of the engine would be a daemon by default.)
+    threading.Thread(target=time.sleep, args=(120,), name="lingering", daemon=False).start()
+
+
+def wsgi_lingering(environ, start_response):
+    start_lingering_thread()
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [b"started"]
+
+
+async def asgi_lingering(scope, receive, send):
+    if scope["type"] != "http":
+        return
+    start_lingering_thread()
+    await send({"type": "http.response.start", "status": 200, "headers": []})
+    await send({"type": "http.response.body", "body": b"started"})
