@@ -152,6 +152,20 @@ def test_exit_drains_in_flight_request(launch):
     assert "Fatal Python error" not in app.stderr
 
 
+def test_exit_with_stuck_handler_skips_finalization(launch):
+    # A handler still in Python at exit would take the GIL while the
+    # interpreter finalizes, which ends its thread inside Go.
+    app = launch("exit_running.py", "stuck")
+    request = BackgroundGet(f"http://{app.address}/stuck")
+    app.wait_for_output("stuck started", stream="stdout")
+    app.send_signal(signal.SIGUSR1)
+
+    assert app.wait(60) == 1
+    assert "Exiting without finalizing the interpreter: 1 handler call still running in Python" in app.stderr
+    assert "Fatal Python error" not in app.stderr
+    assert not isinstance(request.join(), httpx.Response)
+
+
 # Threads.
 
 

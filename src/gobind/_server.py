@@ -549,7 +549,11 @@ def _drain_at_exit() -> None:
             logger.exception("Shutting down %r at exit failed", server)
     remaining = _gobind.close_calls(5.0)
     if remaining:
-        logger.warning("%d handler call%s still running in Python at exit", remaining, "" if remaining == 1 else "s")
+        # Such a call would take the GIL while the interpreter finalizes,
+        # which ends its thread inside Go and aborts the process.
+        logger.warning("Exiting without finalizing the interpreter: %s still running in Python",
+                       plural(remaining, "handler call"))
+        _exit_now(1)
 
 
 def _forget_servers_after_fork() -> None:

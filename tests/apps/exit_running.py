@@ -1,9 +1,11 @@
 """Starts a server without serve() and lets the script end.
 
-Run as ``python exit_running.py idle|in-flight|daemon-wait``. With
+Run as ``python exit_running.py idle|in-flight|daemon-wait|stuck``. With
 in-flight, the script ends on SIGUSR1, sent while a request to /slow is
 in its handler. With daemon-wait, daemon threads block in app.wait()
-when the script ends.
+when the script ends. With stuck, it ends on SIGUSR1 too, while a request
+to /stuck is in a handler that never returns and takes the GIL again
+every few milliseconds.
 """
 
 import logging
@@ -26,9 +28,16 @@ def slow(w, req):
     w.write("slow done")
 
 
+@app.route("GET /stuck")
+def stuck(w, req):
+    print("stuck started", flush=True)
+    while True:
+        time.sleep(0.005)
+
+
 app.start("127.0.0.1", 0)
 
-if mode == "in-flight":
+if mode in ("in-flight", "stuck"):
     stop = threading.Event()
     signal.signal(signal.SIGUSR1, lambda signum, frame: stop.set())
     while not stop.wait(0.1):
