@@ -32,8 +32,9 @@ type Call struct {
 	bodyEnded atomic.Bool
 	bodyRead  atomic.Bool // the handler read the body at least once
 	bodyErr   error       // the error that ended the body, io.EOF at its end
-	// settle is set when the handler reads the body on its own goroutine,
-	// so that a complete response may read what it left (settleBody).
+	// settle allows settleBody: set when the handler reads the body on its
+	// own goroutine, and in queue mode while a complete response is
+	// written with no read pending.
 	settle        bool
 	writeDeadline time.Time
 	// ended is the clock reading at the end of the callback, which the
@@ -354,6 +355,20 @@ func (c *Call) settleBody() {
 	announceClose(c.writer, r)
 }
 
+// continueBeforeHeader sends 100 Continue ahead of the header of a streamed
+// response, which leaves the handler free to read the body afterwards,
+// when the client waits for it before it sends the body. Once the header
+// is out, net/http would never send it, and would close the body.
+func (c *Call) continueBeforeHeader() {
+	r := c.request
+	if !fullDuplex || r.ProtoMajor != 1 || r.ContentLength == 0 || c.bodyRead.Load() || !expectsContinue(r) {
+		return
+	}
+	// Written before the response's own fields enter the header map, which
+	// net/http sends along with a 1xx status.
+	c.writer.WriteHeader(http.StatusContinue)
+}
+
 // announceClose adds "Connection: close" to an HTTP/1 response, so that
 // the client sends no further request on a connection that net/http will
 // close. HTTP/2 gets no such header: there net/http would end the whole
@@ -434,6 +449,9 @@ func (c *Call) sendHeader(status int, encoded []byte, bodyLength int, final, siz
 	}
 	if status < 200 && status != http.StatusSwitchingProtocols {
 		return c.sendInformational(status, encoded)
+	}
+	if !final {
+		c.continueBeforeHeader()
 	}
 	header := c.writer.Header()
 	if err := decodeHeader(header, encoded); err != nil {

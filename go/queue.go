@@ -446,6 +446,13 @@ func (c *asyncCall) run(op asyncOp) (finished, abort bool) {
 		return false, false
 	}
 
+	if op.flags&writeFinish != 0 && !c.headerSent && c.claimBody() {
+		// The response is complete and no read is pending: what the app
+		// left of the body is settled before the header, as in
+		// callbackHandler.
+		c.settle = true
+		defer c.releaseBody()
+	}
 	err := c.Write(op.status, op.header, op.body, op.flags)
 	if op.flags&writeFinish != 0 {
 		return true, err != nil && c.headerSent
@@ -533,6 +540,26 @@ func (c *asyncCall) StartRead(size int) error {
 		c.queue.post(queueEvent{kind: eventBody, status: status, call: c.handle, data: buf[:n], extra: message})
 	}()
 	return nil
+}
+
+// claimBody keeps reads from starting, for settleBody, and reports false
+// when a read is pending or reads have stopped.
+func (c *asyncCall) claimBody() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.ended || c.reading {
+		return false
+	}
+	c.reading = true
+	return true
+}
+
+// releaseBody ends claimBody.
+func (c *asyncCall) releaseBody() {
+	c.mu.Lock()
+	c.reading = false
+	c.settle = false
+	c.mu.Unlock()
 }
 
 // readsStopped reports whether stopReads has run.

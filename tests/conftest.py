@@ -180,7 +180,7 @@ def handlers_app(launch: Callable[..., AppProcess]) -> AppProcess:
 
 
 def upload_in_two_parts(
-    address: str, path: str, body: bytes, split: int, chunked: bool, marker: bytes
+    address: str, path: str, body: bytes, split: int, chunked: bool, marker: bytes, expect_continue: bool = False
 ) -> tuple[bytes, bytes]:
     """POST body to path on a new connection in two parts: the head and
     body[:split], then, once the response contains marker, the rest. Return the
@@ -188,9 +188,11 @@ def upload_in_two_parts(
     response, whose body must be chunked. The connection stays open, as
     net/http reads a body before it responds only on such connections. A
     server that insists on the whole body before it responds makes this time
-    out."""
+    out. With expect_continue, the request carries Expect: 100-continue."""
     host, _, port = address.rpartition(":")
     framing = b"Transfer-Encoding: chunked" if chunked else b"Content-Length: %d" % len(body)
+    if expect_continue:
+        framing += b"\r\nExpect: 100-continue"
     head = b"POST %s HTTP/1.1\r\nHost: test\r\n%s\r\n\r\n" % (path.encode(), framing)
 
     def frame(part: bytes) -> bytes:

@@ -114,6 +114,29 @@ def test_body_read_after_response_began(server, chunked):
     assert f"size {len(body)} sha256 {hashlib.sha256(body).hexdigest()}\n".encode() in response
 
 
+@pytest.mark.parametrize("chunked", [False, True], ids=["content-length", "chunked"])
+def test_body_after_streamed_start_expect_continue(server, chunked):
+    body = os.urandom(200_000)
+    early, response = upload_in_two_parts(
+        server.url.removeprefix("http://"), "/stream-then-read", body, 0, chunked, marker=b"100 Continue",
+        expect_continue=True,
+    )
+    assert early.startswith(b"HTTP/1.1 100 Continue\r\n\r\n")
+    assert f"size {len(body)} sha256 {hashlib.sha256(body).hexdigest()}\n".encode() in response
+
+
+def test_unread_large_body_announces_close(server):
+    # /status responds without reading the body, which is longer than the
+    # 256 KiB the server discards to keep the connection.
+    host, port = server.url.removeprefix("http://").rsplit(":", 1)
+    with socket.create_connection((host, int(port)), timeout=30) as sock:
+        sock.sendall(b"POST /status?200 HTTP/1.1\r\nHost: x\r\nContent-Length: 1000000\r\n\r\n" + b"x" * 300_000)
+        response = b""
+        while chunk := sock.recv(65536):
+            response += chunk
+    assert b"\r\nConnection: close\r\n" in response.partition(b"\r\n\r\n")[0]
+
+
 def test_cancelled_receive_loses_nothing(server):
     def slow_chunks():
         time.sleep(0.2)

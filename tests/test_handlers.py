@@ -284,6 +284,33 @@ def test_body_read_after_response_began(shared_app, chunked):
     assert f"size {len(body)} sha256 {hashlib.sha256(body).hexdigest()}\n".encode() in response
 
 
+@pytest.mark.parametrize("chunked", [False, True], ids=["content-length", "chunked"])
+def test_streamed_response_then_body_expect_continue(shared_app, chunked):
+    # The client waits for 100 Continue, which must come before the header
+    # of a streamed response that reads the body afterwards.
+    body = os.urandom(200_000)
+    early, response = upload_in_two_parts(
+        shared_app.address, "/stream-then-read", body, 0, chunked, marker=b"100 Continue", expect_continue=True
+    )
+    assert early.startswith(b"HTTP/1.1 100 Continue\r\n\r\n")
+    assert response[len(b"HTTP/1.1 100 Continue\r\n\r\n"):].startswith(b"HTTP/1.1 200 OK\r\n")
+    assert f"size {len(body)} sha256 {hashlib.sha256(body).hexdigest()}\n".encode() in response
+
+
+def test_body_ended_early_is_400(shared_app):
+    # The client shuts its sending side 5,000 bytes into a 100,000-byte body.
+    host, _, port = shared_app.address.rpartition(":")
+    with socket.create_connection((host, int(port)), timeout=30) as sock:
+        sock.sendall(b"POST /echo HTTP/1.1\r\nHost: test\r\nContent-Length: 100000\r\n\r\n" + b"x" * 5000)
+        sock.shutdown(socket.SHUT_WR)
+        response = b""
+        while chunk := sock.recv(65536):
+            response += chunk
+    status_line, fields, _ = split_response(response)
+    assert status_line == b"HTTP/1.1 400 Bad Request"
+    assert fields[b"connection"] == [b"close"]
+
+
 def test_unread_large_body_announces_close(shared_app):
     # The handler ignores a body longer than the 256 KiB that the server
     # discards to keep the connection, so the response says it closes.

@@ -217,6 +217,44 @@ def test_input_read_after_response_began(validated, chunked):
     assert f"size {len(body)} sha256 {hashlib.sha256(body).hexdigest()}\n".encode() in response
 
 
+@pytest.mark.parametrize("chunked", [False, True], ids=["content-length", "chunked"])
+def test_input_after_streamed_start_expect_continue(raw, chunked):
+    body = os.urandom(200_000)
+    early, response = upload_in_two_parts(
+        urlsplit(raw.url).netloc, "/stream-then-read", body, 0, chunked, marker=b"100 Continue",
+        expect_continue=True,
+    )
+    assert early.startswith(b"HTTP/1.1 100 Continue\r\n\r\n")
+    assert f"size {len(body)} sha256 {hashlib.sha256(body).hexdigest()}\n".encode() in response
+
+
+def send_half_body(server, path):
+    """POST 5,000 bytes of a declared 100,000-byte body, shut the sending
+    side, and return all the server sends back."""
+    with socket.create_connection(urlsplit(server.url).netloc.rsplit(":", 1), timeout=30) as sock:
+        sock.sendall(b"POST %s HTTP/1.1\r\nHost: test\r\nContent-Length: 100000\r\n\r\n" % path.encode())
+        sock.sendall(b"x" * 5000)
+        sock.shutdown(socket.SHUT_WR)
+        response = b""
+        while chunk := sock.recv(65536):
+            response += chunk
+    return response
+
+
+def test_input_ended_early_cuts_stream_short(raw):
+    # The app streamed its start, then its read failed: the response must
+    # not end as if it were complete.
+    response = send_half_body(raw, "/stream-then-read")
+    assert response.startswith(b"HTTP/1.1 200 OK\r\n")
+    assert b"start\n" in response
+    assert not response.endswith(b"0\r\n\r\n")
+
+
+def test_input_ended_early_is_400(raw):
+    response = send_half_body(raw, "/read?all")
+    assert response.startswith(b"HTTP/1.1 400 Bad Request\r\n")
+
+
 @pytest.fixture(scope="module")
 def streaming():
     """The validated app with room for /release while /stream runs."""

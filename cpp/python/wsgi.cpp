@@ -517,11 +517,15 @@ bool WsgiHandler::send_file(WsgiResponse& response, py::handle result) {
     return true;
 }
 
-// The client went away, so no response can reach it: one log line, no 500.
+// The client went away, or its body ended early: one log line, no 500
+// traceback. The response fails as a handler's would, so that a response
+// already started is cut short rather than ended as if it were complete.
 void WsgiHandler::report_disconnect(PyResponseWriter& writer, PyRequest& request, const char* message) {
-    writer.client_gone = !writer.get().header_sent();
+    auto& w = writer.get();
+    writer.client_gone = !w.header_sent();
     const auto& r = request.get();
     disconnect_log(header_text(r.method()), header_text(r.target()), message);
+    w.fail(r.failure_status());
 }
 
 void WsgiHandler::reject_large_body(PyResponseWriter& writer) {

@@ -190,6 +190,16 @@ def respond_then_read(w, req):
     w.write(f"size {size} sha256 {hasher.hexdigest()}\n")
 
 
+@app.route("POST /stream-then-read")
+def stream_then_read(w, req):
+    # Starts a streamed response before it reads any of the body.
+    w.headers["Content-Type"] = "text/plain"
+    w.write(b"start\n")
+    w.flush()
+    body = req.body
+    w.write(f"size {len(body)} sha256 {hashlib.sha256(body).hexdigest()}\n")
+
+
 @app.route("GET /write-types")
 def write_types(w, req):
     w.write(b"bytes,")

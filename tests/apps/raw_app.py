@@ -80,6 +80,23 @@ async def respond_then_read(scope, receive, send):
     await send({"type": "http.response.body", "body": f"size {size} sha256 {hasher.hexdigest()}\n".encode()})
 
 
+async def stream_then_read(scope, receive, send):
+    # Starts the response before it receives any of the body.
+    await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/plain")]})
+    await send({"type": "http.response.body", "body": b"start\n", "more_body": True})
+    hasher = hashlib.sha256()
+    size = 0
+    more_body = True
+    while more_body:
+        message = await receive()
+        if message["type"] != "http.request":
+            return
+        hasher.update(message["body"])
+        size += len(message["body"])
+        more_body = message["more_body"]
+    await send({"type": "http.response.body", "body": f"size {size} sha256 {hasher.hexdigest()}\n".encode()})
+
+
 async def cancelled_receive(scope, receive, send):
     # The first receive() gives up before the slow body arrives; no byte
     # may be lost to it.
@@ -187,6 +204,7 @@ ROUTES = {
     "/scope/caf\u00e9 x": scope_route,
     "/echo": echo,
     "/respond-then-read": respond_then_read,
+    "/stream-then-read": stream_then_read,
     "/cancelled-receive": cancelled_receive,
     "/double-start": double_start,
     "/body-first": body_first,

@@ -115,6 +115,18 @@ def respond_then_read(environ, start_response):
     return chunks()
 
 
+def stream_then_read(environ, start_response):
+    # Streams the start of the response before it reads any of the body.
+    start_response("200 OK", [("Content-Type", "text/plain")])
+
+    def chunks():
+        yield b"start\n"
+        body = environ["wsgi.input"].read()
+        yield f"size {len(body)} sha256 {hashlib.sha256(body).hexdigest()}\n".encode()
+
+    return chunks()
+
+
 def release_stream(environ, start_response):
     release.set()
     return text(start_response, "released")
@@ -250,6 +262,7 @@ ROUTES = {
     "/stream": stream,
     "/release": release_stream,
     "/respond-then-read": respond_then_read,
+    "/stream-then-read": stream_then_read,
     "/write": write_callable,
     "/too-long": too_long,
     "/status": status,

@@ -83,8 +83,8 @@ public:
     bool body_timed_out() const noexcept { return body_timed_out_; }
 
     /// Status for a handler that failed after a body read failed: 408 when
-    /// the client stayed silent, 400 when the body's framing was invalid,
-    /// else 500.
+    /// the client stayed silent, 400 when the body's framing was invalid or
+    /// the body ended early (the connection failed), else 500.
     int failure_status() const noexcept {
         if (body_timed_out_) return 408;
         if (body_invalid_) return 400;
