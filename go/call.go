@@ -36,6 +36,7 @@ type Call struct {
 	// own goroutine, and in queue mode while a complete response is
 	// written with no read pending.
 	settle        bool
+	continued     bool // the handler sent 100 Continue itself
 	writeDeadline time.Time
 	// ended is the clock reading at the end of the callback, which the
 	// writes made right after it use in place of a fresh one.
@@ -356,12 +357,14 @@ func (c *Call) settleBody() {
 }
 
 // continueBeforeHeader sends 100 Continue ahead of the header of a streamed
-// response, which leaves the handler free to read the body afterwards,
-// when the client waits for it before it sends the body. Once the header
-// is out, net/http would never send it, and would close the body.
+// response that is not an error, which leaves the handler free to read the
+// body afterwards, when the client waits for it before it sends the body.
+// Once the header is out, net/http would never send it, and would close
+// the body.
 func (c *Call) continueBeforeHeader() {
 	r := c.request
-	if !fullDuplex || r.ProtoMajor != 1 || r.ContentLength == 0 || c.bodyRead.Load() || !expectsContinue(r) {
+	if !fullDuplex || r.ProtoMajor != 1 || r.ContentLength == 0 || c.continued || c.bodyRead.Load() ||
+		!expectsContinue(r) {
 		return
 	}
 	// Written before the response's own fields enter the header map, which
@@ -450,7 +453,7 @@ func (c *Call) sendHeader(status int, encoded []byte, bodyLength int, final, siz
 	if status < 200 && status != http.StatusSwitchingProtocols {
 		return c.sendInformational(status, encoded)
 	}
-	if !final {
+	if !final && status < 400 {
 		c.continueBeforeHeader()
 	}
 	header := c.writer.Header()
@@ -495,6 +498,9 @@ func (c *Call) sendInformational(status int, encoded []byte) error {
 	}
 	c.writer.WriteHeader(status)
 	clear(header)
+	if status == http.StatusContinue {
+		c.continued = true
+	}
 	return nil
 }
 

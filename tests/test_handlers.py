@@ -297,6 +297,22 @@ def test_streamed_response_then_body_expect_continue(shared_app, chunked):
     assert f"size {len(body)} sha256 {hashlib.sha256(body).hexdigest()}\n".encode() in response
 
 
+def test_streamed_4xx_sends_no_continue(shared_app):
+    head = b"POST /stream-413 HTTP/1.1\r\nHost: test\r\nExpect: 100-continue\r\nContent-Length: 5000000\r\n\r\n"
+    response, _ = raw_request(shared_app, head)
+    assert response.startswith(b"HTTP/1.1 413 Request Entity Too Large\r\n")
+    assert b"100 Continue" not in response
+
+
+def test_handler_continue_sent_once(shared_app):
+    early, response = upload_in_two_parts(
+        shared_app.address, "/continue-then-stream", b"x" * 1000, 0, False, marker=b"100 Continue",
+        expect_continue=True,
+    )
+    assert response.count(b"HTTP/1.1 100 Continue\r\n") == 1
+    assert b"size 1000\n" in response
+
+
 def test_body_ended_early_is_400(shared_app):
     # The client shuts its sending side 5,000 bytes into a 100,000-byte body.
     host, _, port = shared_app.address.rpartition(":")
@@ -313,7 +329,7 @@ def test_body_ended_early_is_400(shared_app):
 
 def test_unread_large_body_announces_close(shared_app):
     # The handler ignores a body longer than the 256 KiB that the server
-    # discards to keep the connection, so the response says it closes.
+    # discards to keep the connection, so the response announces the close.
     head = b"POST /files/ignored HTTP/1.1\r\nHost: test\r\nContent-Length: 1000000\r\n\r\n"
     response, _ = raw_request(shared_app, head + b"x" * 300_000)
     status_line, fields, _ = split_response(response)

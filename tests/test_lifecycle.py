@@ -339,14 +339,25 @@ def test_access_log_router_response(handlers_app: AppProcess, method, target, st
     handlers_app.wait_for_output(line)
 
 
-def test_access_log_skips_client_gone_before_response(handlers_app: AppProcess):
+def test_access_log_body_ended_early(handlers_app: AppProcess):
+    # The client leaves 10 bytes into a 100-byte body: one line without a
+    # traceback, and the 400 the server sends in return is logged.
     host, port = handlers_app.address.rsplit(":", 1)
     with socket.create_connection((host, int(port)), timeout=10) as sock:
         sock.sendall(b"POST /items/7 HTTP/1.1\r\nHost: test\r\nContent-Length: 100\r\n\r\n0123456789")
     handlers_app.wait_for_output(r"INFO gobind: Client went away during POST /items/7")
-    httpx.get(f"{handlers_app.url}/items/8", timeout=30)
-    handlers_app.wait_for_output(r'"GET /items/8 HTTP/1\.1" 200 ')
-    assert '"POST /items/7 HTTP/1.1"' not in handlers_app.stderr
+    handlers_app.wait_for_output(r'"POST /items/7 HTTP/1\.1" 400 ')
+    assert "Traceback" not in handlers_app.stderr
+
+
+def test_app_connection_error_is_handler_error(handlers_app: AppProcess):
+    # A ConnectionError that the app raises itself, as from a backend that
+    # refused it, is an app failure: 500 and a traceback.
+    response = httpx.get(f"{handlers_app.url}/backend-refused", timeout=30)
+    assert response.status_code == 500
+    handlers_app.wait_for_output(r"ERROR gobind: Exception in handler for GET .*/backend-refused")
+    assert "ConnectionRefusedError: backend refused the connection" in handlers_app.stderr
+    assert "Client went away during GET" not in handlers_app.stderr
 
 
 def test_access_log_off(launch):

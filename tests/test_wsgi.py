@@ -255,6 +255,13 @@ def test_input_ended_early_is_400(raw):
     assert response.startswith(b"HTTP/1.1 400 Bad Request\r\n")
 
 
+def test_app_connection_error_is_500(raw):
+    # The app's own ConnectionError is an app failure, not a client that left.
+    assert httpx.get(raw.url + "/backend-refused", timeout=10).status_code == 500
+    assert raw.wait_output("ConnectionRefusedError: backend refused the connection")
+    assert "Client went away during GET /backend-refused" not in raw.output
+
+
 @pytest.fixture(scope="module")
 def streaming():
     """The validated app with room for /release while /stream runs."""

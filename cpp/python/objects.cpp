@@ -251,13 +251,13 @@ T* reuse_or_create(PyObject*& slot) {
     return created;
 }
 
-void report_error(const Hooks& hooks, py::error_already_set& error, py::handle request) {
+void report_error(const Hooks& hooks, py::error_already_set& error, py::handle request, bool connection_failed) {
     // The exception object carries no traceback until it is attached.
     if (error.trace() && !error.trace().is_none()) {
         PyException_SetTraceback(error.value().ptr(), error.trace().ptr());
     }
     try {
-        hooks.on_error(error.value(), request);
+        hooks.on_error(error.value(), request, connection_failed);
     } catch (py::error_already_set& log_error) {
         log_error.discard_as_unraisable("gobind: logging a handler exception");
     }
@@ -302,20 +302,24 @@ void call_python(py::object& function, const Hooks& hooks, gobind::Request& requ
         Py_DECREF(result);
         py_writer->hand_over_headers();
     } catch (py::error_already_set& error) {
-        py_writer->client_gone = error.matches(PyExc_ConnectionError) && !writer.header_sent();
-        report_error(hooks, error, request_object);
+        // A ConnectionError of the app's own, such as a refused backend
+        // connection, is an app failure; only the engine's is the client's.
+        bool connection_failed = error.matches(PyExc_ConnectionError) &&
+                                 (request.body_failed() || writer.write_failed());
+        py_writer->client_gone = writer.write_failed() && !writer.header_sent();
+        report_error(hooks, error, request_object, connection_failed);
         writer.fail(request.failure_status());
     } catch (const std::exception& error) {
         // A gobind call inside the handler failed without Python seeing
         // it, such as a write to a client that went away.
         PyErr_SetString(PyExc_RuntimeError, error.what());
         py::error_already_set wrapped;
-        report_error(hooks, wrapped, request_object);
+        report_error(hooks, wrapped, request_object, false);
         writer.fail(request.failure_status());
     }
 
-    // A client that left before the response started gets no access line,
-    // as with uvicorn: there was no response to log.
+    // A response that could not be started gets no access line, as with
+    // uvicorn: there was no response to log.
     if (timed && !py_writer->client_gone) {
         std::chrono::duration<double> elapsed = std::chrono::steady_clock::now() - started;
         write_access_log(hooks, request, writer, elapsed.count());

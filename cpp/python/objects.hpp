@@ -45,7 +45,7 @@ struct PyResponseWriter {
     gobind::ResponseWriter* writer = nullptr;
     py::object headers;               // Headers, built on first use
     gobind::Header* fields = nullptr;  // the C++ value inside headers
-    bool client_gone = false;          // the client left before the response started
+    bool client_gone = false;          // a write failed before the response started
 
     gobind::ResponseWriter& get() const;
     /// Return the Headers object, creating it on first use.
@@ -68,7 +68,9 @@ py::bytes read_request_body(PyRequest& request, Py_ssize_t size, bool fill = tru
 
 /// Python callables shared by the handlers of one server.
 struct Hooks {
-    py::object on_error;    // on_error(exception, request): logs a handler exception
+    // on_error(exception, request, connection_failed): logs a handler
+    // exception; connection_failed when the engine's read or write failed.
+    py::object on_error;
     py::object access_log;  // access_log(remote, method, target, protocol, status, size, seconds) or None
 };
 

@@ -431,7 +431,7 @@ void WsgiHandler::call(py::object writer_object, py::object request_object) {
     try {
         result = app(environ, response);
     } catch (py::error_already_set& error) {
-        if (error.matches(PyExc_ConnectionError)) {
+        if (connection_failed(error, writer, request)) {
             report_disconnect(writer, request, exception_text(error).c_str());
             return;
         }
@@ -444,7 +444,7 @@ void WsgiHandler::call(py::object writer_object, py::object request_object) {
         send_body(*state, result);
     } catch (py::error_already_set& error) {
         close_result(result, true);
-        if (error.matches(PyExc_ConnectionError)) {
+        if (connection_failed(error, writer, request)) {
             report_disconnect(writer, request, exception_text(error).c_str());
             return;
         }
@@ -517,12 +517,19 @@ bool WsgiHandler::send_file(WsgiResponse& response, py::handle result) {
     return true;
 }
 
+// Whether error is a ConnectionError that the engine raised because the
+// connection failed. A ConnectionError of the app's own, such as a refused
+// backend connection, is an app failure like any other.
+bool WsgiHandler::connection_failed(py::error_already_set& error, PyResponseWriter& writer, PyRequest& request) {
+    return error.matches(PyExc_ConnectionError) && (request.get().body_failed() || writer.get().write_failed());
+}
+
 // The client went away, or its body ended early: one log line, no 500
 // traceback. The response fails as a handler's would, so that a response
 // already started is cut short rather than ended as if it were complete.
 void WsgiHandler::report_disconnect(PyResponseWriter& writer, PyRequest& request, const char* message) {
     auto& w = writer.get();
-    writer.client_gone = !w.header_sent();
+    writer.client_gone = w.write_failed() && !w.header_sent();
     const auto& r = request.get();
     disconnect_log(header_text(r.method()), header_text(r.target()), message);
     w.fail(r.failure_status());

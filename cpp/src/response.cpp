@@ -94,6 +94,7 @@ std::int64_t ResponseWriter::send_file(int fd, std::int64_t count) {
     int rc = gobind_response_send_file(call_, status(), header_block.empty() ? nullptr : header_block.data(),
                                        header_block.size(), fd, count, &sent, error.get());
     bytes_written_ += static_cast<std::uint64_t>(sent);
+    if (rc == GOBIND_ERR_IO || rc == GOBIND_ERR_TIMEOUT) write_failed_ = true;
     detail::check(rc, error, "sending a file failed");
     return sent;
 }
@@ -182,6 +183,7 @@ void ResponseWriter::send(std::string_view body, int flags) {
         call_, status_, header_block.empty() ? nullptr : header_block.data(), header_block.size(),
         const_cast<char*>(body.data()), body.size(), flags, error.get());
     header_sent_ = true;
+    if (status == GOBIND_ERR_IO || status == GOBIND_ERR_TIMEOUT) write_failed_ = true;
     detail::check(status, error, "writing response failed");
 }
 

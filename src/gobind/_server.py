@@ -9,6 +9,7 @@ import os
 import signal
 import sys
 import threading
+import time
 import weakref
 from typing import Callable, List, Optional
 
@@ -348,14 +349,8 @@ def _wait_for_threads() -> None:
     such as a synchronous Starlette endpoint in its worker thread. The
     interpreter would join them at exit without a word. Here a log line
     names them, and SIGINT or SIGTERM ends the process at once, with status
-    1. Called from the main thread."""
-    threads = _app_threads()
-    for thread in threads:
-        # A thread that is already ending, such as an idle worker of a pool
-        # whose owner stopped, gets a moment to finish.
-        thread.join(0.1)
-    threads = [thread for thread in threads if thread.is_alive()]
-    if not threads:
+    1 (SIGINT only, under a supervisor). Called from the main thread."""
+    if not _app_threads():
         return
 
     def force(signum: int, frame: object) -> None:
@@ -364,11 +359,22 @@ def _wait_for_threads() -> None:
         logger.warning("Exiting without waiting for %s", plural(len(_app_threads()), "thread"))
         _exit_now(1)
 
+    # Installed first: a signal during the waits below must not be lost.
     previous = {signum: signal.signal(signum, force) for signum in (signal.SIGINT, signal.SIGTERM)}
-    names = ", ".join(sorted({thread.name for thread in threads}))
-    logger.info("Waiting for %s of the application to end (%s); SIGINT or SIGTERM ends the process now",
-                plural(len(threads), "thread"), names)
     try:
+        # Threads that are already ending, such as the idle workers of a
+        # pool whose owner stopped, get a moment to finish.
+        threads = _app_threads()
+        grace_end = time.monotonic() + 0.1
+        for thread in threads:
+            thread.join(max(0.0, grace_end - time.monotonic()))
+        threads = [thread for thread in threads if thread.is_alive()]
+        if not threads:
+            return
+        names = ", ".join(sorted({thread.name for thread in threads}))
+        ending = "SIGINT ends" if supervised else "SIGINT or SIGTERM ends"
+        logger.info("Waiting for %s of the application to end (%s); %s the process now",
+                    plural(len(threads), "thread"), names, ending)
         for thread in threads:
             # Short joins, so that the signal handlers run meanwhile.
             while thread.is_alive():
@@ -502,9 +508,10 @@ def _join_host_port(host: str, port: int) -> str:
     return f"{host}:{port}"
 
 
-def _log_handler_error(error: BaseException, request: Request) -> None:
-    if isinstance(error, ConnectionError):
-        # The client went away: routine, so one line without a traceback.
+def _log_handler_error(error: BaseException, request: Request, connection_failed: bool = False) -> None:
+    if connection_failed:
+        # The engine's read or write failed because the connection did:
+        # routine, so one line without a traceback.
         logger.info("Client went away during %s %s: %s", request.method, request.url, error)
         return
     logger.error(

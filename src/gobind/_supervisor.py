@@ -39,8 +39,9 @@ from . import _server
 logger = logging.getLogger("gobind")
 
 # How long the supervisor waits, beyond the graceful-shutdown timeout, for
-# a worker to exit before it kills it: the interpreter's own exit.
-EXIT_GRACE_SECONDS = 5.0
+# a worker to exit before it kills it: longer than the 5 s a worker itself
+# gives handlers that are still running before it exits with status 1.
+EXIT_GRACE_SECONDS = 7.0
 # Delays before a worker that failed to start is started again.
 FIRST_RETRY_SECONDS, LAST_RETRY_SECONDS = 1.0, 30.0
 POLL_SECONDS = 0.2
@@ -432,4 +433,7 @@ class SupervisorLink:
         except OSError:
             pass
         logger.warning("The supervisor is gone; shutting down")
+        # No supervisor sends a copy of a signal now, so a later SIGTERM is
+        # the user's, and counts.
+        _server.supervised = False
         os.kill(os.getpid(), signal.SIGTERM)

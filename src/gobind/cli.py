@@ -258,12 +258,13 @@ def config_error(error: BaseException) -> str:
     cause: Optional[BaseException] = error
     while cause is not None and len(parts) < 4:
         if isinstance(cause, KeyError) and len(cause.args) == 1:
-            key = repr(cause.args[0])
-            # dictConfig's message names the key already.
-            if not parts or key not in parts[-1]:
-                parts.append(f"missing {key}")
+            text = f"missing {cause.args[0]!r}"
         else:
-            parts.append(str(cause) or type(cause).__name__)
+            # configparser's messages span lines: one line here.
+            text = " ".join((str(cause) or type(cause).__name__).split())
+        # dictConfig's message names the key or the module already.
+        if not parts or text.removeprefix("missing ") not in parts[-1]:
+            parts.append(text)
         cause = cause.__cause__
     return ": ".join(parts)
 

@@ -200,6 +200,28 @@ def stream_then_read(w, req):
     w.write(f"size {len(body)} sha256 {hashlib.sha256(body).hexdigest()}\n")
 
 
+@app.route("GET /backend-refused")
+def backend_refused(w, req):
+    raise ConnectionRefusedError("backend refused the connection")
+
+
+@app.route("POST /stream-413")
+def stream_413(w, req):
+    # Rejects the upload with a streamed response, without reading it.
+    w.write_header(413)
+    w.write(b"too large\n")
+    w.flush()
+
+
+@app.route("POST /continue-then-stream")
+def continue_then_stream(w, req):
+    # Sends 100 Continue itself, then streams, then reads the body.
+    w.write_header(100)
+    w.write(b"start\n")
+    w.flush()
+    w.write(f"size {len(req.body)}\n")
+
+
 @app.route("GET /write-types")
 def write_types(w, req):
     w.write(b"bytes,")

@@ -127,6 +127,10 @@ def stream_then_read(environ, start_response):
     return chunks()
 
 
+def backend_refused(environ, start_response):
+    raise ConnectionRefusedError("backend refused the connection")
+
+
 def release_stream(environ, start_response):
     release.set()
     return text(start_response, "released")
@@ -263,6 +267,7 @@ ROUTES = {
     "/release": release_stream,
     "/respond-then-read": respond_then_read,
     "/stream-then-read": stream_then_read,
+    "/backend-refused": backend_refused,
     "/write": write_callable,
     "/too-long": too_long,
     "/status": status,

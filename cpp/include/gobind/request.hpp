@@ -81,6 +81,9 @@ public:
     /// Whether a body read failed because the client stayed silent past the
     /// read timeout; a handler failure then becomes 408, not 500.
     bool body_timed_out() const noexcept { return body_timed_out_; }
+    /// Whether a body read failed: timed out, invalid framing, or the
+    /// connection failed.
+    bool body_failed() const noexcept { return body_timed_out_ || body_invalid_; }
 
     /// Status for a handler that failed after a body read failed: 408 when
     /// the client stayed silent, 400 when the body's framing was invalid or

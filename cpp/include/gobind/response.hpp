@@ -75,6 +75,9 @@ public:
     bool header_sent() const noexcept { return header_sent_; }
     bool finished() const noexcept { return finished_; }
     bool aborted() const noexcept { return aborted_; }
+    /// Whether a write or a file send failed because the connection did
+    /// (the client went away, or the write timed out).
+    bool write_failed() const noexcept { return write_failed_; }
     /// Body bytes accepted so far, buffered ones included.
     std::uint64_t bytes_written() const noexcept { return bytes_written_; }
 
@@ -107,6 +110,7 @@ private:
     bool header_sent_ = false;
     bool finished_ = false;
     bool aborted_ = false;
+    bool write_failed_ = false;
     std::uint64_t bytes_written_ = 0;
 };
 
