@@ -306,7 +306,6 @@ void call_python(py::object& function, const Hooks& hooks, gobind::Request& requ
         // connection, is an app failure; only the engine's is the client's.
         bool connection_failed = error.matches(PyExc_ConnectionError) &&
                                  (request.body_failed() || writer.write_failed());
-        py_writer->client_gone = writer.write_failed() && !writer.header_sent();
         report_error(hooks, error, request_object, connection_failed);
         writer.fail(request.failure_status());
     } catch (const std::exception& error) {
@@ -318,16 +317,13 @@ void call_python(py::object& function, const Hooks& hooks, gobind::Request& requ
         writer.fail(request.failure_status());
     }
 
-    // A response that could not be started gets no access line, as with
-    // uvicorn: there was no response to log.
-    if (timed && !py_writer->client_gone) {
+    if (timed) {
         std::chrono::duration<double> elapsed = std::chrono::steady_clock::now() - started;
         write_access_log(hooks, request, writer, elapsed.count());
     }
     // Every per-request field starts afresh for the next call.
     *py_request = PyRequest{};
     py_writer->writer = nullptr;
-    py_writer->client_gone = false;
     py_writer->reset_headers();
 }
 

@@ -45,7 +45,6 @@ struct PyResponseWriter {
     gobind::ResponseWriter* writer = nullptr;
     py::object headers;               // Headers, built on first use
     gobind::Header* fields = nullptr;  // the C++ value inside headers
-    bool client_gone = false;          // a write failed before the response started
 
     gobind::ResponseWriter& get() const;
     /// Return the Headers object, creating it on first use.

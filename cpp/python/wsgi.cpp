@@ -529,7 +529,6 @@ bool WsgiHandler::connection_failed(py::error_already_set& error, PyResponseWrit
 // already started is cut short rather than ended as if it were complete.
 void WsgiHandler::report_disconnect(PyResponseWriter& writer, PyRequest& request, const char* message) {
     auto& w = writer.get();
-    writer.client_gone = w.write_failed() && !w.header_sent();
     const auto& r = request.get();
     disconnect_log(header_text(r.method()), header_text(r.target()), message);
     w.fail(r.failure_status());
