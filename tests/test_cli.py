@@ -377,6 +377,20 @@ def test_cli_signal_right_after_stop_ends_wait(app):
     assert "Exiting without waiting for 20 threads" in server.output
 
 
+@pytest.mark.parametrize("app", ["cli_apps:wsgi_lingering", "cli_apps:asgi_lingering"])
+def test_cli_two_signals_at_once_force_exit(app):
+    # SIGTERM then SIGINT back to back, while the app has a leftover thread.
+    server = start(app, "--no-access-log")
+    try:
+        assert httpx.get(server.url + "/", timeout=10).text == "started"
+        server.process.send_signal(signal.SIGTERM)
+        server.process.send_signal(signal.SIGINT)
+        assert server.process.wait(30) == 1
+    finally:
+        server.stop()
+    assert "Traceback" not in server.output
+
+
 def test_wsgi_serve_function():
     code = (
         "import gobind.wsgi, cli_apps; "

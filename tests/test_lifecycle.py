@@ -360,6 +360,19 @@ def test_app_connection_error_is_handler_error(handlers_app: AppProcess):
     assert "Client went away during GET" not in handlers_app.stderr
 
 
+def test_app_connection_error_after_body_failure(handlers_app: AppProcess):
+    host, port = handlers_app.address.rsplit(":", 1)
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        sock.sendall(b"POST /read-fail-then-own HTTP/1.1\r\nHost: test\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n")
+        response = b""
+        while chunk := sock.recv(65536):
+            response += chunk
+    assert response.startswith(b"HTTP/1.1 400 Bad Request\r\n")
+    handlers_app.wait_for_output(r"ConnectionRefusedError: backend refused after the body read failed")
+    assert "Exception in handler for POST" in handlers_app.stderr
+    assert "Client went away during POST" not in handlers_app.stderr
+
+
 def test_access_log_off(launch):
     app = launch("handlers.py", "--no-access-log")
     assert httpx.get(f"{app.url}/items/1", timeout=30).status_code == 200

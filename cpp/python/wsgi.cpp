@@ -521,7 +521,7 @@ bool WsgiHandler::send_file(WsgiResponse& response, py::handle result) {
 // connection failed. A ConnectionError of the app's own, such as a refused
 // backend connection, is an app failure like any other.
 bool WsgiHandler::connection_failed(py::error_already_set& error, PyResponseWriter& writer, PyRequest& request) {
-    return error.matches(PyExc_ConnectionError) && (request.get().body_failed() || writer.get().write_failed());
+    return engine_connection_error(error, request.get(), writer.get());
 }
 
 // The client went away, or its body ended early: one log line, no 500

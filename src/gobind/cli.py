@@ -470,7 +470,14 @@ def run(options: argparse.Namespace, argv: Sequence[str]) -> int:
     app = load_app(options.app, factory=options.factory, app_dir=options.app_dir)
     interface = detect_interface(app, options.app, options.interface)
     if interface == "asgi":
-        serve_asgi(app, options)
+        try:
+            serve_asgi(app, options)
+        except SystemExit:
+            # A forced stop (a second signal) that ended serve() before its
+            # own exit check, such as while the event loop closed: threads
+            # the app left must not hold the exit.
+            _exit_if_held(0.0)
+            raise
         _wait_for_threads()
         return 0
     server = make_server(app, interface, options)
@@ -480,6 +487,7 @@ def run(options: argparse.Namespace, argv: Sequence[str]) -> int:
     signal.signal(signal.SIGTERM, _interrupt)
     if signal.getsignal(signal.SIGINT) in (signal.SIG_IGN, signal.SIG_DFL):
         signal.signal(signal.SIGINT, _interrupt)
+    serving = False
     try:
         try:
             server.start(options.host, options.port, uds=options.uds, fd=options.fd)
@@ -487,8 +495,16 @@ def run(options: argparse.Namespace, argv: Sequence[str]) -> int:
             raise listen_error(address, error) from None
         except ValueError as error:
             raise UsageError(f"cannot listen on {address}: {error}") from None
+        serving = True
         server.serve()
     except KeyboardInterrupt:
+        if serving:
+            # serve() handles the first signal itself, so one that escapes
+            # it is a second, which came before serve() could take it.
+            logger.warning("Second interrupt: closing all connections now")
+            server.close()
+            _exit_if_held()
+            return 1
         server.shutdown()
     # Freeing the server waits for its handler calls without a bound, and
     # no signal reaches Python meanwhile. So calls still running 5 s after

@@ -222,6 +222,16 @@ def continue_then_stream(w, req):
     w.write(f"size {len(req.body)}\n")
 
 
+@app.route("POST /read-fail-then-own")
+def read_fail_then_own(w, req):
+    # A body read fails, then the app fails on its own: that failure is the app's.
+    try:
+        req.read()
+    except (ConnectionError, TimeoutError, ValueError):
+        pass
+    raise ConnectionRefusedError("backend refused after the body read failed")
+
+
 @app.route("GET /write-types")
 def write_types(w, req):
     w.write(b"bytes,")
