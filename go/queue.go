@@ -450,6 +450,8 @@ func (c *asyncCall) run(op asyncOp) (finished, abort bool) {
 		// The response is complete and no read is pending: what the app
 		// left of the body is settled before the header, as in
 		// callbackHandler.
+		// NOTE: with a read pending, nothing is settled, so a body too long
+		// to discard closes the connection without "Connection: close".
 		c.settle = true
 		defer c.releaseBody()
 	}

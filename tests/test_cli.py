@@ -345,50 +345,50 @@ def test_cli_log_config_error_names_cause(tmp_path, name, text, reason):
     assert last_error_line(result) == f"gobind: error: cannot load log config '{path}': {reason}"
 
 
-@pytest.mark.parametrize("app", ["cli_apps:wsgi_lingering", "cli_apps:asgi_lingering"])
-def test_cli_signal_ends_wait_for_app_threads(app):
+LINGERING_APPS = ["cli_apps:wsgi_lingering", "cli_apps:asgi_lingering"]
+
+
+def stop_twice(app, threads, second_signal, after=None):
+    """Start app, let it leave threads non-daemon threads running, send
+    SIGTERM, then second_signal once the output contains after (at once when
+    after is None). Return the exit status and the output."""
     server = start(app, "--no-access-log")
     try:
-        assert httpx.get(server.url + "/", timeout=10).text == "started"
+        for _ in range(threads):
+            assert httpx.get(server.url + "/", timeout=10).text == "started"
         server.process.send_signal(signal.SIGTERM)
-        waiting = "Waiting for 1 thread of the application to end (lingering); SIGINT or SIGTERM ends the process now"
-        assert server.wait_output(waiting, 30), server.output
-        server.process.send_signal(signal.SIGTERM)
-        assert server.process.wait(30) == 1
+        if after is not None:
+            assert server.wait_output(after, 30), server.output
+        server.process.send_signal(second_signal)
+        status = server.process.wait(30)
     finally:
         server.stop()
-    assert "Exiting without waiting for 1 thread" in server.output
+    return status, server.output
 
 
-@pytest.mark.parametrize("app", ["cli_apps:wsgi_lingering", "cli_apps:asgi_lingering"])
+@pytest.mark.parametrize("app", LINGERING_APPS)
+def test_cli_signal_ends_wait_for_app_threads(app):
+    waiting = "Waiting for 1 thread of the application to end (lingering); SIGINT or SIGTERM ends the process now"
+    status, output = stop_twice(app, 1, signal.SIGTERM, after=waiting)
+    assert status == 1
+    assert "Exiting without waiting for 1 thread" in output
+
+
+@pytest.mark.parametrize("app", LINGERING_APPS)
 def test_cli_signal_right_after_stop_ends_wait(app):
     # The second signal comes as soon as the server stopped, before the
     # wait for the 20 leftover threads logged anything.
-    server = start(app, "--no-access-log")
-    try:
-        for _ in range(20):
-            assert httpx.get(server.url + "/", timeout=10).text == "started"
-        server.process.send_signal(signal.SIGTERM)
-        assert server.wait_output("INFO gobind: Stopped", 30), server.output
-        server.process.send_signal(signal.SIGTERM)
-        assert server.process.wait(30) == 1
-    finally:
-        server.stop()
-    assert "Exiting without waiting for 20 threads" in server.output
+    status, output = stop_twice(app, 20, signal.SIGTERM, after="INFO gobind: Stopped")
+    assert status == 1
+    assert "Exiting without waiting for 20 threads" in output
 
 
-@pytest.mark.parametrize("app", ["cli_apps:wsgi_lingering", "cli_apps:asgi_lingering"])
+@pytest.mark.parametrize("app", LINGERING_APPS)
 def test_cli_two_signals_at_once_force_exit(app):
     # SIGTERM then SIGINT back to back, while the app has a leftover thread.
-    server = start(app, "--no-access-log")
-    try:
-        assert httpx.get(server.url + "/", timeout=10).text == "started"
-        server.process.send_signal(signal.SIGTERM)
-        server.process.send_signal(signal.SIGINT)
-        assert server.process.wait(30) == 1
-    finally:
-        server.stop()
-    assert "Traceback" not in server.output
+    status, output = stop_twice(app, 1, signal.SIGINT)
+    assert status == 1
+    assert "Traceback" not in output
 
 
 def test_wsgi_serve_function():

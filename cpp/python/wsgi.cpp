@@ -431,7 +431,7 @@ void WsgiHandler::call(py::object writer_object, py::object request_object) {
     try {
         result = app(environ, response);
     } catch (py::error_already_set& error) {
-        if (connection_failed(error, writer, request)) {
+        if (engine_connection_error(error, request.get(), writer.get())) {
             report_disconnect(writer, request, exception_text(error).c_str());
             return;
         }
@@ -444,7 +444,7 @@ void WsgiHandler::call(py::object writer_object, py::object request_object) {
         send_body(*state, result);
     } catch (py::error_already_set& error) {
         close_result(result, true);
-        if (connection_failed(error, writer, request)) {
+        if (engine_connection_error(error, request.get(), writer.get())) {
             report_disconnect(writer, request, exception_text(error).c_str());
             return;
         }
@@ -515,13 +515,6 @@ bool WsgiHandler::send_file(WsgiResponse& response, py::handle result) {
     }
     if (response.remaining >= 0) response.remaining -= sent;
     return true;
-}
-
-// Whether error is a ConnectionError that the engine raised because the
-// connection failed. A ConnectionError of the app's own, such as a refused
-// backend connection, is an app failure like any other.
-bool WsgiHandler::connection_failed(py::error_already_set& error, PyResponseWriter& writer, PyRequest& request) {
-    return engine_connection_error(error, request.get(), writer.get());
 }
 
 // The client went away, or its body ended early: one log line, no 500

@@ -69,7 +69,6 @@ private:
     void send_body(WsgiResponse& response, py::handle result);
     bool send_file(WsgiResponse& response, py::handle result);
     void reject_large_body(PyResponseWriter& writer);
-    static bool connection_failed(py::error_already_set& error, PyResponseWriter& writer, PyRequest& request);
     void report_disconnect(PyResponseWriter& writer, PyRequest& request, const char* message);
 };
 

@@ -499,8 +499,9 @@ def run(options: argparse.Namespace, argv: Sequence[str]) -> int:
         server.serve()
     except KeyboardInterrupt:
         if serving:
-            # serve() handles the first signal itself, so one that escapes
-            # it is a second, which came before serve() could take it.
+            # serve() handles the first signal itself. A KeyboardInterrupt
+            # that escapes it comes from a second signal, sent before serve()
+            # had taken the first.
             logger.warning("Second interrupt: closing all connections now")
             server.close()
             _exit_if_held()
