@@ -50,9 +50,10 @@ type callbackHandler struct {
 	params   []string
 }
 
-// exchange holds the buffers lent to one callback: the encoded request and
-// the area for an inline response.
+// exchange holds what one callback uses and the pool recycles: the Call,
+// the encoded request and the area for an inline response.
 type exchange struct {
+	call     Call
 	request  []byte
 	response [inlineResponseSize]byte
 }
@@ -101,15 +102,22 @@ func (h *callbackHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.active.Add(1)
 	defer s.active.Add(-1)
 
-	call := &Call{server: s, writer: w, request: r, settle: true}
+	// The exchange returns to the pool after the handle is removed, so a
+	// stale handle never reaches a later request's Call. It returns
+	// without the request, so the pool does not keep the request alive.
+	buffers := exchanges.Get().(*exchange)
+	defer func() {
+		buffers.call = Call{}
+		exchanges.Put(buffers)
+	}()
+	call := &buffers.call
+	*call = Call{server: s, writer: w, request: r, settle: true}
 	if s.config.WriteTimeout > 0 {
 		call.writeDeadline = arrived.Add(s.config.WriteTimeout)
 	}
 	handle := calls.add(call)
 	defer calls.remove(handle)
 
-	buffers := exchanges.Get().(*exchange)
-	defer exchanges.Put(buffers)
 	buffers.request = encodeRequest(buffers.request[:0], r, h.params)
 	result, inline := h.callback.Call(handle, buffers.request, buffers.response[:])
 	call.ended = time.Now()

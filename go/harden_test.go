@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"errors"
 	"io"
 	"net"
 	"net/http"
@@ -608,4 +609,63 @@ func FuzzScanHead(f *testing.F) {
 			t.Fatalf("scanHead verdict %+v, checkHead %+v (rejection %v)", verdict, want, want.rejection)
 		}
 	})
+}
+
+// deadlineCounter counts the read deadlines that reach a connection.
+type deadlineCounter struct {
+	net.Conn
+	set atomic.Int32
+}
+
+func (c *deadlineCounter) SetReadDeadline(t time.Time) error {
+	c.set.Add(1)
+	return c.Conn.SetReadDeadline(t)
+}
+
+func TestGuardConnHoldsDeadlinesUntilRead(t *testing.T) {
+	client, server := net.Pipe()
+	defer client.Close()
+	counter := &deadlineCounter{Conn: server}
+	conn := &guardConn{Conn: counter}
+	conn.transparent.Store(true)
+
+	// Settings with no read in between reach the socket as one, at the read.
+	conn.SetReadDeadline(time.Now().Add(time.Hour))
+	conn.SetReadDeadline(time.Time{})
+	conn.SetReadDeadline(time.Now().Add(50 * time.Millisecond))
+	if got := counter.set.Load(); got != 0 {
+		t.Errorf("%d deadlines reached the socket before a read, want 0", got)
+	}
+	start := time.Now()
+	_, err := conn.Read(make([]byte, 1))
+	if !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("read error = %v, want the deadline's", err)
+	}
+	if elapsed := time.Since(start); elapsed > 5*time.Second {
+		t.Errorf("read timed out after %v, want about 50ms", elapsed)
+	}
+	if got := counter.set.Load(); got != 1 {
+		t.Errorf("%d deadlines reached the socket, want 1", got)
+	}
+
+	// A deadline set during a read reaches it at once, as net/http's
+	// past deadline that ends its background read.
+	conn.SetReadDeadline(time.Time{})
+	done := make(chan error, 1)
+	go func() {
+		_, err := conn.Read(make([]byte, 1))
+		done <- err
+	}()
+	for !conn.reading.Load() {
+		time.Sleep(time.Millisecond)
+	}
+	conn.SetReadDeadline(time.Unix(1, 0))
+	select {
+	case err := <-done:
+		if !errors.Is(err, os.ErrDeadlineExceeded) {
+			t.Errorf("read error = %v, want the deadline's", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("a deadline set during a read did not end it")
+	}
 }

@@ -119,10 +119,16 @@ type guardConn struct {
 	trailerFields int
 
 	// deadlineMu guards the read deadlines: net/http sets them from the
-	// handler's goroutine while a background read may be in Read.
+	// handler's goroutine while a background read may be in Read. A
+	// deadline reaches the socket only when a read is in progress or about
+	// to start: net/http sets one about seven times per request, mostly
+	// with no read in between, and each one that reaches the socket takes
+	// the poller's lock and may rearm a timer.
 	deadlineMu   sync.Mutex
-	readDeadline time.Time // the deadline net/http set last
-	headDeadline time.Time // the shorter deadline of an incomplete head, or zero
+	readDeadline time.Time   // the deadline net/http set last
+	headDeadline time.Time   // the shorter deadline of an incomplete head, or zero
+	applied      time.Time   // the deadline on the socket
+	reading      atomic.Bool // a read of the socket is in progress; set under deadlineMu
 	// headDeadlineSet mirrors headDeadline != zero for the reader, which
 	// alone changes it, so that complete heads take no lock.
 	headDeadlineSet bool
@@ -157,7 +163,7 @@ func (c *guardConn) Read(p []byte) (int, error) {
 				c.vetted = len(c.buf)
 				continue
 			}
-			return c.Conn.Read(p)
+			return c.readConn(p)
 		}
 		if c.state == stateEnd {
 			return c.readAfterEnd(p)
@@ -168,7 +174,7 @@ func (c *guardConn) Read(p []byte) (int, error) {
 			// net/http's background read, one byte long, takes this path
 			// too, so a connection whose client waits for each response
 			// never allocates a buffer of its own.
-			n, err := c.Conn.Read(p)
+			n, err := c.readConn(p)
 			c.noteReadError(err)
 			out, in := c.vet(p[:n])
 			if in < n && c.state != stateEnd {
@@ -213,7 +219,7 @@ func (c *guardConn) fill() error {
 		copy(grown, c.buf)
 		c.buf = grown
 	}
-	n, err := c.Conn.Read(c.buf[len(c.buf):cap(c.buf)])
+	n, err := c.readConn(c.buf[len(c.buf):cap(c.buf)])
 	c.noteReadError(err)
 	c.buf = c.buf[:len(c.buf)+n]
 	if n > 0 {
@@ -263,7 +269,7 @@ func (c *guardConn) readAfterEnd(p []byte) (int, error) {
 	// read that receives nothing, until the client closes or net/http
 	// cuts it short with a deadline.
 	for {
-		if _, err := c.Conn.Read(p); err != nil {
+		if _, err := c.readConn(p); err != nil {
 			return 0, err
 		}
 		if !c.active.Load() {
@@ -465,9 +471,6 @@ func (c *guardConn) shortenDeadline() {
 	c.deadlineMu.Lock()
 	defer c.deadlineMu.Unlock()
 	c.headDeadline = time.Now().Add(c.settings.headerTimeout)
-	if c.readDeadline.IsZero() || c.headDeadline.Before(c.readDeadline) {
-		_ = c.Conn.SetReadDeadline(c.headDeadline)
-	}
 }
 
 func (c *guardConn) restoreDeadline() {
@@ -478,17 +481,43 @@ func (c *guardConn) restoreDeadline() {
 	c.deadlineMu.Lock()
 	defer c.deadlineMu.Unlock()
 	c.headDeadline = time.Time{}
-	_ = c.Conn.SetReadDeadline(c.readDeadline)
 }
 
+// readConn reads the socket under the current read deadline.
+func (c *guardConn) readConn(p []byte) (int, error) {
+	c.deadlineMu.Lock()
+	c.reading.Store(true)
+	c.applyDeadline()
+	c.deadlineMu.Unlock()
+	n, err := c.Conn.Read(p)
+	c.reading.Store(false)
+	return n, err
+}
+
+// applyDeadline puts the earlier of net/http's deadline and the head's on
+// the socket, unless it is there already. deadlineMu must be held.
+func (c *guardConn) applyDeadline() error {
+	t := c.readDeadline
+	if !c.headDeadline.IsZero() && (t.IsZero() || c.headDeadline.Before(t)) {
+		t = c.headDeadline
+	}
+	if t.Equal(c.applied) {
+		return nil
+	}
+	c.applied = t
+	return c.Conn.SetReadDeadline(t)
+}
+
+// SetReadDeadline sets the deadline of the read in progress, or of the
+// next one.
 func (c *guardConn) SetReadDeadline(t time.Time) error {
 	c.deadlineMu.Lock()
 	defer c.deadlineMu.Unlock()
 	c.readDeadline = t
-	if !c.headDeadline.IsZero() && (t.IsZero() || c.headDeadline.Before(t)) {
-		t = c.headDeadline
+	if c.reading.Load() {
+		return c.applyDeadline()
 	}
-	return c.Conn.SetReadDeadline(t)
+	return nil
 }
 
 func (c *guardConn) SetDeadline(t time.Time) error {
@@ -540,3 +569,4 @@ func (c *guardConn) sendRejection(r *rejection) {
 	_ = c.Conn.SetReadDeadline(time.Now().Add(lingerTime))
 	_, _ = io.CopyN(io.Discard, c.Conn, lingerBytes)
 }
+
