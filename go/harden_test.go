@@ -614,12 +614,17 @@ func FuzzScanHead(f *testing.F) {
 // deadlineCounter counts the read deadlines that reach a connection.
 type deadlineCounter struct {
 	net.Conn
-	set atomic.Int32
+	set, writeSet atomic.Int32
 }
 
 func (c *deadlineCounter) SetReadDeadline(t time.Time) error {
 	c.set.Add(1)
 	return c.Conn.SetReadDeadline(t)
+}
+
+func (c *deadlineCounter) SetWriteDeadline(t time.Time) error {
+	c.writeSet.Add(1)
+	return c.Conn.SetWriteDeadline(t)
 }
 
 func TestGuardConnHoldsDeadlinesUntilRead(t *testing.T) {
@@ -667,5 +672,60 @@ func TestGuardConnHoldsDeadlinesUntilRead(t *testing.T) {
 		}
 	case <-time.After(5 * time.Second):
 		t.Fatal("a deadline set during a read did not end it")
+	}
+}
+
+func TestGuardConnSkipsSlightlyLaterWriteDeadlines(t *testing.T) {
+	client, server := net.Pipe()
+	defer client.Close()
+	go io.Copy(io.Discard, client)
+	counter := &deadlineCounter{Conn: server}
+	conn := &guardConn{Conn: counter, settings: &guardSettings{writeTimeout: 64 * time.Second}}
+
+	// One deadline per request, each a little later than the last, as
+	// net/http sets them: the first reaches the socket at the write.
+	base := time.Now().Add(time.Minute)
+	for i := range 10 {
+		conn.SetWriteDeadline(base.Add(time.Duration(i) * time.Millisecond))
+		if _, err := conn.Write([]byte("x")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := counter.writeSet.Load(); got != 1 {
+		t.Errorf("%d write deadlines reached the socket, want 1", got)
+	}
+
+	// One more than the slack (1 s) later, an earlier one, and none: each
+	// reaches the socket.
+	for _, deadline := range []time.Time{base.Add(2 * time.Second), base, {}} {
+		conn.SetWriteDeadline(deadline)
+		if _, err := conn.Write([]byte("x")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := counter.writeSet.Load(); got != 4 {
+		t.Errorf("%d write deadlines reached the socket, want 4", got)
+	}
+
+	// A deadline in the past ends a write that is blocked.
+	blocked, peer := net.Pipe()
+	defer peer.Close()
+	conn = &guardConn{Conn: blocked, settings: &guardSettings{writeTimeout: 64 * time.Second}}
+	done := make(chan error, 1)
+	go func() {
+		_, err := conn.Write([]byte("x"))
+		done <- err
+	}()
+	for conn.writing.Load() == 0 {
+		time.Sleep(time.Millisecond)
+	}
+	conn.SetWriteDeadline(time.Unix(1, 0))
+	select {
+	case err := <-done:
+		if !errors.Is(err, os.ErrDeadlineExceeded) {
+			t.Errorf("write error = %v, want the deadline's", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("a deadline set during a write did not end it")
 	}
 }

@@ -118,17 +118,27 @@ type guardConn struct {
 	trailerBytes  int
 	trailerFields int
 
-	// deadlineMu guards the read deadlines: net/http sets them from the
-	// handler's goroutine while a background read may be in Read. A
+	// deadlineMu guards the read deadlines, because net/http sets them from
+	// the handler's goroutine while a background read may be in Read. A
 	// deadline reaches the socket only when a read is in progress or about
-	// to start: net/http sets one about seven times per request, mostly
+	// to start. net/http sets one about seven times per request, mostly
 	// with no read in between, and each one that reaches the socket takes
 	// the poller's lock and may rearm a timer.
 	deadlineMu   sync.Mutex
 	readDeadline time.Time   // the deadline net/http set last
 	headDeadline time.Time   // the shorter deadline of an incomplete head, or zero
 	applied      time.Time   // the deadline on the socket
-	reading      atomic.Bool // a read of the socket is in progress; set under deadlineMu
+	reading      atomic.Bool // a read of the socket is in progress (set under deadlineMu)
+
+	// writeMu guards the write deadlines, which reach the socket at the
+	// next write in the same way. net/http sets a new one for every
+	// request, a few microseconds later than the last, so a deadline at
+	// most the write timeout / writeSlackDivisor later than the socket's
+	// is skipped.
+	writeMu       sync.Mutex
+	writeDeadline time.Time    // the deadline net/http set last
+	writeApplied  time.Time    // the deadline on the socket
+	writing       atomic.Int32 // writes of the socket in progress (raised under writeMu)
 	// headDeadlineSet mirrors headDeadline != zero for the reader, which
 	// alone changes it, so that complete heads take no lock.
 	headDeadlineSet bool
@@ -524,13 +534,68 @@ func (c *guardConn) SetDeadline(t time.Time) error {
 	if err := c.SetReadDeadline(t); err != nil {
 		return err
 	}
+	return c.SetWriteDeadline(t)
+}
+
+// writeSlackDivisor sets the slack of write deadlines: the write timeout
+// divided by it. A write may time out that much early, which is well within
+// the approximation of Call.extendWriteDeadline: it lets half of the
+// timeout pass before it moves the deadline.
+const writeSlackDivisor = 64
+
+// SetWriteDeadline sets the deadline of the writes in progress, or of the
+// next one.
+func (c *guardConn) SetWriteDeadline(t time.Time) error {
+	c.writeMu.Lock()
+	defer c.writeMu.Unlock()
+	c.writeDeadline = t
+	if c.writing.Load() > 0 {
+		return c.applyWriteDeadline()
+	}
+	return nil
+}
+
+// applyWriteDeadline puts net/http's write deadline on the socket, unless
+// it is there already or later by no more than the slack. writeMu must be
+// held.
+func (c *guardConn) applyWriteDeadline() error {
+	t := c.writeDeadline
+	if t.Equal(c.writeApplied) {
+		return nil
+	}
+	slack := c.settings.writeTimeout / writeSlackDivisor
+	if !c.writeApplied.IsZero() && t.After(c.writeApplied) && t.Sub(c.writeApplied) <= slack {
+		return nil
+	}
+	c.writeApplied = t
 	return c.Conn.SetWriteDeadline(t)
+}
+
+// beginWrite puts the write deadline on the socket before a write;
+// endWrite follows the write.
+func (c *guardConn) beginWrite() {
+	c.writeMu.Lock()
+	c.writing.Add(1)
+	_ = c.applyWriteDeadline()
+	c.writeMu.Unlock()
+}
+
+func (c *guardConn) endWrite() {
+	c.writing.Add(-1)
+}
+
+func (c *guardConn) Write(p []byte) (int, error) {
+	c.beginWrite()
+	defer c.endWrite()
+	return c.Conn.Write(p)
 }
 
 // ReadFrom lets net/http copy a file with sendfile(2), or a socket with
 // splice(2), as on a bare TCP connection: net/http looks for this method on
 // the connection. It only writes, which the guard leaves unchecked.
 func (c *guardConn) ReadFrom(r io.Reader) (int64, error) {
+	c.beginWrite()
+	defer c.endWrite()
 	if from, ok := c.Conn.(io.ReaderFrom); ok {
 		return from.ReadFrom(r)
 	}
@@ -569,4 +634,3 @@ func (c *guardConn) sendRejection(r *rejection) {
 	_ = c.Conn.SetReadDeadline(time.Now().Add(lingerTime))
 	_, _ = io.CopyN(io.Discard, c.Conn, lingerBytes)
 }
-
