@@ -446,14 +446,18 @@ func (c *asyncCall) run(op asyncOp) (finished, abort bool) {
 		return false, false
 	}
 
-	if op.flags&writeFinish != 0 && !c.headerSent && c.claimBody() {
-		// The response is complete and no read is pending: what the app
-		// left of the body is settled before the header, as in
-		// callbackHandler.
-		// NOTE: with a read pending, nothing is settled, so a body too long
-		// to discard closes the connection without "Connection: close".
-		c.settle = true
-		defer c.releaseBody()
+	if op.flags&writeFinish != 0 && !c.headerSent {
+		if c.claimBody() {
+			// The response is complete and no read is pending: what the
+			// app left of the body is settled before the header, as in
+			// callbackHandler.
+			c.settle = true
+			defer c.releaseBody()
+		} else if !c.bodyEnded.Load() && c.request.ContentLength != 0 {
+			// With a read pending, where the body ends is unknown, so the
+			// connection closes after this response.
+			announceClose(c.writer, c.request)
+		}
 	}
 	err := c.Write(op.status, op.header, op.body, op.flags)
 	if op.flags&writeFinish != 0 {

@@ -137,6 +137,21 @@ def test_unread_large_body_announces_close(server):
     assert b"\r\nConnection: close\r\n" in response.partition(b"\r\n\r\n")[0]
 
 
+def test_response_with_read_pending_announces_close(server):
+    # The body's end is unknown while a read is pending, so the connection
+    # cannot carry another request.
+    host, port = server.url.removeprefix("http://").rsplit(":", 1)
+    with socket.create_connection((host, int(port)), timeout=30) as sock:
+        sock.sendall(b"POST /respond-with-read-pending HTTP/1.1\r\nHost: x\r\nContent-Length: 1000000\r\n\r\n")
+        response = b""
+        while chunk := sock.recv(65536):
+            response += chunk
+    head, _, body = response.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200 OK\r\n")
+    assert b"\r\nConnection: close\r\n" in head
+    assert body == b"body"
+
+
 def test_cancelled_receive_loses_nothing(server):
     def slow_chunks():
         time.sleep(0.2)

@@ -114,6 +114,16 @@ async def cancelled_receive(scope, receive, send):
     await respond(send, 200, str(len(b"".join(chunks))).encode())
 
 
+async def respond_with_read_pending(scope, receive, send):
+    # receive() gives up while the client sends nothing, which leaves the
+    # server's read of the body pending while the whole response goes out.
+    try:
+        await asyncio.wait_for(receive(), timeout=0.05)
+    except asyncio.TimeoutError:
+        pass
+    await respond(send, 200, b"body")
+
+
 async def double_start(scope, receive, send):
     start = {"type": "http.response.start", "status": 200, "headers": []}
     await send(start)
@@ -206,6 +216,7 @@ ROUTES = {
     "/respond-then-read": respond_then_read,
     "/stream-then-read": stream_then_read,
     "/cancelled-receive": cancelled_receive,
+    "/respond-with-read-pending": respond_with_read_pending,
     "/double-start": double_start,
     "/body-first": body_first,
     "/fail": fail,
