@@ -364,6 +364,19 @@ func (c *Call) settleBody() {
 	announceClose(c.writer, r)
 }
 
+// mayEndUnread reports whether the HTTP/1 request body may outlast a
+// streamed response: what is left of it is unknown (chunked) or longer
+// than maxUnreadBody, which net/http discards when the handler returns.
+// Such a response announces that the connection closes, because its
+// header goes out before the handler has shown whether it reads the rest.
+func (c *Call) mayEndUnread() bool {
+	r := c.request
+	if !fullDuplex || r.ProtoMajor != 1 || c.bodyEnded.Load() {
+		return false
+	}
+	return r.ContentLength < 0 || r.ContentLength > maxUnreadBody
+}
+
 // continueBeforeHeader sends 100 Continue ahead of the header of a streamed
 // response that is not an error, which leaves the handler free to read the
 // body afterwards, when the client waits for it before it sends the body.
@@ -477,7 +490,7 @@ func (c *Call) sendHeader(status int, encoded []byte, bodyLength int, final, siz
 	if final {
 		c.settleBody()
 	}
-	if c.bodyFailed() {
+	if c.bodyFailed() || !final && c.mayEndUnread() {
 		announceClose(c.writer, c.request)
 	}
 	c.writer.WriteHeader(status)

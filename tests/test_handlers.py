@@ -337,6 +337,18 @@ def test_unread_large_body_announces_close(shared_app):
     assert fields[b"connection"] == [b"close"]
 
 
+def test_streamed_response_to_unread_body_announces_close(shared_app):
+    # The response starts before the handler returns, so the server cannot
+    # discard the body first, and more than 256 KiB of it stays unread.
+    head = b"POST /stream-ignoring-body HTTP/1.1\r\nHost: test\r\nContent-Length: 1000000\r\n\r\n"
+    response, _ = raw_request(shared_app, head + b"x" * 300_000)
+    status_line, fields, body = split_response(response)
+    assert status_line == b"HTTP/1.1 200 OK"
+    assert fields[b"connection"] == [b"close"]
+    assert fields[b"transfer-encoding"] == [b"chunked"]
+    assert body.replace(b"\r\n", b"").endswith(b"x" * 1000 + b"0")
+
+
 # Large bodies, streamed with bounded memory in the server.
 
 LARGE = 100 * MiB

@@ -200,6 +200,13 @@ def stream_then_read(w, req):
     w.write(f"size {len(body)} sha256 {hashlib.sha256(body).hexdigest()}\n")
 
 
+@app.route("POST /stream-ignoring-body")
+def stream_ignoring_body(w, req):
+    # One write above the writer's 64 KiB buffer starts a streamed response,
+    # and the body stays unread.
+    w.write(b"x" * 100_000)
+
+
 @app.route("GET /backend-refused")
 def backend_refused(w, req):
     raise ConnectionRefusedError("backend refused the connection")
