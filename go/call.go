@@ -513,6 +513,10 @@ func (c *Call) sendInformational(status int, encoded []byte) error {
 	if !c.request.ProtoAtLeast(1, 1) {
 		return nil
 	}
+	if status == http.StatusContinue && (c.continued || c.bodyRead.Load() && expectsContinue(c.request)) {
+		// Sent already: by the handler, or by net/http at the first body read.
+		return nil
+	}
 	header := c.writer.Header()
 	if err := decodeHeader(header, encoded); err != nil {
 		return err

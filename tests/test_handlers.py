@@ -313,6 +313,15 @@ def test_handler_continue_sent_once(shared_app):
     assert b"size 1000\n" in response
 
 
+def test_continue_after_body_read_sent_once(shared_app):
+    early, response = upload_in_two_parts(
+        shared_app.address, "/read-then-continue", b"x" * 1000, 0, False, marker=b"100 Continue",
+        expect_continue=True,
+    )
+    assert response.count(b"HTTP/1.1 100 Continue\r\n") == 1
+    assert b"size 1000\n" in response
+
+
 def test_body_ended_early_is_400(shared_app):
     # The client shuts its sending side 5,000 bytes into a 100,000-byte body.
     host, _, port = shared_app.address.rpartition(":")

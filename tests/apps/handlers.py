@@ -229,6 +229,15 @@ def continue_then_stream(w, req):
     w.write(f"size {len(req.body)}\n")
 
 
+@app.route("POST /read-then-continue")
+def read_then_continue(w, req):
+    # Sends 100 Continue after the body read, which sent one already.
+    body = req.body
+    w.write_header(100)
+    w.write(f"size {len(body)}\n")
+    w.flush()
+
+
 @app.route("POST /read-fail-then-own")
 def read_fail_then_own(w, req):
     # A body read fails, then the app fails on its own: that failure is the app's.
