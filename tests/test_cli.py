@@ -336,6 +336,7 @@ def test_cli_log_config_invalid_class(tmp_path):
         ("logging.json", '{"version": 1, "root": {"handlers": ["console"]}}',
          "Unable to configure root logger: Unable to add handler 'console'"),
         ("logging.ini", "[loggers]\nkeys=root\n", "missing 'formatters'"),
+        ("logging.json", "[1, 2]", "the file contains a JSON array, not an object for dictConfig"),
     ],
 )
 def test_cli_log_config_error_names_cause(tmp_path, name, text, reason):

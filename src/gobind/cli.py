@@ -269,6 +269,12 @@ def config_error(error: BaseException) -> str:
     return ": ".join(parts)
 
 
+def json_kind(value: object) -> str:
+    """Return the JSON name of the type of a decoded JSON value."""
+    kinds = {list: "array", str: "string", bool: "boolean", int: "number", float: "number", type(None): "null"}
+    return kinds.get(type(value), type(value).__name__)
+
+
 def configure_logging(level: Optional[str], config_file: Optional[str], process_ids: bool = False) -> None:
     """Configure the gobind loggers from config_file, or else log to
     standard error, with the pid of each line when process_ids is set.
@@ -278,10 +284,11 @@ def configure_logging(level: Optional[str], config_file: Optional[str], process_
             if config_file.endswith(".json"):
                 with open(config_file, encoding="utf-8") as file:
                     config = json.load(file)
-                if isinstance(config, dict):
-                    # gobind's loggers exist already; a config that sets up
-                    # only the root logger must not silence them.
-                    config.setdefault("disable_existing_loggers", False)
+                if not isinstance(config, dict):
+                    raise ValueError(f"the file contains a JSON {json_kind(config)}, not an object for dictConfig")
+                # gobind's loggers exist already; a config that sets up only
+                # the root logger must not silence them.
+                config.setdefault("disable_existing_loggers", False)
                 logging.config.dictConfig(config)
             else:
                 logging.config.fileConfig(config_file, disable_existing_loggers=False)
