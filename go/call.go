@@ -31,6 +31,8 @@ type Call struct {
 	// while the handler goroutine may finish the response.
 	bodyEnded atomic.Bool
 	bodyRead  atomic.Bool // the handler read the body at least once
+	// bodyConsumed counts the body bytes the handler read.
+	bodyConsumed atomic.Int64
 	bodyErr   error       // the error that ended the body, io.EOF at its end
 	// settle allows settleBody: set when the handler reads the body on its
 	// own goroutine, and in queue mode while a complete response is
@@ -311,6 +313,7 @@ func (c *Call) readBody(p []byte, stopped func() bool) (int, error) {
 	}
 	c.bodyRead.Store(true)
 	n, err := c.request.Body.Read(p)
+	c.bodyConsumed.Add(int64(n))
 	if err != nil {
 		err = framingError(c.request, err)
 		if errors.Is(err, io.EOF) {
@@ -350,6 +353,12 @@ func (c *Call) settleBody() {
 		// The client waits for 100 Continue before it sends the body.
 		return
 	}
+	if c.unreadTooLong() {
+		// Discarding would only delay the response: the connection
+		// closes anyway. net/http skips this discard too.
+		announceClose(c.writer, r)
+		return
+	}
 	// One deadline for the whole discard, as net/http sets, so that a
 	// client sending a byte at a time cannot stretch it.
 	controller := http.NewResponseController(c.writer)
@@ -364,6 +373,16 @@ func (c *Call) settleBody() {
 	announceClose(c.writer, r)
 }
 
+// unreadTooLong reports whether the Content-Length says that more than
+// maxUnreadBody bytes of the body are left unread. Bytes read ahead
+// (prefetchBody) count as unread, so the count may exceed what is left on
+// the connection by up to prefetchLimit: such a connection closes, though
+// net/http could have discarded the rest.
+func (c *Call) unreadTooLong() bool {
+	r := c.request
+	return r.ContentLength > 0 && r.ContentLength-c.bodyConsumed.Load() > maxUnreadBody
+}
+
 // mayEndUnread reports whether the HTTP/1 request body may outlast a
 // streamed response: what is left of it is unknown (chunked) or longer
 // than maxUnreadBody, which net/http discards when the handler returns.
@@ -374,7 +393,7 @@ func (c *Call) mayEndUnread() bool {
 	if !fullDuplex || r.ProtoMajor != 1 || c.bodyEnded.Load() {
 		return false
 	}
-	return r.ContentLength < 0 || r.ContentLength > maxUnreadBody
+	return r.ContentLength < 0 || c.unreadTooLong()
 }
 
 // continueBeforeHeader sends 100 Continue ahead of the header of a streamed

@@ -346,6 +346,23 @@ def test_unread_large_body_announces_close(shared_app):
     assert fields[b"connection"] == [b"close"]
 
 
+def test_unread_long_body_not_awaited(shared_app):
+    # Content-Length says more than 256 KiB are left, so discarding the rest
+    # cannot keep the connection: the response goes out at once, while the
+    # client, which waits for it, sends nothing more. The 100 KB sent cover
+    # the server's 64 KiB read-ahead, which waits before the handler runs.
+    host, _, port = shared_app.address.rpartition(":")
+    with socket.create_connection((host, int(port)), timeout=5) as sock:
+        head = b"POST /files/ignored HTTP/1.1\r\nHost: test\r\nContent-Length: 1000000\r\n\r\n"
+        sock.sendall(head + b"x" * 100_000)
+        response = b""
+        while b"\r\n\r\n" not in response and (chunk := sock.recv(65536)):
+            response += chunk
+    status_line, fields, _ = split_response(response)
+    assert status_line == b"HTTP/1.1 200 OK"
+    assert fields[b"connection"] == [b"close"]
+
+
 def test_streamed_response_to_unread_body_announces_close(shared_app):
     # The response starts before the handler returns, so the server cannot
     # discard the body first, and more than 256 KiB of it stays unread.
