@@ -373,7 +373,7 @@ func (c *Call) settleBody() {
 	announceClose(c.writer, r)
 }
 
-// unreadTooLong reports whether the Content-Length says that more than
+// unreadTooLong reports whether the Content-Length shows that more than
 // maxUnreadBody bytes of the body are left unread. Bytes read ahead
 // (prefetchBody) count as unread, so the count may exceed what is left on
 // the connection by up to prefetchLimit: such a connection closes, though

@@ -70,6 +70,17 @@ void Header::check_value(std::string_view name, std::string_view value) {
 void Header::add(std::string_view name, std::string_view value) {
     check_name(name);
     check_value(name, value);
+    if (equal_field_names(name, "Content-Length")) {
+        if (auto length = get(name)) {
+            // Two lengths would let a proxy and the client frame the
+            // response differently. The same one twice is sent once.
+            if (*length != value) {
+                throw std::invalid_argument("conflicting Content-Length values \"" + printable(*length) +
+                                            "\" and \"" + printable(value) + "\": a response has one length");
+            }
+            return;
+        }
+    }
     add_unchecked(name, value);
 }
 

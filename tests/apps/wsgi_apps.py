@@ -147,6 +147,11 @@ def too_long(environ, start_response):
     return Tracked(environ["PATH_INFO"], [b"abc", b"defgh", b"ij"])
 
 
+def two_lengths(environ, start_response):
+    start_response("200 OK", [("Content-Length", "1"), ("Content-Length", "2")])
+    return [b"xy"]
+
+
 def status(environ, start_response):
     code = environ["QUERY_STRING"]
     headers = [("Content-Type", "text/plain")] if code not in ("204", "304") else []
@@ -270,6 +275,7 @@ ROUTES = {
     "/backend-refused": backend_refused,
     "/write": write_callable,
     "/too-long": too_long,
+    "/two-lengths": two_lengths,
     "/status": status,
     "/error-before-start": error_before_start,
     "/error-exc-info": error_with_exc_info,

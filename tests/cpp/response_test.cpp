@@ -151,6 +151,20 @@ TEST(ResponseHeader, InvalidNameThrows) {
     EXPECT_EQ(message.rfind("invalid header name \"Bad Name\"", 0), 0u) << message;
 }
 
+TEST(ResponseHeader, ConflictingContentLengthThrows) {
+    Header header;
+    header.add("Content-Length", "1");
+    header.add("content-length", "1");
+    EXPECT_EQ(header.values("Content-Length").size(), 1u);
+    try {
+        header.add("Content-Length", "2");
+        FAIL() << "a second, different Content-Length was accepted";
+    } catch (const std::invalid_argument& error) {
+        EXPECT_STREQ(error.what(), "conflicting Content-Length values \"1\" and \"2\": a response has one length");
+    }
+    EXPECT_EQ(header.values("Content-Length").size(), 1u);
+}
+
 TEST(ResponseFlush, DeliversBeforeHandlerReturns) {
     Server server;
     Event client_saw_first;

@@ -19,7 +19,9 @@ public:
     using Field = std::pair<std::string, std::string>;
 
     /// Append a field. Throws std::invalid_argument when the name is not an
-    /// HTTP token or the value contains CR, LF or NUL.
+    /// HTTP token, the value contains CR, LF or NUL, or a Content-Length
+    /// with another value is present. A second Content-Length with the
+    /// same value is not added.
     void add(std::string_view name, std::string_view value);
 
     /// Replace every field named `name` with one field.
