@@ -552,7 +552,10 @@ def test_cli_timeout_write():
                 received += len(chunk)
         except ConnectionResetError:
             pass
-    assert 0 < received < 32 << 20
+        assert 0 < received < 32 << 20
+        # A client that stalls is routine: one line, no traceback.
+        assert server.wait_output("INFO gobind: Client timed out during GET /: ")
+        assert "Traceback" not in server.output
 
 
 @pytest.mark.parametrize(

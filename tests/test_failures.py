@@ -318,7 +318,9 @@ def test_read_timeout_in_handler(launch):
     app = launch("handlers.py", "--read-timeout", "0.3")
     response = exchange(app, b"POST /digest HTTP/1.1\r\nHost: h\r\nContent-Length: 100\r\n\r\nabc")
     assert response.startswith(b"HTTP/1.1 408 Request Timeout\r\n")
-    assert "\nTimeoutError: [Errno 110] reading request body timed out: read tcp " in app.stderr
+    # A client that stalls is routine: one line, no traceback.
+    app.wait_for_output(r"INFO gobind: Client timed out during POST /digest: \[Errno 110\] reading request body timed out: read tcp ")
+    assert "Traceback" not in app.stderr
 
 
 def test_header_too_large(launch):

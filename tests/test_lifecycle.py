@@ -350,6 +350,17 @@ def test_access_log_body_ended_early(handlers_app: AppProcess):
     assert "Traceback" not in handlers_app.stderr
 
 
+def test_write_timeout_logged_in_one_line(launch):
+    # A client that stops reading stalls the handler's writes past the
+    # write timeout: routine, so one line without a traceback.
+    app = launch("handlers.py", "--write-timeout", "0.5")
+    host, port = app.address.rsplit(":", 1)
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        sock.sendall(b"GET /download/100000000 HTTP/1.1\r\nHost: test\r\n\r\n")
+        app.wait_for_output(r"INFO gobind: Client timed out during GET /download/100000000: ")
+    assert "Traceback" not in app.stderr
+
+
 def test_app_connection_error_is_handler_error(handlers_app: AppProcess):
     # A ConnectionError that the app raises itself, as from a backend that
     # refused it, is an app failure: 500 and a traceback.

@@ -304,7 +304,7 @@ void call_python(py::object& function, const Hooks& hooks, gobind::Request& requ
     } catch (py::error_already_set& error) {
         // A ConnectionError of the app's own, such as a refused backend
         // connection, is an app failure; only the engine's is the client's.
-        bool connection_failed = engine_connection_error(error, request, writer);
+        bool connection_failed = engine_client_error(error, request, writer);
         report_error(hooks, error, request_object, connection_failed);
         writer.fail(request.failure_status());
     } catch (const std::exception& error) {
@@ -378,12 +378,15 @@ AccessFunction make_python_access_log(py::object function) {
     };
 }
 
-bool engine_connection_error(py::error_already_set& error, const gobind::Request& request,
-                             const gobind::ResponseWriter& writer) {
-    // The engine raises ConnectionError itself, never a subclass such as
-    // ConnectionRefusedError, and only after its read or write failed.
-    return error.value() && Py_TYPE(error.value().ptr()) == reinterpret_cast<PyTypeObject*>(PyExc_ConnectionError) &&
-           (request.body_failed() || writer.write_failed());
+bool engine_client_error(py::error_already_set& error, const gobind::Request& request,
+                         const gobind::ResponseWriter& writer) {
+    // The engine raises ConnectionError and TimeoutError themselves, never
+    // a subclass such as ConnectionRefusedError, and only after its read
+    // or write failed.
+    if (!error.value() || !(request.body_failed() || writer.write_failed())) return false;
+    auto* type = Py_TYPE(error.value().ptr());
+    return type == reinterpret_cast<PyTypeObject*>(PyExc_ConnectionError) ||
+           type == reinterpret_cast<PyTypeObject*>(PyExc_TimeoutError);
 }
 
 }  // namespace gobind::python

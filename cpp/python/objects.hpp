@@ -73,10 +73,11 @@ struct Hooks {
     py::object access_log;  // access_log(remote, method, target, protocol, status, size, seconds) or None
 };
 
-/// Whether error is the ConnectionError that the engine raised because the
-/// connection failed, as opposed to one of the app's own.
-bool engine_connection_error(py::error_already_set& error, const gobind::Request& request,
-                             const gobind::ResponseWriter& writer);
+/// Whether error is the ConnectionError or TimeoutError that the engine
+/// raised because the client's connection failed or stalled, as opposed to
+/// one of the app's own.
+bool engine_client_error(py::error_already_set& error, const gobind::Request& request,
+                         const gobind::ResponseWriter& writer);
 
 /// A gobind::Handler that calls a Python function as function(writer, request).
 Handler make_python_handler(py::object function, std::shared_ptr<Hooks> hooks);

@@ -431,8 +431,8 @@ void WsgiHandler::call(py::object writer_object, py::object request_object) {
     try {
         result = app(environ, response);
     } catch (py::error_already_set& error) {
-        if (engine_connection_error(error, request.get(), writer.get())) {
-            report_disconnect(writer, request, exception_text(error).c_str());
+        if (engine_client_error(error, request.get(), writer.get())) {
+            report_disconnect(writer, request, exception_text(error).c_str(), error.matches(PyExc_TimeoutError));
             return;
         }
         if (!error.matches(too_large_type)) throw;
@@ -444,8 +444,8 @@ void WsgiHandler::call(py::object writer_object, py::object request_object) {
         send_body(*state, result);
     } catch (py::error_already_set& error) {
         close_result(result, true);
-        if (engine_connection_error(error, request.get(), writer.get())) {
-            report_disconnect(writer, request, exception_text(error).c_str());
+        if (engine_client_error(error, request.get(), writer.get())) {
+            report_disconnect(writer, request, exception_text(error).c_str(), error.matches(PyExc_TimeoutError));
             return;
         }
         if (!error.matches(too_large_type) || state->sent) throw;
@@ -453,8 +453,9 @@ void WsgiHandler::call(py::object writer_object, py::object request_object) {
         return;
     } catch (const gobind::Error& error) {
         close_result(result, true);
-        if (error.code() != ErrorCode::io_error) throw;
-        report_disconnect(writer, request, error.what());
+        bool timed_out = error.code() == ErrorCode::timeout && writer.get().write_failed();
+        if (error.code() != ErrorCode::io_error && !timed_out) throw;
+        report_disconnect(writer, request, error.what(), timed_out);
         return;
     } catch (...) {
         close_result(result, true);
@@ -517,13 +518,15 @@ bool WsgiHandler::send_file(WsgiResponse& response, py::handle result) {
     return true;
 }
 
-// The client went away, or its body ended early: one log line, no 500
-// traceback. The response fails as a handler's would, so that a response
-// already started is cut short rather than ended as if it were complete.
-void WsgiHandler::report_disconnect(PyResponseWriter& writer, PyRequest& request, const char* message) {
+// The client went away, stalled past a timeout, or its body ended early: one
+// log line, no 500 traceback. The response fails as a handler's would, so
+// that a response already started is cut short rather than ended as if it
+// were complete.
+void WsgiHandler::report_disconnect(PyResponseWriter& writer, PyRequest& request, const char* message,
+                                    bool timed_out) {
     auto& w = writer.get();
     const auto& r = request.get();
-    disconnect_log(header_text(r.method()), header_text(r.target()), message);
+    disconnect_log(header_text(r.method()), header_text(r.target()), message, timed_out);
     w.fail(r.failure_status());
 }
 

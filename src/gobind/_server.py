@@ -510,9 +510,10 @@ def _join_host_port(host: str, port: int) -> str:
 
 def _log_handler_error(error: BaseException, request: Request, connection_failed: bool = False) -> None:
     if connection_failed:
-        # The engine's read or write failed because the connection did:
-        # routine, so one line without a traceback.
-        logger.info("Client went away during %s %s: %s", request.method, request.url, error)
+        # The engine's read or write failed because the connection did or
+        # the client stalled: routine, so one line without a traceback.
+        outcome = "timed out" if isinstance(error, TimeoutError) else "went away"
+        logger.info("Client %s during %s %s: %s", outcome, request.method, request.url, error)
         return
     logger.error(
         "Exception in handler for %s %s",

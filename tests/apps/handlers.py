@@ -24,6 +24,7 @@ parser.add_argument("--threads", type=int, default=4)
 parser.add_argument("--no-access-log", action="store_true")
 parser.add_argument("--shutdown-timeout", type=float, default=30.0)
 parser.add_argument("--read-timeout", type=float, default=60.0)
+parser.add_argument("--write-timeout", type=float, default=60.0)
 parser.add_argument("--max-header-bytes", type=int, default=64 * 1024)
 parser.add_argument("--subinterpreter", action="store_true",
                     help="create a subinterpreter first, after which PyGILState_Check() returns true on every thread")
@@ -41,6 +42,7 @@ app = gobind.Server(
     access_log=not options.no_access_log,
     shutdown_timeout=options.shutdown_timeout,
     read_timeout=options.read_timeout,
+    write_timeout=options.write_timeout,
     max_header_bytes=options.max_header_bytes,
 )
 
