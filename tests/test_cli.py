@@ -35,6 +35,8 @@ def last_error_line(result):
         (["cli_apps:hello", "--interface", "gobind"], "gobind: error: --interface gobind: 'cli_apps:hello' is a WSGI application"),
         (["cli_apps:server", "--interface", "wsgi"], "gobind: error: --interface wsgi: 'cli_apps:server' is a gobind.Server"),
         (["cli_apps:value", "--factory"], "gobind: error: --factory: 'cli_apps:value' is not callable: got int"),
+        (["cli_apps:hello", "--factory"],
+         "gobind: error: --factory: 'cli_apps:hello' cannot be called without arguments: missing a required argument: 'environ'"),
         (["cli_apps:hello", "--threads", "0"], "gobind: error: invalid --threads 0: must be 1 or more"),
         (["cli_apps:hello", "--header", "bad"], "gobind: error: invalid --header 'bad': expected NAME:VALUE, such as 'Server:gobind'"),
         (["cli_apps:hello", "--root-path", "api/"],
@@ -174,6 +176,18 @@ def test_cli_sigint_inherited_ignored(app):
         assert httpx.get(server.url).status_code == 200
         assert server.stop(signal.SIGINT) == 0
         assert "Shutting down" in server.output
+
+
+@pytest.mark.parametrize("launcher", [(), SIGINT_IGNORED], ids=["sigint", "sigint-inherited-ignored"])
+def test_cli_sigint_during_import(launcher):
+    # The app takes 30 s to import.
+    server = CLIServer(["worker_startup:slow_app", "--port", "0"], env={"GOBIND_TEST_IMPORT_SECONDS": "30"},
+                       launcher=launcher)
+    assert server.wait_output("importing worker_startup")
+    server.process.send_signal(signal.SIGINT)
+    assert server.process.wait(timeout=10) == 130
+    assert server.wait_output("INFO gobind: Interrupted while loading worker_startup:slow_app")
+    assert "Traceback" not in server.output
 
 
 def test_cli_interface_asgi_forced():

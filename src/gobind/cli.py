@@ -222,6 +222,12 @@ def load_app(spec: str, *, factory: bool, app_dir: str) -> Any:
     if factory:
         if not callable(target):
             raise UsageError(f"--factory: {spec!r} is not callable: got {type(target).__name__}")
+        try:
+            inspect.signature(target).bind()
+        except TypeError as error:
+            raise UsageError(f"--factory: {spec!r} cannot be called without arguments: {error}") from None
+        except ValueError:
+            pass  # no signature to check, as for some built-in callables
         target = target()
     return target
 
@@ -273,6 +279,26 @@ def json_kind(value: object) -> str:
     """Return the JSON name of the type of a decoded JSON value."""
     kinds = {list: "array", str: "string", bool: "boolean", int: "number", float: "number", type(None): "null"}
     return kinds.get(type(value), type(value).__name__)
+
+
+def load_app_interruptibly(options: argparse.Namespace) -> Any:
+    """Load the app. SIGINT during its import ends the process with status
+    130, without a traceback. A SIGINT inherited ignored, as by a job a
+    shell started in the background, does so too, as it stops the server
+    later."""
+    ignored = signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+    if ignored:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        return load_app(options.app, factory=options.factory, app_dir=options.app_dir)
+    except KeyboardInterrupt:
+        # A second SIGINT must not interrupt the exit.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        logger.info("Interrupted while loading %s", options.app)
+        raise SystemExit(130) from None
+    finally:
+        if ignored:
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def configure_logging(level: Optional[str], config_file: Optional[str], process_ids: bool = False) -> None:
@@ -474,7 +500,7 @@ def run(options: argparse.Namespace, argv: Sequence[str]) -> int:
         from ._supervisor import SupervisorLink
 
         SupervisorLink(options.supervisor_fd, options.fd)
-    app = load_app(options.app, factory=options.factory, app_dir=options.app_dir)
+    app = load_app_interruptibly(options)
     interface = detect_interface(app, options.app, options.interface)
     if interface == "asgi":
         try:

@@ -5,6 +5,7 @@ own port would, and then fails its lifespan startup. slow_app takes
 GOBIND_TEST_IMPORT_SECONDS seconds to import."""
 
 import os
+import sys
 import time
 
 import gobind
@@ -13,7 +14,9 @@ if os.environ.get("GOBIND_TEST_SIDECAR"):
     sidecar = gobind.Server(access_log=False)
     sidecar.start("127.0.0.1", 0)
 
-time.sleep(float(os.environ.get("GOBIND_TEST_IMPORT_SECONDS", "0")))
+if os.environ.get("GOBIND_TEST_IMPORT_SECONDS"):
+    print("importing worker_startup", file=sys.stderr, flush=True)
+    time.sleep(float(os.environ["GOBIND_TEST_IMPORT_SECONDS"]))
 
 
 async def sidecar_app(scope, receive, send):
