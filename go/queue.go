@@ -459,6 +459,9 @@ func (c *asyncCall) run(op asyncOp) (finished, abort bool) {
 			announceClose(c.writer, c.request)
 		}
 	}
+	// NOTE: with Expect: 100-continue and a read pending, net/http's header
+	// write below waits until that read returns: both take the body's lock
+	// (net/http's bodyRemains, Go 1.27). docs/asgi.md tells apps.
 	err := c.Write(op.status, op.header, op.body, op.flags)
 	if op.flags&writeFinish != 0 {
 		return true, err != nil && c.headerSent
