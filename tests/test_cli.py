@@ -190,6 +190,13 @@ def test_cli_sigint_during_import(launcher):
     assert "Traceback" not in server.output
 
 
+@pytest.mark.parametrize("app", ["cli_apps:hello", "cli_apps:asgi_hello"], ids=["wsgi", "asgi"])
+def test_cli_access_log_head_sends_no_body(app):
+    with start(app) as server:
+        assert httpx.head(server.url).status_code == 200
+        assert server.wait_output('"HEAD / HTTP/1.1" 200 0 ')
+
+
 def test_cli_interface_asgi_forced():
     server = start("cli_apps:asgi_wrapped", "--interface", "asgi")
     try:

@@ -325,6 +325,12 @@ def test_access_log_line(handlers_app: AppProcess):
     assert re.search(line, handlers_app.stderr)
 
 
+def test_access_log_head_sends_no_body(handlers_app: AppProcess):
+    response = httpx.head(f"{handlers_app.url}/download/1000", timeout=30)
+    assert response.status_code == 200
+    handlers_app.wait_for_output(r'INFO gobind.access: \S+ - "HEAD /download/1000 HTTP/1\.1" 200 0 ')
+
+
 def test_access_log_error_status(handlers_app: AppProcess):
     httpx.get(f"{handlers_app.url}/raise", timeout=30)
     assert re.search(r'INFO gobind.access: \S+ - "GET /raise HTTP/1\.1" 500 22 ', handlers_app.stderr)

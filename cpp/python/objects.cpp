@@ -265,10 +265,12 @@ void report_error(const Hooks& hooks, py::error_already_set& error, py::handle r
 
 void write_access_log(const Hooks& hooks, const gobind::Request& request,
                       const gobind::ResponseWriter& writer, double seconds) {
+    // net/http drops the body of a response to HEAD: none of it is sent.
+    std::uint64_t size = request.method() == "HEAD" ? 0 : writer.bytes_written();
     try {
         hooks.access_log(latin1(request.remote_addr()), latin1(request.method()),
                          latin1(request.target()), latin1(request.protocol()), writer.status(),
-                         writer.bytes_written(), seconds);
+                         size, seconds);
     } catch (py::error_already_set& log_error) {
         log_error.discard_as_unraisable("gobind: writing the access log");
     } catch (const std::exception& error) {

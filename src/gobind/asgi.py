@@ -559,7 +559,8 @@ class AsgiServer:
             # Go's spelling, as in the lines of the responses Go makes itself.
             "2.0" if version == "2" else version,
             call.status,
-            call.size,
+            # net/http drops the body of a response to HEAD: none of it is sent.
+            0 if scope["method"] == "HEAD" else call.size,
             (time.perf_counter() - call.start_time) * 1000,
         )
 
