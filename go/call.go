@@ -33,7 +33,7 @@ type Call struct {
 	bodyRead  atomic.Bool // the handler read the body at least once
 	// bodyConsumed counts the body bytes the handler read.
 	bodyConsumed atomic.Int64
-	bodyErr   error       // the error that ended the body, io.EOF at its end
+	bodyErr      error // the error that ended the body, io.EOF at its end
 	// settle allows settleBody: set when the handler reads the body on its
 	// own goroutine, and in queue mode while a complete response is
 	// written with no read pending.

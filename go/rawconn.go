@@ -129,6 +129,8 @@ type guardConn struct {
 	headDeadline time.Time   // the shorter deadline of an incomplete head, or zero
 	applied      time.Time   // the deadline on the socket
 	reading      atomic.Bool // a read of the socket is in progress (set under deadlineMu)
+	// cut reports that the deadline on the socket is cutReadDeadline.
+	cut atomic.Bool
 
 	// writeMu guards the write deadlines, which reach the socket at the
 	// next write in the same way. net/http sets a new one for every
@@ -253,6 +255,12 @@ func (c *guardConn) fill() error {
 // gets the error at once instead of waiting without a deadline.
 func (c *guardConn) noteReadError(err error) {
 	if err == nil || c.state == stateHead || c.state == stateEnd {
+		return
+	}
+	if c.cut.Load() {
+		// A read cut short on purpose: net/http's background read, which
+		// can be in the next pipelined request's body when a handler
+		// returns. That body did not time out, and none of it was lost.
 		return
 	}
 	var netErr net.Error
@@ -493,6 +501,12 @@ func (c *guardConn) restoreDeadline() {
 	c.headDeadline = time.Time{}
 }
 
+// cutReadDeadline is the deadline net/http sets to end a read at once
+// (its aLongTimeAgo): a read that fails under it was cut short on purpose,
+// whether the deadline reached the socket before the read started or during
+// it.
+var cutReadDeadline = time.Unix(1, 0)
+
 // readConn reads the socket under the current read deadline.
 func (c *guardConn) readConn(p []byte) (int, error) {
 	c.deadlineMu.Lock()
@@ -515,6 +529,7 @@ func (c *guardConn) applyDeadline() error {
 		return nil
 	}
 	c.applied = t
+	c.cut.Store(t.Equal(cutReadDeadline))
 	return c.Conn.SetReadDeadline(t)
 }
 
