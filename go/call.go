@@ -456,9 +456,13 @@ func (c *Call) Write(status int, header []byte, body []byte, flags int) error {
 		if body = c.trimToDeclaredLength(body); len(body) == 0 {
 			return c.afterWrite(flags)
 		}
-		c.extendWriteDeadline()
-		if _, err := c.writer.Write(body); err != nil {
-			return err
+		for len(body) > 0 {
+			piece := body[:min(len(body), writePiece)]
+			c.extendWriteDeadline()
+			if _, err := c.writer.Write(piece); err != nil {
+				return err
+			}
+			body = body[len(piece):]
 		}
 	}
 	return c.afterWrite(flags)
@@ -674,6 +678,12 @@ func readBytes(b []byte) ([]byte, []byte, bool) {
 	}
 	return b[:n], b[n:], true
 }
+
+// writePiece bounds the bytes written under one write deadline. A large
+// write goes out in pieces, each of which moves the deadline forward when
+// due, so that the write timeout bounds a client's stall, not the time a
+// large body takes to reach a client that keeps reading.
+const writePiece = 256 << 10
 
 // extendWriteDeadline moves the write deadline forward once half of it has
 // passed, so that a response streamed for longer than WriteTimeout keeps

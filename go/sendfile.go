@@ -6,12 +6,11 @@ import (
 	"net/http"
 	"os"
 	"syscall"
-	"time"
 )
 
 // SendFile sends the response header (unless sent) and then the file open
 // as descriptor fd, from its current offset: count bytes, or to the end of
-// the file when count is negative. io.Copy hands the copy to net/http,
+// the file when count is negative. io.CopyN hands each piece to net/http,
 // which uses sendfile(2) when the response has a Content-Length and the
 // connection is a plain TCP socket. The caller keeps fd: SendFile copies
 // from a duplicate and closes that. The shared file offset moves past the
@@ -36,16 +35,21 @@ func (c *Call) SendFile(status int, header []byte, fd int, count int64) (int64, 
 	if count >= 0 {
 		source = &io.LimitedReader{R: file, N: count}
 	}
-	// One deadline for the whole copy, since sendfile is a single call.
-	// NOTE: a file that takes longer than WriteTimeout to reach the client
-	// is cut off there.
-	if c.server.config.WriteTimeout > 0 {
-		c.writeDeadline = time.Now().Add(c.server.config.WriteTimeout)
-		_ = http.NewResponseController(c.writer).SetWriteDeadline(c.writeDeadline)
+	// The file goes out in pieces, each under a write deadline moved
+	// forward when due, as in Write. net/http still sends each piece with
+	// sendfile(2), which takes a LimitedReader of a file.
+	var sent int64
+	for {
+		c.extendWriteDeadline()
+		n, err := io.CopyN(c.writer, source, writePiece)
+		sent += n
+		switch {
+		case errors.Is(err, io.EOF):
+			return sent, nil
+		case errors.Is(err, http.ErrBodyNotAllowed):
+			return sent, nil
+		case err != nil:
+			return sent, err
+		}
 	}
-	sent, err := io.Copy(c.writer, source)
-	if err != nil && errors.Is(err, http.ErrBodyNotAllowed) {
-		return sent, nil
-	}
-	return sent, err
 }

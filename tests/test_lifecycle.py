@@ -11,6 +11,7 @@ import signal
 import socket
 import subprocess
 import threading
+import time
 from pathlib import Path
 
 import httpx
@@ -365,6 +366,32 @@ def test_write_timeout_logged_in_one_line(launch):
         sock.sendall(b"GET /download/100000000 HTTP/1.1\r\nHost: test\r\n\r\n")
         app.wait_for_output(r"INFO gobind: Client timed out during GET /download/100000000: ")
     assert "Traceback" not in app.stderr
+
+
+def test_write_timeout_spares_steady_reader(launch):
+    # One 16 MB write to a client that reads 64 KiB every 20 ms (about
+    # 3 MB/s) takes longer than the 2 s write timeout, which bounds a stall,
+    # not the whole write. A blocked write was measured to wait until about
+    # half of the send buffer, a few megabytes, had drained, so a write
+    # timeout well below 1 s would cut even this client.
+    app = launch("handlers.py", "--write-timeout", "2")
+    host, port = app.address.rsplit(":", 1)
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+        sock.sendall(b"GET /one-write/16000000 HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n")
+        received = b""
+        while chunk := sock.recv(65536):
+            received += chunk
+            time.sleep(0.02)
+    head, _, chunked = received.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200 OK\r\n")
+    body = b""
+    while chunked:
+        size, _, rest = chunked.partition(b"\r\n")
+        body += rest[: int(size, 16)]
+        chunked = rest[int(size, 16) + 2 :]
+    assert len(body) == 16_000_000
+    assert "timed out" not in app.stderr
 
 
 def test_app_connection_error_is_handler_error(handlers_app: AppProcess):

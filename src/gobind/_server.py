@@ -38,9 +38,9 @@ class Server:
     that block on I/O release the GIL and need more.
 
     Timeouts are in seconds: ``read_header_timeout`` for the request line and
-    headers, ``read_timeout`` for each body read, ``write_timeout`` for each
-    response write, ``idle_timeout`` for a keep-alive connection between
-    requests. ``shutdown_timeout`` bounds the graceful part of a shutdown.
+    headers, ``read_timeout`` for each body read, ``write_timeout`` for a
+    response write that the client stalls, ``idle_timeout`` for a keep-alive
+    connection between requests. ``shutdown_timeout`` bounds the graceful part of a shutdown.
 
     ``ssl_certfile`` and ``ssl_keyfile`` (PEM) serve HTTPS, with HTTP/2
     negotiated by ALPN. ``http2_cleartext`` also accepts HTTP/2 without TLS

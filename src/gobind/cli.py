@@ -106,7 +106,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="how long each read of a request body may wait for the client, in "
                         "seconds; the app then gets a read error; 0 selects the default (default: %(default)s)")
     parser.add_argument("--timeout-write", type=float, default=60.0, metavar="SECONDS",
-                        help="how long each write of a response may wait for the client, in "
+                        help="how long a response write may wait for a client that reads nothing, in "
                         "seconds; the connection then closes; 0 selects the default (default: %(default)s)")
     parser.add_argument("--timeout-graceful-shutdown", type=float, default=30.0, metavar="SECONDS",
                         help="how long a shutdown waits for running requests before it closes their "

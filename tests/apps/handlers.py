@@ -286,6 +286,12 @@ def download(w, req):
         sent += len(piece)
 
 
+@app.route("GET /one-write/{size}")
+def one_write(w, req):
+    # The whole body in one write call.
+    w.write(b"w" * int(req.path_params["size"]))
+
+
 @app.route("GET /id/{n}")
 def echo_id(w, req):
     w.write(f"id {req.path_params['n']}")
