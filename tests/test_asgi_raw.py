@@ -162,6 +162,24 @@ def test_cancelled_receive_loses_nothing(server):
     assert response.text == "200000"
 
 
+def test_conflicting_content_lengths_is_500(server):
+    response = httpx.get(server.url + "/lengths")
+    assert response.status_code == 500
+    assert server.logs('ValueError: conflicting Content-Length values "5" and "6": a response has one length')
+
+
+def test_repeated_content_length_sent_once(server):
+    host, port = server.url.removeprefix("http://").rsplit(":", 1)
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        sock.sendall(b"GET /lengths?same HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        response = b""
+        while chunk := sock.recv(65536):
+            response += chunk
+    head, _, body = response.partition(b"\r\n\r\n")
+    assert head.lower().count(b"\r\ncontent-length: 5") == 1
+    assert body == b"hello"
+
+
 def test_double_start_is_500(server):
     response = httpx.get(server.url + "/double-start")
     assert response.status_code == 500

@@ -9,11 +9,14 @@
 
 #include <cerrno>
 #include <cstring>
+#include <stdexcept>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "gobind.h"
 #include "gobind/error.hpp"
+#include "gobind/header.hpp"
 
 namespace gobind::python {
 namespace {
@@ -295,34 +298,47 @@ void AsgiQueue::read(std::uint64_t call, std::size_t size) {
     if (status != GOBIND_OK) error.raise(status, "reading the request body failed");
 }
 
-// Encodes ASGI header pairs (bytes or str names and values) as the
-// engine's header block.
+// Encodes ASGI header pairs (bytes names and values) as the engine's
+// header block. Two different Content-Length values raise ValueError, and
+// the same one twice is sent once, as Header::add does.
 std::string AsgiQueue::encode_header(py::handle pairs) {
     std::string block(4, '\0');
     std::uint32_t count = 0;
-    auto append = [&block](py::handle value) {
-        char* data = nullptr;
-        Py_ssize_t size = 0;
+    auto view = [](py::handle value) {
         if (PyBytes_Check(value.ptr())) {
-            data = PyBytes_AS_STRING(value.ptr());
-            size = PyBytes_GET_SIZE(value.ptr());
-        } else if (PyByteArray_Check(value.ptr())) {
-            data = PyByteArray_AS_STRING(value.ptr());
-            size = PyByteArray_GET_SIZE(value.ptr());
-        } else {
-            throw py::type_error(std::string("header names and values must be bytes, not ") +
-                                 Py_TYPE(value.ptr())->tp_name);
+            return std::string_view(PyBytes_AS_STRING(value.ptr()),
+                                    static_cast<std::size_t>(PyBytes_GET_SIZE(value.ptr())));
         }
-        auto length = static_cast<std::uint32_t>(size);
-        block.append(reinterpret_cast<const char*>(&length), sizeof length);
-        block.append(data, static_cast<std::size_t>(size));
+        if (PyByteArray_Check(value.ptr())) {
+            return std::string_view(PyByteArray_AS_STRING(value.ptr()),
+                                    static_cast<std::size_t>(PyByteArray_GET_SIZE(value.ptr())));
+        }
+        throw py::type_error(std::string("header names and values must be bytes, not ") +
+                             Py_TYPE(value.ptr())->tp_name);
     };
+    auto append = [&block](std::string_view text) {
+        auto length = static_cast<std::uint32_t>(text.size());
+        block.append(reinterpret_cast<const char*>(&length), sizeof length);
+        block.append(text);
+    };
+    Header lengths;  // the Content-Length fields, checked by Header::add
     if (!pairs.is_none()) {
         for (py::handle pair : pairs) {
             py::sequence item = py::reinterpret_borrow<py::sequence>(pair);
             if (item.size() != 2) throw py::value_error("header fields must be [name, value] pairs");
-            append(item[0]);
-            append(item[1]);
+            py::object name_object = item[0], value_object = item[1];
+            std::string_view name = view(name_object), value = view(value_object);
+            if (equal_field_names(name, "content-length")) {
+                std::size_t before = lengths.size();
+                try {
+                    lengths.add(name, value);
+                } catch (const std::invalid_argument& error) {
+                    throw py::value_error(error.what());
+                }
+                if (lengths.size() == before) continue;  // the same length again
+            }
+            append(name);
+            append(value);
             ++count;
         }
     }

@@ -124,6 +124,14 @@ async def respond_with_read_pending(scope, receive, send):
     await respond(send, 200, b"body")
 
 
+async def lengths(scope, receive, send):
+    # ?same: Content-Length 5 twice; otherwise 5 and 6.
+    second = b"5" if scope["query_string"] == b"same" else b"6"
+    headers = [(b"content-length", b"5"), (b"Content-Length", second)]
+    await send({"type": "http.response.start", "status": 200, "headers": headers})
+    await send({"type": "http.response.body", "body": b"hello"})
+
+
 async def double_start(scope, receive, send):
     start = {"type": "http.response.start", "status": 200, "headers": []}
     await send(start)
@@ -217,6 +225,7 @@ ROUTES = {
     "/stream-then-read": stream_then_read,
     "/cancelled-receive": cancelled_receive,
     "/respond-with-read-pending": respond_with_read_pending,
+    "/lengths": lengths,
     "/double-start": double_start,
     "/body-first": body_first,
     "/fail": fail,
