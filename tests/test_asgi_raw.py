@@ -24,6 +24,18 @@ def server():
     assert process.stop() == 0
 
 
+def raw_exchange(server, request: bytes, timeout: float = 30) -> bytes:
+    """Send request bytes on a new connection and return all the server
+    sends until it closes the connection."""
+    host, port = server.url.removeprefix("http://").rsplit(":", 1)
+    with socket.create_connection((host, int(port)), timeout=timeout) as sock:
+        sock.sendall(request)
+        response = b""
+        while chunk := sock.recv(65536):
+            response += chunk
+    return response
+
+
 def read_scope(server, target, **kwargs):
     response = httpx.get(server.url + target, **kwargs)
     assert response.status_code == 200
@@ -75,12 +87,7 @@ def test_scope_lifespan_state(server):
 
 
 def test_http10_version(server):
-    host, port = server.url.removeprefix("http://").rsplit(":", 1)
-    with socket.create_connection((host, int(port))) as sock:
-        sock.sendall(b"GET /scope HTTP/1.0\r\nHost: x\r\n\r\n")
-        data = b""
-        while chunk := sock.recv(65536):
-            data += chunk
+    data = raw_exchange(server, b"GET /scope HTTP/1.0\r\nHost: x\r\n\r\n")
     scope = json.loads(data.split(b"\r\n\r\n", 1)[1])
     assert scope["http_version"] == "1.0"
 
@@ -128,24 +135,17 @@ def test_body_after_streamed_start_expect_continue(server, chunked):
 def test_unread_large_body_announces_close(server):
     # /status responds without reading the body, which is longer than the
     # 256 KiB the server discards to keep the connection.
-    host, port = server.url.removeprefix("http://").rsplit(":", 1)
-    with socket.create_connection((host, int(port)), timeout=30) as sock:
-        sock.sendall(b"POST /status?200 HTTP/1.1\r\nHost: x\r\nContent-Length: 1000000\r\n\r\n" + b"x" * 300_000)
-        response = b""
-        while chunk := sock.recv(65536):
-            response += chunk
+    head = b"POST /status?200 HTTP/1.1\r\nHost: x\r\nContent-Length: 1000000\r\n\r\n"
+    response = raw_exchange(server, head + b"x" * 300_000)
     assert b"\r\nConnection: close\r\n" in response.partition(b"\r\n\r\n")[0]
 
 
 def test_response_with_read_pending_announces_close(server):
     # The body's end is unknown while a read is pending, so the connection
     # cannot carry another request.
-    host, port = server.url.removeprefix("http://").rsplit(":", 1)
-    with socket.create_connection((host, int(port)), timeout=30) as sock:
-        sock.sendall(b"POST /respond-with-read-pending HTTP/1.1\r\nHost: x\r\nContent-Length: 1000000\r\n\r\n")
-        response = b""
-        while chunk := sock.recv(65536):
-            response += chunk
+    response = raw_exchange(
+        server, b"POST /respond-with-read-pending HTTP/1.1\r\nHost: x\r\nContent-Length: 1000000\r\n\r\n"
+    )
     head, _, body = response.partition(b"\r\n\r\n")
     assert head.startswith(b"HTTP/1.1 200 OK\r\n")
     assert b"\r\nConnection: close\r\n" in head
@@ -169,12 +169,7 @@ def test_conflicting_content_lengths_is_500(server):
 
 
 def test_repeated_content_length_sent_once(server):
-    host, port = server.url.removeprefix("http://").rsplit(":", 1)
-    with socket.create_connection((host, int(port)), timeout=10) as sock:
-        sock.sendall(b"GET /lengths?same HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-        response = b""
-        while chunk := sock.recv(65536):
-            response += chunk
+    response = raw_exchange(server, b"GET /lengths?same HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
     head, _, body = response.partition(b"\r\n\r\n")
     assert head.lower().count(b"\r\ncontent-length: 5") == 1
     assert body == b"hello"
@@ -198,12 +193,7 @@ def test_double_start_is_500(server):
     ],
 )
 def test_invalid_status_is_500(server, status, error):
-    host, port = server.url.removeprefix("http://").rsplit(":", 1)
-    with socket.create_connection((host, int(port)), timeout=10) as sock:
-        sock.sendall(f"GET /status?{status} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode())
-        reply = b""
-        while chunk := sock.recv(65536):
-            reply += chunk
+    reply = raw_exchange(server, f"GET /status?{status} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode())
     assert reply.startswith(b"HTTP/1.1 500 Internal Server Error\r\n")
     assert reply.count(b"HTTP/1.1 ") == 1
     assert server.logs(error)
