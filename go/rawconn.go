@@ -131,6 +131,9 @@ type guardConn struct {
 	reading      atomic.Bool // a read of the socket is in progress (set under deadlineMu)
 	// cut reports that the deadline on the socket is cutReadDeadline.
 	cut atomic.Bool
+	// headDeadlineSet mirrors headDeadline != zero for the reader, which
+	// alone changes it, so that complete heads take no lock.
+	headDeadlineSet bool
 
 	// writeMu guards the write deadlines, which reach the socket at the
 	// next write in the same way. net/http sets a new one for every
@@ -141,9 +144,6 @@ type guardConn struct {
 	writeDeadline time.Time    // the deadline net/http set last
 	writeApplied  time.Time    // the deadline on the socket
 	writing       atomic.Int32 // writes of the socket in progress (raised under writeMu)
-	// headDeadlineSet mirrors headDeadline != zero for the reader, which
-	// alone changes it, so that complete heads take no lock.
-	headDeadlineSet bool
 
 	active       atomic.Bool // net/http is serving a request (StateActive)
 	fresh        atomic.Bool // net/http has not read a request yet (StateNew), kept by Server
