@@ -31,25 +31,24 @@ func (c *Call) SendFile(status int, header []byte, fd int, count int64) (int64, 
 	file := os.NewFile(uintptr(duplicate), "wsgi.file_wrapper")
 	defer file.Close()
 
-	var source io.Reader = file
-	if count >= 0 {
-		source = &io.LimitedReader{R: file, N: count}
-	}
 	// The file goes out in pieces, each under a write deadline moved
 	// forward when due, as in Write. net/http still sends each piece with
-	// sendfile(2), which takes a LimitedReader of a file.
+	// sendfile(2), which takes one LimitedReader of a file (not two nested).
 	var sent int64
-	for {
+	for count < 0 || sent < count {
+		piece := int64(writePiece)
+		if count >= 0 {
+			piece = min(piece, count-sent)
+		}
 		c.extendWriteDeadline()
-		n, err := io.CopyN(c.writer, source, writePiece)
+		n, err := io.CopyN(c.writer, file, piece)
 		sent += n
 		switch {
-		case errors.Is(err, io.EOF):
-			return sent, nil
-		case errors.Is(err, http.ErrBodyNotAllowed):
+		case errors.Is(err, io.EOF), errors.Is(err, http.ErrBodyNotAllowed):
 			return sent, nil
 		case err != nil:
 			return sent, err
 		}
 	}
+	return sent, nil
 }
