@@ -461,7 +461,7 @@ func (c *asyncCall) run(op asyncOp) (finished, abort bool) {
 	}
 	// NOTE: with Expect: 100-continue and a read pending, net/http's header
 	// write below waits until that read returns: both take the body's lock
-	// (net/http's bodyRemains, Go 1.27). docs/asgi.md tells apps.
+	// (net/http's bodyRemains, Go 1.27). docs/asgi.md documents it.
 	err := c.Write(op.status, op.header, op.body, op.flags)
 	if op.flags&writeFinish != 0 {
 		return true, err != nil && c.headerSent

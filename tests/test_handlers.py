@@ -347,7 +347,7 @@ def test_unread_large_body_announces_close(shared_app):
 
 
 def test_unread_long_body_not_awaited(shared_app):
-    # Content-Length says more than 256 KiB are left, so discarding the rest
+    # Content-Length shows more than 256 KiB are left, so discarding the rest
     # cannot keep the connection: the response goes out at once, while the
     # client, which waits for it, sends nothing more. The 100 KB sent cover
     # the server's 64 KiB read-ahead, which waits before the handler runs.
