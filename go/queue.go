@@ -501,8 +501,7 @@ func (c *asyncCall) sendFile(op asyncOp) error {
 			return err
 		}
 	}
-	c.extendWriteDeadline()
-	if _, err := io.Copy(c.writer, file); err != nil {
+	if _, err := c.copyFile(file, -1); err != nil {
 		return err
 	}
 	return c.finish(nil)

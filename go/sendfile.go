@@ -31,9 +31,14 @@ func (c *Call) SendFile(status int, header []byte, fd int, count int64) (int64, 
 	file := os.NewFile(uintptr(duplicate), "wsgi.file_wrapper")
 	defer file.Close()
 
-	// The file goes out in pieces, each under a write deadline moved
-	// forward when due, as in Write. net/http still sends each piece with
-	// sendfile(2), which takes one LimitedReader of a file (not two nested).
+	return c.copyFile(file, count)
+}
+
+// copyFile sends count bytes of file from its offset, or the rest of it when
+// count is negative, in pieces, each under a write deadline moved forward
+// when due, as in Write. net/http still sends each piece with sendfile(2),
+// which takes one LimitedReader of a file (not two nested).
+func (c *Call) copyFile(file *os.File, count int64) (int64, error) {
 	var sent int64
 	for count < 0 || sent < count {
 		piece := int64(writePiece)

@@ -180,14 +180,15 @@ def test_cli_sigint_inherited_ignored(app):
 
 @pytest.mark.parametrize("launcher", [(), SIGINT_IGNORED], ids=["sigint", "sigint-inherited-ignored"])
 def test_cli_sigint_during_import(launcher):
-    # The app takes 30 s to import.
-    server = CLIServer(["worker_startup:slow_app", "--port", "0"], env={"GOBIND_TEST_IMPORT_SECONDS": "30"},
-                       launcher=launcher)
-    assert server.wait_output("importing worker_startup")
-    server.process.send_signal(signal.SIGINT)
-    assert server.process.wait(timeout=10) == 130
-    assert server.wait_output("INFO gobind: Interrupted while loading worker_startup:slow_app")
-    assert "Traceback" not in server.output
+    # The app takes 30 s to import. Leaving the block stops a process that
+    # the SIGINT did not end.
+    args = ["worker_startup:slow_app", "--port", "0"]
+    with CLIServer(args, env={"GOBIND_TEST_IMPORT_SECONDS": "30"}, launcher=launcher) as server:
+        assert server.wait_output("importing worker_startup")
+        server.process.send_signal(signal.SIGINT)
+        assert server.process.wait(timeout=10) == 130
+        assert server.wait_output("INFO gobind: Interrupted while loading worker_startup:slow_app")
+        assert "Traceback" not in server.output
 
 
 @pytest.mark.parametrize("app", ["cli_apps:hello", "cli_apps:asgi_hello"], ids=["wsgi", "asgi"])
@@ -577,6 +578,26 @@ def test_cli_timeout_write():
         # A client that stalls is routine: one line, no traceback.
         assert server.wait_output("INFO gobind: Client timed out during GET /: ")
         assert "Traceback" not in server.output
+
+
+def test_cli_timeout_write_spares_steady_file_reader(tmp_path):
+    # A 16 MB file sent by pathsend to a client that reads about 3 MB/s
+    # takes longer than the 2 s write timeout, which bounds a stall only.
+    path = tmp_path / "big.bin"
+    path.write_bytes(b"f" * 16_000_000)
+    env = {"GOBIND_TEST_FILE": str(path)}
+    with start("cli_apps:asgi_pathsend", "--timeout-write", "2", "--lifespan", "off", env=env) as server:
+        with connect(server) as client:
+            client.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+            client.sendall(b"GET / HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n")
+            received = b""
+            while chunk := client.recv(65536):
+                received += chunk
+                time.sleep(0.02)
+        head, _, body = received.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 200 OK\r\n")
+        assert len(body) == 16_000_000
+        assert "timeout" not in server.output
 
 
 @pytest.mark.parametrize(

@@ -1,5 +1,6 @@
 """Objects the CLI tests point APP at."""
 
+import os
 import threading
 import time
 
@@ -24,6 +25,12 @@ async def asgi_hello(scope, receive, send):
     body = f"asgi {scope['method']} {scope['path']} {scope['query_string'].decode()}".encode()
     await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/plain")]})
     await send({"type": "http.response.body", "body": body})
+
+
+async def asgi_pathsend(scope, receive, send):
+    # Sends the file that GOBIND_TEST_FILE names.
+    await send({"type": "http.response.start", "status": 200, "headers": []})
+    await send({"type": "http.response.pathsend", "path": os.environ["GOBIND_TEST_FILE"]})
 
 
 class WrappedAsgi:
