@@ -179,6 +179,18 @@ def handlers_app(launch: Callable[..., AppProcess]) -> AppProcess:
     return launch("handlers.py")
 
 
+def read_steadily(sock: socket.socket, request: bytes) -> bytes:
+    """Send request, then read the response as a slow but steady client
+    does, 64 KiB every 20 ms (about 3 MB/s), until the server closes."""
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+    sock.sendall(request)
+    received = b""
+    while chunk := sock.recv(65536):
+        received += chunk
+        time.sleep(0.02)
+    return received
+
+
 def upload_in_two_parts(
     address: str, path: str, body: bytes, split: int, chunked: bool, marker: bytes, expect_continue: bool = False
 ) -> tuple[bytes, bytes]:

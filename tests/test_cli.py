@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from cliserver import APPS, CLIServer, run_to_exit, start
-from conftest import SIGINT_IGNORED
+from conftest import SIGINT_IGNORED, read_steadily
 
 
 def last_error_line(result):
@@ -588,12 +588,7 @@ def test_cli_timeout_write_spares_steady_file_reader(tmp_path):
     env = {"GOBIND_TEST_FILE": str(path)}
     with start("cli_apps:asgi_pathsend", "--timeout-write", "2", "--lifespan", "off", env=env) as server:
         with connect(server) as client:
-            client.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
-            client.sendall(b"GET / HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n")
-            received = b""
-            while chunk := client.recv(65536):
-                received += chunk
-                time.sleep(0.02)
+            received = read_steadily(client, b"GET / HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n")
         head, _, body = received.partition(b"\r\n\r\n")
         assert head.startswith(b"HTTP/1.1 200 OK\r\n")
         assert len(body) == 16_000_000

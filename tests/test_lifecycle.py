@@ -11,13 +11,12 @@ import signal
 import socket
 import subprocess
 import threading
-import time
 from pathlib import Path
 
 import httpx
 import pytest
 
-from conftest import AppProcess
+from conftest import AppProcess, read_steadily
 
 FORK_MESSAGE = (
     "gobind cannot run in a process forked after it was loaded: the Go runtime does not survive "
@@ -377,12 +376,7 @@ def test_write_timeout_spares_steady_reader(launch):
     app = launch("handlers.py", "--write-timeout", "2")
     host, port = app.address.rsplit(":", 1)
     with socket.create_connection((host, int(port)), timeout=10) as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
-        sock.sendall(b"GET /one-write/16000000 HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n")
-        received = b""
-        while chunk := sock.recv(65536):
-            received += chunk
-            time.sleep(0.02)
+        received = read_steadily(sock, b"GET /one-write/16000000 HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n")
     head, _, chunked = received.partition(b"\r\n\r\n")
     assert head.startswith(b"HTTP/1.1 200 OK\r\n")
     body = b""
