@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"net/textproto"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -78,6 +79,7 @@ func (h *callbackHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// of occupying an OS thread each inside the callback. The start of the
 	// body is read first, so that a client slow to send its body holds no
 	// slot while it is slow.
+	holdsSlot := false
 	if s.slots != nil {
 		if r.ContentLength != 0 && !expectsContinue(r) {
 			prefetchBody(w, r, s.config.ReadTimeout)
@@ -85,7 +87,12 @@ func (h *callbackHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if !s.acquireSlot(r) {
 			return
 		}
-		defer func() { <-s.slots }()
+		holdsSlot = true
+		defer func() {
+			if holdsSlot {
+				s.releaseSlot()
+			}
+		}()
 	}
 
 	// A released server runs no more callbacks. The counter is raised
@@ -124,6 +131,10 @@ func (h *callbackHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	result, inline := h.callback.Call(handle, buffers.request, buffers.response[:])
 	call.ended = time.Now()
 	procs.callbackEnded(start, call.ended)
+	if holdsSlot {
+		holdsSlot = false
+		s.releaseSlot()
+	}
 	if inline > 0 && !call.finished {
 		call.writeInline(buffers.response[:inline])
 	}
@@ -221,11 +232,28 @@ func (s *Server) acquireSlot(r *http.Request) bool {
 		return true
 	default:
 	}
+	s.slotWaiters.Add(1)
+	defer s.slotWaiters.Add(-1)
 	select {
 	case s.slots <- struct{}{}:
 		return true
 	case <-r.Context().Done():
 		return false
+	}
+}
+
+// releaseSlot frees a callback slot as soon as the callback has returned,
+// before the response is written. Go makes the request waiting for the
+// slot the next goroutine of this processor, but it would start only once
+// this goroutine blocks, which is after net/http wrote the response and
+// read the next request. Yielding starts its callback at once on this
+// thread, and another processor takes this goroutine and writes the
+// response meanwhile. So callbacks run back to back while the network work
+// around them runs in parallel.
+func (s *Server) releaseSlot() {
+	<-s.slots
+	if s.slotWaiters.Load() > 0 {
+		runtime.Gosched()
 	}
 }
 

@@ -141,8 +141,10 @@ type Server struct {
 	// guard checks each connection's bytes before net/http parses them.
 	guard *guardSettings
 
-	// slots bounds concurrent callbacks; nil when unbounded.
-	slots chan struct{}
+	// slots bounds concurrent callbacks; nil when unbounded. slotWaiters
+	// counts the requests waiting for one.
+	slots       chan struct{}
+	slotWaiters atomic.Int32
 
 	// calls counts callbacks in progress; the closedBit is set by
 	// closeCallbacks, after which no new callback starts.
