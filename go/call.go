@@ -242,14 +242,10 @@ func (s *Server) acquireSlot(r *http.Request) bool {
 	}
 }
 
-// releaseSlot frees a callback slot as soon as the callback has returned,
-// before the response is written. Go makes the request waiting for the
-// slot the next goroutine of this processor, but it would start only once
-// this goroutine blocks, which is after net/http wrote the response and
-// read the next request. Yielding starts its callback at once on this
-// thread, and another processor takes this goroutine and writes the
-// response meanwhile. So callbacks run back to back while the network work
-// around them runs in parallel.
+// releaseSlot frees a callback slot once its callback has returned. Go runs
+// the request it wakes on this processor only after this goroutine blocks,
+// which is after the response went out. Yielding starts that callback now,
+// while another processor writes this response.
 func (s *Server) releaseSlot() {
 	<-s.slots
 	if s.slotWaiters.Load() > 0 {
