@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"errors"
 	"io"
+	"math"
 	"net"
 	"net/http"
 	"os"
@@ -672,6 +673,58 @@ func TestGuardConnHoldsDeadlinesUntilRead(t *testing.T) {
 		}
 	case <-time.After(5 * time.Second):
 		t.Fatal("a deadline set during a read did not end it")
+	}
+}
+
+func TestGuardConnDeadlineSetAsReadStarts(t *testing.T) {
+	// The setter and the reader take no lock unless a deadline must reach
+	// the socket, so a deadline set just as a read starts must still end it.
+	for range 200 {
+		client, server := net.Pipe()
+		conn := &guardConn{Conn: server}
+		conn.transparent.Store(true)
+		started := make(chan struct{})
+		done := make(chan error, 1)
+		go func() {
+			close(started)
+			_, err := conn.Read(make([]byte, 1))
+			done <- err
+		}()
+		<-started
+		conn.SetReadDeadline(time.Unix(1, 0))
+		select {
+		case err := <-done:
+			if !errors.Is(err, os.ErrDeadlineExceeded) {
+				t.Fatalf("read error = %v, want the deadline's", err)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatal("a deadline set as a read started did not end it")
+		}
+		client.Close()
+	}
+}
+
+func TestUnixNanoDeadlines(t *testing.T) {
+	cases := []struct {
+		deadline time.Time
+		want     int64
+	}{
+		{time.Time{}, 0},
+		{time.Unix(0, 0), 1},
+		{time.Unix(-5, 0), 1},
+		{time.Unix(1, 0), 1_000_000_000},
+		{time.Unix(1<<40, 0), math.MaxInt64},
+	}
+	for _, c := range cases {
+		if got := unixNano(c.deadline); got != c.want {
+			t.Errorf("unixNano(%v) = %d, want %d", c.deadline, got, c.want)
+		}
+	}
+	if got := timeOfUnixNano(0); !got.IsZero() {
+		t.Errorf("timeOfUnixNano(0) = %v, want the zero time", got)
+	}
+	if got := timeOfUnixNano(1_000_000_000); !got.Equal(time.Unix(1, 0)) {
+		t.Errorf("timeOfUnixNano(1e9) = %v, want %v", got, time.Unix(1, 0))
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"net/http"
 	"sync"
@@ -118,32 +119,31 @@ type guardConn struct {
 	trailerBytes  int
 	trailerFields int
 
-	// deadlineMu guards the read deadlines, because net/http sets them from
-	// the handler's goroutine while a background read may be in Read. A
-	// deadline reaches the socket only when a read is in progress or about
-	// to start. net/http sets one about seven times per request, mostly
-	// with no read in between, and each one that reaches the socket takes
-	// the poller's lock and may rearm a timer.
+	// The read deadlines, in Unix nanoseconds (0 for none), reach the socket
+	// only when a read is in progress or about to start: net/http sets one
+	// about seven times per request, mostly with no read in between. The
+	// setter stores the deadline before it checks reading, and the reader
+	// sets reading before it checks the deadline, so one of them puts it on
+	// the socket.
 	deadlineMu   sync.Mutex
-	readDeadline time.Time   // the deadline net/http set last
-	headDeadline time.Time   // the shorter deadline of an incomplete head, or zero
-	applied      time.Time   // the deadline on the socket
-	reading      atomic.Bool // a read of the socket is in progress (set under deadlineMu)
+	readDeadline atomic.Int64 // the deadline net/http set last
+	headDeadline int64        // the shorter deadline of an incomplete head; the reader changes it under deadlineMu
+	applied      atomic.Int64 // the deadline on the socket, changed under deadlineMu
+	reading      atomic.Bool  // a read of the socket is in progress
 	// cut reports that the deadline on the socket is cutReadDeadline.
 	cut atomic.Bool
 	// headDeadlineSet mirrors headDeadline != zero for the reader, which
 	// alone changes it, so that complete heads take no lock.
 	headDeadlineSet bool
 
-	// writeMu guards the write deadlines, which reach the socket at the
-	// next write in the same way. net/http sets a new one for every
-	// request, a few microseconds later than the last, so a deadline at
-	// most the write timeout / writeSlackDivisor later than the socket's
-	// is skipped.
+	// The write deadlines reach the socket at the next write in the same
+	// way, under writeMu. net/http sets a new one for every request, a few
+	// microseconds later than the last, so a deadline at most the write
+	// timeout / writeSlackDivisor later than the socket's is skipped.
 	writeMu       sync.Mutex
-	writeDeadline time.Time    // the deadline net/http set last
-	writeApplied  time.Time    // the deadline on the socket
-	writing       atomic.Int32 // writes of the socket in progress (raised under writeMu)
+	writeDeadline atomic.Int64 // the deadline net/http set last
+	writeApplied  atomic.Int64 // the deadline on the socket, changed under writeMu
+	writing       atomic.Int32 // writes of the socket in progress
 
 	active       atomic.Bool // net/http is serving a request (StateActive)
 	fresh        atomic.Bool // net/http has not read a request yet (StateNew), kept by Server
@@ -488,7 +488,7 @@ func (c *guardConn) shortenDeadline() {
 	c.headDeadlineSet = true
 	c.deadlineMu.Lock()
 	defer c.deadlineMu.Unlock()
-	c.headDeadline = time.Now().Add(c.settings.headerTimeout)
+	c.headDeadline = unixNano(time.Now().Add(c.settings.headerTimeout))
 }
 
 func (c *guardConn) restoreDeadline() {
@@ -498,51 +498,84 @@ func (c *guardConn) restoreDeadline() {
 	c.headDeadlineSet = false
 	c.deadlineMu.Lock()
 	defer c.deadlineMu.Unlock()
-	c.headDeadline = time.Time{}
+	c.headDeadline = 0
 }
 
 // cutReadDeadline is the deadline net/http sets to end a read at once
 // (its aLongTimeAgo): a read that fails under it was cut short on purpose,
 // whether the deadline reached the socket before the read started or during
 // it.
-var cutReadDeadline = time.Unix(1, 0)
+var cutReadDeadline = unixNano(time.Unix(1, 0))
+
+// unixNano returns t in Unix nanoseconds, 0 for the zero time (no
+// deadline). Any other time before 1970 becomes 1, a deadline that has
+// passed, and times past the year 2262 become the latest representable.
+func unixNano(t time.Time) int64 {
+	switch {
+	case t.IsZero():
+		return 0
+	case t.Before(earliestDeadline):
+		return 1
+	case t.After(latestDeadline):
+		return math.MaxInt64
+	}
+	return t.UnixNano()
+}
+
+var earliestDeadline, latestDeadline = time.Unix(0, 1), time.Unix(0, math.MaxInt64)
+
+// timeOfUnixNano is the inverse of unixNano.
+func timeOfUnixNano(n int64) time.Time {
+	if n == 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, n)
+}
 
 // readConn reads the socket under the current read deadline.
 func (c *guardConn) readConn(p []byte) (int, error) {
-	c.deadlineMu.Lock()
 	c.reading.Store(true)
-	c.applyDeadline()
-	c.deadlineMu.Unlock()
+	if c.readTarget() != c.applied.Load() {
+		c.deadlineMu.Lock()
+		c.applyDeadline()
+		c.deadlineMu.Unlock()
+	}
 	n, err := c.Conn.Read(p)
 	c.reading.Store(false)
 	return n, err
 }
 
-// applyDeadline puts the earlier of net/http's deadline and the head's on
-// the socket, unless it is there already. deadlineMu must be held.
-func (c *guardConn) applyDeadline() error {
-	t := c.readDeadline
-	if !c.headDeadline.IsZero() && (t.IsZero() || c.headDeadline.Before(t)) {
+// readTarget returns the earlier of net/http's deadline and the head's.
+func (c *guardConn) readTarget() int64 {
+	t := c.readDeadline.Load()
+	if c.headDeadline != 0 && (t == 0 || c.headDeadline < t) {
 		t = c.headDeadline
 	}
-	if t.Equal(c.applied) {
+	return t
+}
+
+// applyDeadline puts the read deadline on the socket, unless it is there
+// already. deadlineMu must be held.
+func (c *guardConn) applyDeadline() error {
+	t := c.readTarget()
+	if t == c.applied.Load() {
 		return nil
 	}
-	c.applied = t
-	c.cut.Store(t.Equal(cutReadDeadline))
-	return c.Conn.SetReadDeadline(t)
+	c.applied.Store(t)
+	c.cut.Store(t == cutReadDeadline)
+	return c.Conn.SetReadDeadline(timeOfUnixNano(t))
 }
 
 // SetReadDeadline sets the deadline of the read in progress, or of the
 // next one.
 func (c *guardConn) SetReadDeadline(t time.Time) error {
+	c.readDeadline.Store(unixNano(t))
+	if !c.reading.Load() {
+		return nil
+	}
 	c.deadlineMu.Lock()
 	defer c.deadlineMu.Unlock()
-	c.readDeadline = t
-	if c.reading.Load() {
-		return c.applyDeadline()
-	}
-	return nil
+	return c.applyDeadline()
 }
 
 func (c *guardConn) SetDeadline(t time.Time) error {
@@ -561,38 +594,46 @@ const writeSlackDivisor = 64
 // SetWriteDeadline sets the deadline of the writes in progress, or of the
 // next one.
 func (c *guardConn) SetWriteDeadline(t time.Time) error {
+	c.writeDeadline.Store(unixNano(t))
+	if c.writing.Load() == 0 {
+		return nil
+	}
 	c.writeMu.Lock()
 	defer c.writeMu.Unlock()
-	c.writeDeadline = t
-	if c.writing.Load() > 0 {
-		return c.applyWriteDeadline()
-	}
-	return nil
+	return c.applyWriteDeadline()
 }
 
-// applyWriteDeadline puts net/http's write deadline on the socket, unless
-// it is there already or later by no more than the slack. writeMu must be
-// held.
+// writeDeadlineDue reports whether net/http's write deadline differs from
+// the socket's by more than a later one within the slack.
+func (c *guardConn) writeDeadlineDue() bool {
+	t, applied := c.writeDeadline.Load(), c.writeApplied.Load()
+	if t == applied {
+		return false
+	}
+	slack := int64(c.settings.writeTimeout / writeSlackDivisor)
+	return applied == 0 || t == 0 || t < applied || t-applied > slack
+}
+
+// applyWriteDeadline puts net/http's write deadline on the socket when it
+// is due. writeMu must be held.
 func (c *guardConn) applyWriteDeadline() error {
-	t := c.writeDeadline
-	if t.Equal(c.writeApplied) {
+	if !c.writeDeadlineDue() {
 		return nil
 	}
-	slack := c.settings.writeTimeout / writeSlackDivisor
-	if !c.writeApplied.IsZero() && t.After(c.writeApplied) && t.Sub(c.writeApplied) <= slack {
-		return nil
-	}
-	c.writeApplied = t
-	return c.Conn.SetWriteDeadline(t)
+	t := c.writeDeadline.Load()
+	c.writeApplied.Store(t)
+	return c.Conn.SetWriteDeadline(timeOfUnixNano(t))
 }
 
 // beginWrite puts the write deadline on the socket before a write;
 // endWrite follows the write.
 func (c *guardConn) beginWrite() {
-	c.writeMu.Lock()
 	c.writing.Add(1)
-	_ = c.applyWriteDeadline()
-	c.writeMu.Unlock()
+	if c.writeDeadlineDue() {
+		c.writeMu.Lock()
+		_ = c.applyWriteDeadline()
+		c.writeMu.Unlock()
+	}
 }
 
 func (c *guardConn) endWrite() {
