@@ -85,7 +85,9 @@ func (h *callbackHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			prefetchBody(w, r, s.config.ReadTimeout)
 		}
 		if !s.acquireSlot(r) {
-			return
+			// The client went away while waiting. Returning would send it
+			// an empty 200, so the connection closes without a response.
+			panic(http.ErrAbortHandler)
 		}
 		holdsSlot = true
 		defer func() {

@@ -207,7 +207,8 @@ func (h *queueHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		case s.slots <- struct{}{}:
 			defer func() { <-s.slots }()
 		case <-r.Context().Done():
-			return
+			// As in callbackHandler: no response to a client that went away.
+			panic(http.ErrAbortHandler)
 		}
 	}
 	if s.calls.Add(1)&closedBit != 0 {

@@ -13,10 +13,12 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Callable, Iterator, Optional
 
+import httpx
 import pytest
 
 APPS = Path(__file__).parent / "apps"
@@ -177,6 +179,27 @@ def shared_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AppProcess]
 def handlers_app(launch: Callable[..., AppProcess]) -> AppProcess:
     """tests/apps/handlers.py with its default settings, for one test."""
     return launch("handlers.py")
+
+
+class BackgroundGet:
+    """A GET request sent from a thread; join() returns the response or
+    the exception it raised."""
+
+    def __init__(self, url: str) -> None:
+        self.result: object = None
+        self.thread = threading.Thread(target=self._run, args=(url,), daemon=True)
+        self.thread.start()
+
+    def _run(self, url: str) -> None:
+        try:
+            self.result = httpx.get(url, timeout=60)
+        except Exception as error:  # noqa: BLE001 - handed to the test
+            self.result = error
+
+    def join(self) -> object:
+        self.thread.join(90)
+        assert not self.thread.is_alive(), "request thread still running"
+        return self.result
 
 
 def read_steadily(sock: socket.socket, request: bytes) -> bytes:

@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from asgi_server import AsgiProcess
-from conftest import upload_in_two_parts
+from conftest import BackgroundGet, upload_in_two_parts
 
 
 @pytest.fixture(scope="module")
@@ -369,3 +369,25 @@ def test_invalid_chunked_body_gets_400(server, body):
     line = f'gobind.access: {client} - "POST /echo HTTP/1.1" 400 12 '
     assert server.logs(line)
     assert server.text.count(line) == 1
+
+
+def test_waiting_client_gone_no_response():
+    # With one request allowed inside the app, a client that half-closes
+    # while it waits counts as gone: its connection closes with no response.
+    process = AsgiProcess("raw_app:app", "--max-concurrency", "1")
+    try:
+        holder = BackgroundGet(process.url + "/hold")
+        assert process.logs("hold started")
+        host, _, port = process.url.removeprefix("http://").rpartition(":")
+        with socket.create_connection((host, int(port)), timeout=30) as sock:
+            sock.sendall(b"GET /status HTTP/1.1\r\nHost: x\r\n\r\n")
+            sock.shutdown(socket.SHUT_WR)
+            received = b""
+            while chunk := sock.recv(65536):
+                received += chunk
+        assert received == b""
+        response = holder.join()
+        assert response.status_code == 200
+        assert response.content == b"held"
+    finally:
+        process.stop()

@@ -10,7 +10,7 @@ import socket
 import httpx
 import pytest
 
-from conftest import AppProcess, upload_in_two_parts
+from conftest import AppProcess, BackgroundGet, upload_in_two_parts
 
 MiB = 1024 * 1024
 
@@ -334,6 +334,23 @@ def test_body_ended_early_is_400(shared_app):
     status_line, fields, _ = split_response(response)
     assert status_line == b"HTTP/1.1 400 Bad Request"
     assert fields[b"connection"] == [b"close"]
+
+
+def test_waiting_client_gone_no_response(launch):
+    # With one Python thread busy, a client that half-closes while it waits
+    # for the thread counts as gone: its connection closes with no response.
+    app = launch("handlers.py", "--threads", "1")
+    slow = BackgroundGet(f"{app.url}/slow?s=2")
+    app.wait_for_output("slow started", stream="stdout")
+    host, _, port = app.address.rpartition(":")
+    with socket.create_connection((host, int(port)), timeout=30) as sock:
+        sock.sendall(b"GET /items/1 HTTP/1.1\r\nHost: test\r\n\r\n")
+        sock.shutdown(socket.SHUT_WR)
+        received = b""
+        while chunk := sock.recv(65536):
+            received += chunk
+    assert received == b""
+    assert slow.join().status_code == 200
 
 
 def test_unread_large_body_announces_close(shared_app):

@@ -16,33 +16,12 @@ from pathlib import Path
 import httpx
 import pytest
 
-from conftest import AppProcess, read_steadily
+from conftest import AppProcess, BackgroundGet, read_steadily
 
 FORK_MESSAGE = (
     "gobind cannot run in a process forked after it was loaded: the Go runtime does not survive "
     'fork(). Start worker processes with spawn or exec instead (multiprocessing.set_start_method("spawn")).'
 )
-
-
-class BackgroundGet:
-    """A GET request sent from a thread; join() returns the response or
-    the exception it raised."""
-
-    def __init__(self, url: str) -> None:
-        self.result: object = None
-        self.thread = threading.Thread(target=self._run, args=(url,), daemon=True)
-        self.thread.start()
-
-    def _run(self, url: str) -> None:
-        try:
-            self.result = httpx.get(url, timeout=60)
-        except Exception as error:  # noqa: BLE001 - handed to the test
-            self.result = error
-
-    def join(self) -> object:
-        self.thread.join(90)
-        assert not self.thread.is_alive(), "request thread still running"
-        return self.result
 
 
 # Start and stop lines.

@@ -4,6 +4,7 @@ import asyncio
 import hashlib
 import json
 import os
+import sys
 import time
 from urllib.parse import unquote
 
@@ -171,6 +172,13 @@ async def sleep(scope, receive, send):
     await respond(send, 200, b"slept")
 
 
+async def hold(scope, receive, send):
+    # Holds its request for 2 s, and prints to stderr when it starts.
+    print("hold started", file=sys.stderr, flush=True)
+    await asyncio.sleep(2)
+    await respond(send, 200, b"held")
+
+
 async def send_after_disconnect(scope, receive, send):
     while (await receive())["type"] != "http.disconnect":
         pass
@@ -231,6 +239,7 @@ ROUTES = {
     "/fail": fail,
     "/no-response": no_response,
     "/sleep": sleep,
+    "/hold": hold,
     "/send-after-disconnect": send_after_disconnect,
     "/stream-forever": stream_forever,
     "/pathsend": pathsend,
