@@ -9,6 +9,7 @@ import (
 	"reflect"
 	"sort"
 	"testing"
+	"time"
 )
 
 // decodedRequest is a request read back from the encoding of gobind.h.
@@ -218,4 +219,65 @@ func TestDecodeHeaderCopiesBytes(t *testing.T) {
 func readString(b []byte) (string, []byte, bool) {
 	data, rest, ok := readBytes(b)
 	return string(data), rest, ok
+}
+
+// inlineCallback answers every request with an inline 200 "ok".
+type inlineCallback struct{}
+
+func (inlineCallback) Call(_ uint64, _ []byte, response []byte) (CallResult, int) {
+	encoded := binary.NativeEndian.AppendUint32(nil, http.StatusOK)
+	encoded = append(encoded, encodeHeader()...)
+	encoded = append(encoded, "ok"...)
+	return CallOK, copy(response, encoded)
+}
+
+// stalledWriter is a ResponseWriter whose body writes wait until release
+// is closed; writing is closed at the first one.
+type stalledWriter struct {
+	*httptest.ResponseRecorder
+	writing, release chan struct{}
+}
+
+func (w *stalledWriter) Write(p []byte) (int, error) {
+	close(w.writing)
+	<-w.release
+	return w.ResponseRecorder.Write(p)
+}
+
+func TestSlotFreedBeforeResponseWrite(t *testing.T) {
+	// With one slot, a second callback runs while the first request's
+	// response is still being written.
+	s, err := NewServer(Config{MaxConcurrentCalls: 1})
+	if err != nil {
+		t.Fatalf("NewServer: %v", err)
+	}
+	h := &callbackHandler{server: s, callback: inlineCallback{}}
+	stalled := &stalledWriter{httptest.NewRecorder(), make(chan struct{}), make(chan struct{})}
+	first := make(chan struct{})
+	go func() {
+		defer close(first)
+		h.ServeHTTP(stalled, httptest.NewRequest(http.MethodGet, "/", nil))
+	}()
+	<-stalled.writing
+
+	second := httptest.NewRecorder()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		h.ServeHTTP(second, httptest.NewRequest(http.MethodGet, "/", nil))
+	}()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Error("the second request waited for the first response to be written")
+	}
+	close(stalled.release)
+	<-first
+	<-done
+	if second.Code != http.StatusOK || second.Body.String() != "ok" {
+		t.Errorf("second response = %d %q, want 200 \"ok\"", second.Code, second.Body.String())
+	}
+	if stalled.Code != http.StatusOK || stalled.Body.String() != "ok" {
+		t.Errorf("first response = %d %q, want 200 \"ok\"", stalled.Code, stalled.Body.String())
+	}
 }
