@@ -221,7 +221,7 @@ func readString(b []byte) (string, []byte, bool) {
 	return string(data), rest, ok
 }
 
-// inlineCallback answers every request with an inline 200 "ok".
+// inlineCallback responds to every request with an inline 200 "ok".
 type inlineCallback struct{}
 
 func (inlineCallback) Call(_ uint64, _ []byte, response []byte) (CallResult, int) {
@@ -232,7 +232,7 @@ func (inlineCallback) Call(_ uint64, _ []byte, response []byte) (CallResult, int
 }
 
 // stalledWriter is a ResponseWriter whose body writes wait until release
-// is closed; writing is closed at the first one.
+// is closed. writing is closed at the first one.
 type stalledWriter struct {
 	*httptest.ResponseRecorder
 	writing, release chan struct{}
