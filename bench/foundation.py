@@ -7,8 +7,12 @@
    configured number of Python threads;
 3. resident memory after 1,000,000 requests against after 100,000.
 
-    python bench/foundation.py            # 10 s runs, 3 repeats, pinned
+    python bench/foundation.py            # 10 s runs, 3 repeats, both lenses
     python bench/foundation.py --quick    # 3 s runs, 200,000 requests
+
+The hello-world comparison runs in each lens: pinned (server on one CPU,
+wrk on another) and unpinned (both free to use every CPU). The thread and
+memory tests run in the first lens.
 
 The README section between the foundation markers and
 docs/benchmarks/foundation.json are this script's output.
@@ -39,7 +43,7 @@ MIB = 1024 * 1024
 def parse_arguments(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="3 s runs, the memory test to 200,000 requests")
-    parser.add_argument("--lens", choices=["pinned", "unpinned"], default="pinned", help="CPU placement (default: %(default)s)")
+    parser.add_argument("--lens", choices=["pinned", "unpinned", "both"], default="both", help="CPU placement (default: %(default)s)")
     parser.add_argument("--duration", type=int, help="whole seconds per timed run (default 10, 3 with --quick)")
     parser.add_argument("--repeat", type=int, help="timed runs per configuration, medians reported (default 3)")
     parser.add_argument("--threads", default="1,8", help="configured Python threads for the thread count test (default: %(default)s)")
@@ -84,14 +88,26 @@ def _measure(spec: servers.ServerSpec, context: servers.Context, workload: workl
     }
 
 
-def hello_ratio(context: servers.Context, plan: session.Plan) -> List[dict]:
+def _use_load_cpus(plan: session.Plan) -> None:
+    """Keep this script, and the wrk it starts, off the server's CPU when pinned."""
+    os.sched_setaffinity(0, {plan.load_cpu} if plan.load_cpu is not None else _all_cpus)
+
+
+_all_cpus = os.sched_getaffinity(0)
+
+
+def hello_ratio(context: servers.Context, plan: session.Plan, lens: str) -> List[dict]:
+    _use_load_cpus(plan)
     rows = []
     for name in ("hello-64", "hello-512"):
         workload = workloads.BY_NAME[name]
         go = _measure(servers.BY_NAME["gohello"], context, workload, plan)
         gobind = _measure(servers.BY_NAME["gobind"], context, workload, plan)
-        rows.append({"workload": name, "connections": workload.connections, "go": go, "gobind": gobind})
-        print(f"{name}: gobind {gobind['median']['requests_per_second']:,.0f} req/s, Go {go['median']['requests_per_second']:,.0f} req/s", flush=True)
+        rows.append({"lens": lens, "workload": name, "connections": workload.connections, "go": go, "gobind": gobind})
+        print(
+            f"{lens} {name}: gobind {gobind['median']['requests_per_second']:,.0f} req/s, Go {go['median']['requests_per_second']:,.0f} req/s",
+            flush=True,
+        )
     return rows
 
 
@@ -177,24 +193,32 @@ def _render_header(meta: dict) -> List[str]:
         f"Measured {meta['started']} UTC with `{meta['command_line']}` on {machine['nproc']} CPUs "
         f"({machine['cpu_model']}), Linux {machine['kernel']}, Python {machine['python']}, "
         f"{meta['go_version']}, gobind {meta['gobind'].get('version')} (commit {meta['gobind'].get('commit')}). "
-        f"Lens: {meta['lens']}; {meta['seconds']} s runs after a warm-up, medians of {meta['repeats']}. "
+        f"{_lens_text(meta['lenses'])}; {meta['seconds']} s runs after a warm-up, medians of {meta['repeats']}. "
         f"Load average at start: {load_average}.",
         "",
     ]
+
+
+def _lens_text(lenses: List[str]) -> str:
+    names = {"pinned": "pinned (server on one CPU, wrk on the other)", "unpinned": "unpinned (both on every CPU)"}
+    described = [names[lens] for lens in lenses]
+    if len(described) == 1:
+        return f"Lens: {described[0]}"
+    return f"Lenses: {', '.join(described)}; the thread and memory tests in the {lenses[0]} lens"
 
 
 def _render_hello(rows: List[dict]) -> List[str]:
     lines = [
         "#### Plain Python handler against pure Go",
         "",
-        "| connections | gobind req/s | Go req/s | gobind / Go | gobind CPU µs/req | Go CPU µs/req | gobind p99 ms | Go p99 ms |",
-        "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| lens | connections | gobind req/s | Go req/s | gobind / Go | gobind CPU µs/req | Go CPU µs/req | gobind p99 ms | Go p99 ms |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for row in rows:
         gobind, go = row["gobind"]["median"], row["go"]["median"]
         ratio = gobind["requests_per_second"] / go["requests_per_second"] if go["requests_per_second"] else float("nan")
         lines.append(
-            f"| {row['connections']} | {gobind['requests_per_second']:,.0f} | {go['requests_per_second']:,.0f} | {ratio:.2f} "
+            f"| {row['lens']} | {row['connections']} | {gobind['requests_per_second']:,.0f} | {go['requests_per_second']:,.0f} | {ratio:.2f} "
             f"| {gobind['cpu_us_per_request']:.1f} | {go['cpu_us_per_request']:.1f} "
             f"| {gobind['latency_p99_ms']:.2f} | {go['latency_p99_ms']:.2f} |"
         )
@@ -258,7 +282,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     seconds = args.duration or (3 if args.quick else 10)
     repeats = args.repeat or 3
     total = args.requests or (200_000 if args.quick else 1_000_000)
-    plan = _plan(args.lens, seconds, repeats)
+    lenses = ["pinned", "unpinned"] if args.lens == "both" else [args.lens]
+    plans = {lens: _plan(lens, seconds, repeats) for lens in lenses}
     go, _ = environment.find_go(args.go)
     gobind = environment.probe_gobind(sys.executable)
     if not gobind.get("importable"):
@@ -274,7 +299,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         "meta": {
             "command_line": shlex.join(["python", "bench/foundation.py"] + (argv if argv is not None else sys.argv[1:])),
             "started": datetime.datetime.fromtimestamp(started, datetime.timezone.utc).strftime("%Y-%m-%d %H:%M"),
-            "lens": args.lens,
+            "lenses": lenses,
             "seconds": seconds,
             "repeats": repeats,
             "machine": environment.machine(),
@@ -283,10 +308,11 @@ def main(argv: Optional[List[str]] = None) -> int:
         }
     }
     thread_options = [int(value) for value in args.threads.split(",")]
-    os.sched_setaffinity(0, {plan.load_cpu} if plan.load_cpu is not None else os.sched_getaffinity(0))
-    data["hello"] = hello_ratio(context, plan)
-    data["threads"] = thread_counts(context, plan, thread_options)
-    data["memory"] = memory_growth(context, plan, total, args.memory_cap)
+    data["hello"] = [row for lens in lenses for row in hello_ratio(context, plans[lens], lens)]
+    first = plans[lenses[0]]
+    _use_load_cpus(first)
+    data["threads"] = thread_counts(context, first, thread_options)
+    data["memory"] = memory_growth(context, first, total, args.memory_cap)
 
     section = render(data)
     if args.no_readme:
