@@ -168,6 +168,12 @@ def test_conflicting_content_lengths_is_500(server):
     assert server.logs('ValueError: conflicting Content-Length values "5" and "6": a response has one length')
 
 
+def test_signed_content_length_is_500(server):
+    response = httpx.get(server.url + "/lengths?signed")
+    assert response.status_code == 500
+    assert server.logs('ValueError: invalid Content-Length "+5": it must be a number of bytes, digits only')
+
+
 def test_repeated_content_length_sent_once(server):
     response = raw_exchange(server, b"GET /lengths?same HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
     head, _, body = response.partition(b"\r\n\r\n")

@@ -129,3 +129,15 @@ def test_shutdown_serves_request_of_fresh_connection(certificate, tls):
     finally:
         server.close()
 
+
+
+def test_engine_log_to_python(certificate):
+    # Bytes that are neither TLS nor HTTP make net/http log a handshake
+    # error, which reaches Python's gobind.server logger.
+    cert, key = certificate
+    with start("cli_apps:protocol", "--ssl-certfile", str(cert), "--ssl-keyfile", str(key)) as server:
+        address = urlsplit(server.url)
+        with socket.create_connection((address.hostname, address.port), timeout=10) as sock:
+            sock.sendall(b"\x00" * 64)
+            sock.recv(1024)
+        assert server.wait_output("WARNING gobind.server: http: TLS handshake error from 127.0.0.1:")

@@ -327,6 +327,12 @@ def test_conflicting_content_lengths_is_500(raw):
     assert raw.wait_output('ValueError: conflicting Content-Length values "1" and "2": a response has one length')
 
 
+def test_signed_content_length_is_500(raw):
+    reply = raw_exchange(raw, b"GET /signed-length HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    assert reply.startswith(b"HTTP/1.1 500 Internal Server Error\r\n")
+    assert raw.wait_output('ValueError: invalid Content-Length "+2": it must be a number of bytes, digits only')
+
+
 def test_head_no_body(validated):
     reply = raw_exchange(validated, b"HEAD /write HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
     head, _, body = reply.partition(b"\r\n\r\n")

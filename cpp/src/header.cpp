@@ -1,5 +1,7 @@
 #include "gobind/header.hpp"
 
+#include <cstdint>
+#include <limits>
 #include <stdexcept>
 
 namespace gobind {
@@ -35,6 +37,20 @@ std::string printable(std::string_view text) {
     return out;
 }
 
+// RFC 9110 section 8.6: Content-Length = 1*DIGIT. Returns -1 for anything
+// else, a value above INT64_MAX included.
+std::int64_t parse_content_length(std::string_view value) noexcept {
+    if (value.empty()) return -1;
+    std::int64_t length = 0;
+    for (char c : value) {
+        if (c < '0' || c > '9') return -1;
+        int digit = c - '0';
+        if (length > (std::numeric_limits<std::int64_t>::max() - digit) / 10) return -1;
+        length = length * 10 + digit;
+    }
+    return length;
+}
+
 }  // namespace
 
 bool equal_field_names(std::string_view a, std::string_view b) noexcept {
@@ -65,6 +81,10 @@ void Header::check_value(std::string_view name, std::string_view value) {
                                         printable(value) + "\")");
         }
     }
+    if (equal_field_names(name, "Content-Length") && parse_content_length(value) < 0) {
+        throw std::invalid_argument("invalid Content-Length \"" + printable(value) +
+                                    "\": it must be a number of bytes, digits only");
+    }
 }
 
 void Header::add(std::string_view name, std::string_view value) {
@@ -74,7 +94,7 @@ void Header::add(std::string_view name, std::string_view value) {
         if (auto length = get(name)) {
             // Two lengths would let a proxy and the client frame the
             // response differently. The same one twice is sent once.
-            if (*length != value) {
+            if (parse_content_length(*length) != parse_content_length(value)) {
                 throw std::invalid_argument("conflicting Content-Length values \"" + printable(*length) +
                                             "\" and \"" + printable(value) + "\": a response has one length");
             }

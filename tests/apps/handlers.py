@@ -364,8 +364,8 @@ def no_body(w, req):
 
 @app.route("GET /bad-content-length")
 def bad_content_length(w, req):
-    # net/http drops the header and logs the invalid value.
-    w.headers["Content-Length"] = "abc"
+    # Raises ValueError: a Content-Length is digits only.
+    w.headers["Content-Length"] = "+4"
     w.write("body")
 
 

@@ -152,6 +152,11 @@ def two_lengths(environ, start_response):
     return [b"xy"]
 
 
+def signed_length(environ, start_response):
+    start_response("200 OK", [("Content-Length", "+2")])
+    return [b"xy"]
+
+
 def status(environ, start_response):
     code = environ["QUERY_STRING"]
     headers = [("Content-Type", "text/plain")] if code not in ("204", "304") else []
@@ -276,6 +281,7 @@ ROUTES = {
     "/write": write_callable,
     "/too-long": too_long,
     "/two-lengths": two_lengths,
+    "/signed-length": signed_length,
     "/status": status,
     "/error-before-start": error_before_start,
     "/error-exc-info": error_with_exc_info,

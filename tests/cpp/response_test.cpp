@@ -165,6 +165,31 @@ TEST(ResponseHeader, ConflictingContentLengthThrows) {
     EXPECT_EQ(header.values("Content-Length").size(), 1u);
 }
 
+TEST(ResponseHeader, SameContentLengthWithLeadingZeroKeptOnce) {
+    Header header;
+    header.add("Content-Length", "05");
+    header.add("content-length", "5");
+    EXPECT_EQ(header.values("Content-Length"), std::vector<std::string_view>{"05"});
+}
+
+TEST(ResponseHeader, InvalidContentLengthThrows) {
+    for (std::string value : {"+5", "-0", " 5", "5 ", "", "abc", "0x10", "9223372036854775808"}) {
+        Header header;
+        try {
+            header.set("Content-Length", value);
+            FAIL() << "Content-Length \"" << value << "\" was accepted";
+        } catch (const std::invalid_argument& error) {
+            EXPECT_EQ(std::string(error.what()),
+                      "invalid Content-Length \"" + value + "\": it must be a number of bytes, digits only");
+        }
+        EXPECT_THROW(header.add("Content-Length", value), std::invalid_argument) << value;
+        EXPECT_TRUE(header.empty()) << value;
+    }
+    Header largest;
+    largest.set("Content-Length", "9223372036854775807");
+    EXPECT_EQ(largest.get("Content-Length"), std::optional<std::string_view>("9223372036854775807"));
+}
+
 TEST(ResponseFlush, DeliversBeforeHandlerReturns) {
     Server server;
     Event client_saw_first;

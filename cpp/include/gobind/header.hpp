@@ -19,12 +19,12 @@ public:
     using Field = std::pair<std::string, std::string>;
 
     /// Append a field. Throws std::invalid_argument when the name is not an
-    /// HTTP token, the value contains CR, LF or NUL, or a Content-Length
-    /// with another value is present. A second Content-Length with the
-    /// same value is not added.
+    /// HTTP token, the value contains CR, LF or NUL, a Content-Length is not
+    /// digits only, or a Content-Length with another value is present. A
+    /// second Content-Length with the same value ("5" and "05") is not added.
     void add(std::string_view name, std::string_view value);
 
-    /// Replace every field named `name` with one field.
+    /// Replace every field named `name` with one field, checked as by add.
     void set(std::string_view name, std::string_view value);
 
     /// Remove every field named `name`; returns how many were removed.
@@ -51,7 +51,8 @@ public:
 
     /// Throw std::invalid_argument unless `name` is a valid field name.
     static void check_name(std::string_view name);
-    /// Throw std::invalid_argument if `value` contains CR, LF or NUL.
+    /// Throw std::invalid_argument if `value` contains CR, LF or NUL, or if
+    /// `name` is Content-Length and `value` is not digits only.
     static void check_value(std::string_view name, std::string_view value);
 
 private:
