@@ -397,3 +397,19 @@ def test_waiting_client_gone_no_response():
         assert response.content == b"held"
     finally:
         process.stop()
+
+
+def test_stalled_client_one_log_line():
+    # A client that stops reading makes send() fail with the write timeout.
+    # The app lets the error escape, which is logged as one line, as for
+    # handlers, and not as an application error with a traceback.
+    process = AsgiProcess("raw_app:app", "--write-timeout", "1")
+    try:
+        host, _, port = process.url.removeprefix("http://").rpartition(":")
+        with socket.create_connection((host, int(port)), timeout=30) as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            sock.sendall(b"GET /stream-until-failure HTTP/1.1\r\nHost: x\r\n\r\n")
+            assert process.logs("INFO gobind: Client timed out during GET /stream-until-failure: timed out: ")
+    finally:
+        process.stop()
+    assert "Exception in ASGI application" not in process.text

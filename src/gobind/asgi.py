@@ -143,6 +143,11 @@ def _is_cancellation(error: BaseException) -> bool:
     return isinstance(inner, tuple) and bool(inner) and all(_is_cancellation(item) for item in inner)
 
 
+# The gobind_status values of a write event that the client caused:
+# GOBIND_ERR_TIMEOUT and GOBIND_ERR_IO.
+_CLIENT_FAILURES = {5: "timed out", 6: "went away"}
+
+
 def _from_disconnect(error: BaseException) -> bool:
     """Return whether error, or an exception it was raised from or while
     handling, is a cancellation or ClientDisconnected. Frameworks wrap
@@ -179,6 +184,7 @@ class _Call:
         "pending_bytes",
         "write_waiter",
         "write_error",
+        "client_failure",
         "size",
         "start_time",
         "task",
@@ -204,6 +210,9 @@ class _Call:
         self.pending_bytes = 0
         self.write_waiter: Optional[asyncio.Future] = None
         self.write_error: Optional[str] = None
+        # "went away" or "timed out" when a write failed because of the
+        # client, for the log line.
+        self.client_failure: Optional[str] = None
         self.size = 0
         self.start_time = time.perf_counter() if server.access_log else 0.0
         self.task: Optional[asyncio.Task] = None
@@ -334,6 +343,8 @@ class _Call:
             self.pending_bytes -= self.pending_sizes.popleft()
         if status != 0:
             self.write_error = message or "writing the response failed"
+            if status in _CLIENT_FAILURES:
+                self.client_failure = _CLIENT_FAILURES[status]
             self._resolve_write()
         elif self.pending_bytes <= _HIGH_WATER // 2 and len(self.pending_sizes) < _MAX_PENDING_WRITES:
             self._resolve_write()
@@ -373,7 +384,14 @@ class _Call:
             self._resolve_receive({"type": "http.disconnect"})
 
     def _fail(self, reason: str, error: Optional[BaseException]) -> None:
-        if self.disconnected and (error is None or _from_disconnect(error)):
+        client_gone = error is None or _from_disconnect(error)
+        if self.client_failure is not None and client_gone:
+            # As for handlers: one line, no traceback. The write can fail
+            # before the disconnect event arrives.
+            logger.info(
+                "Client %s during %s %s: %s", self.client_failure, self.scope["method"], self.scope["path"], self.write_error
+            )
+        elif self.disconnected and client_gone:
             logger.debug("%s %s ended after the client disconnected", self.scope["method"], self.scope["path"])
         elif self.server.cancelling and error is not None and _is_cancellation(error):
             logger.warning("%s %s cancelled by the shutdown", self.scope["method"], self.scope["path"])

@@ -201,6 +201,13 @@ async def stream_forever(scope, receive, send):
         facts["stream_end"] = "OSError"
 
 
+async def stream_until_failure(scope, receive, send):
+    # Unlike /stream-forever, lets the error of a failed send() escape.
+    await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/plain")]})
+    while True:
+        await send({"type": "http.response.body", "body": b"x" * 65536, "more_body": True})
+
+
 async def pathsend(scope, receive, send):
     path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "raw_app.py")
     await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/x-python")]})
@@ -244,6 +251,7 @@ ROUTES = {
     "/hold": hold,
     "/send-after-disconnect": send_after_disconnect,
     "/stream-forever": stream_forever,
+    "/stream-until-failure": stream_until_failure,
     "/pathsend": pathsend,
     "/trailers": trailers,
     "/facts": facts_route,

@@ -2,6 +2,7 @@
 
     python serve.py MODULE:ATTRIBUTE [--lifespan MODE] [--loop LOOP] [--root-path PATH]
                     [--port PORT] [--uds PATH] [--max-concurrency N]
+                    [--write-timeout SECONDS]
 
 The bound URL appears in the "Serving on ..." log line on stderr.
 """
@@ -25,12 +26,13 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--uds")
     parser.add_argument("--max-concurrency", type=int, default=0)
+    parser.add_argument("--write-timeout", type=float, default=60.0)
     args = parser.parse_args()
     module_name, _, attribute = args.app.partition(":")
     app = getattr(importlib.import_module(module_name), attribute)
     gobind.asgi.serve(app, host="127.0.0.1", port=args.port, uds=args.uds, lifespan=args.lifespan,
                       loop=args.loop, root_path=args.root_path, max_concurrency=args.max_concurrency,
-                      shutdown_timeout=5.0)
+                      write_timeout=args.write_timeout, shutdown_timeout=5.0)
 
 
 if __name__ == "__main__":
