@@ -1,6 +1,7 @@
 """The gobind command: loading APP, options, environment variables, errors
 and shutdown."""
 
+import concurrent.futures
 import json
 import os
 import signal
@@ -672,6 +673,26 @@ def test_cli_expect_continue_sent_on_read(app):
 def test_cli_asgi_options_rejected(app):
     result = run_to_exit(app, "--lifespan", "on", "--port", "0", env={"GOBIND_LOOP": "asyncio"})
     assert last_error_line(result) == "gobind: error: --lifespan, GOBIND_LOOP: for ASGI apps only"
+    assert result.returncode == 1
+
+
+def test_cli_limit_concurrency_bounds_asgi_app():
+    with start("cli_apps:asgi_counted", "--limit-concurrency", "2") as server:
+        with concurrent.futures.ThreadPoolExecutor(6) as pool:
+            responses = list(pool.map(lambda _: httpx.get(server.url + "/", timeout=30), range(6)))
+    assert [response.status_code for response in responses] == [200] * 6
+    assert max(int(response.text) for response in responses) == 2
+
+
+def test_cli_limit_concurrency_asgi_only():
+    result = run_to_exit("cli_apps:hello", "--limit-concurrency", "2", "--port", "0")
+    assert last_error_line(result) == "gobind: error: --limit-concurrency: for ASGI apps only"
+    assert result.returncode == 1
+
+
+def test_cli_limit_concurrency_negative():
+    result = run_to_exit("cli_apps:asgi_hello", "--limit-concurrency", "-1", "--port", "0")
+    assert last_error_line(result) == "gobind: error: invalid --limit-concurrency -1: must be 0 or more"
     assert result.returncode == 1
 
 

@@ -79,6 +79,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--supervisor-fd", type=int, default=None, help=argparse.SUPPRESS)
     parser.add_argument("--threads", type=int, default=1,
                         help="how many requests run the app at once; more wait in Go (default: %(default)s)")
+    parser.add_argument("--limit-concurrency", type=int, default=0, metavar="COUNT",
+                        help="ASGI apps: how many requests run in the app at once; more wait in Go "
+                        "(uvicorn answers 503 instead); 0 for no limit (default: %(default)s)")
     parser.add_argument("--lifespan", choices=LIFESPAN_MODES, default="auto",
                         help="ASGI lifespan events: on (a failed startup exits with status 3), off, or "
                         "auto to run them when the app supports them (default: %(default)s)")
@@ -378,6 +381,7 @@ FLAGS = {
     "max_header_fields": "--limit-request-fields",
     "max_body_bytes": "--limit-request-body-bytes",
     "threads": "--threads",
+    "max_concurrency": "--limit-concurrency",
 }
 
 
@@ -476,6 +480,7 @@ def serve_asgi(app: Any, options: argparse.Namespace) -> None:
             lifespan=options.lifespan,
             loop=options.loop,
             max_body_bytes=options.limit_request_body_bytes,
+            max_concurrency=options.limit_concurrency,
             **engine_options(options),
         )
     except ImportError as error:
@@ -605,7 +610,7 @@ def _interrupt(signum: int, frame: object) -> None:
 
 
 def _reject_asgi_options(options: argparse.Namespace) -> None:
-    sources = [options.explicit[name] for name in ("lifespan", "loop") if name in options.explicit]
+    sources = [options.explicit[name] for name in ("lifespan", "loop", "limit_concurrency") if name in options.explicit]
     if sources:
         raise UsageError(f"{', '.join(sources)}: for ASGI apps only")
 

@@ -1,5 +1,6 @@
 """Objects the CLI tests point APP at."""
 
+import asyncio
 import os
 import threading
 import time
@@ -25,6 +26,21 @@ async def asgi_hello(scope, receive, send):
     body = f"asgi {scope['method']} {scope['path']} {scope['query_string'].decode()}".encode()
     await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/plain")]})
     await send({"type": "http.response.body", "body": body})
+
+
+inside = {"now": 0, "max": 0}
+
+
+async def asgi_counted(scope, receive, send):
+    # Takes 0.2 s and responds with the most requests it saw inside at once.
+    if scope["type"] != "http":
+        return
+    inside["now"] += 1
+    inside["max"] = max(inside["max"], inside["now"])
+    await asyncio.sleep(0.2)
+    inside["now"] -= 1
+    await send({"type": "http.response.start", "status": 200, "headers": []})
+    await send({"type": "http.response.body", "body": str(inside["max"]).encode()})
 
 
 async def asgi_pathsend(scope, receive, send):
