@@ -271,9 +271,10 @@ def render(data: dict) -> str:
         f"- Go: `{report.command_text(first['go']['server_command'])}`",
         f"- load: `{report.command_text(first['gobind']['load_command'])}`",
         f"- memory test load, repeated until the request count is reached: `{report.command_text(memory['load_command_example'])}`",
-        "",
-        END_MARKER,
     ]
+    if len(data["meta"]["lenses"]) > 1:
+        lines.append(f"- {data['meta']['lenses'][1]} lens: the same commands without `taskset`, and wrk with one thread per CPU")
+    lines += ["", END_MARKER]
     return "\n".join(lines)
 
 

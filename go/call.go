@@ -228,6 +228,12 @@ func expectsContinue(r *http.Request) bool {
 // acquireSlot waits for a free callback slot, and reports false when the
 // client went away first. The common case of a free slot skips the
 // select, which would make the request context allocate its Done channel.
+//
+// NOTE: net/http notices that a client left only through its background
+// read, which starts once the request body was read. A client that leaves
+// with its body unread (over 64 KiB, or Expect: 100-continue) or with
+// requests pipelined behind this one is not noticed here, so its callback
+// still runs.
 func (s *Server) acquireSlot(r *http.Request) bool {
 	select {
 	case s.slots <- struct{}{}:
