@@ -202,6 +202,19 @@ class BackgroundGet:
         return self.result
 
 
+def half_closed_exchange(address: str, request: bytes) -> bytes:
+    """Send request to address (host:port), shut the sending side, and
+    return every byte received until the server closes."""
+    host, _, port = address.rpartition(":")
+    with socket.create_connection((host, int(port)), timeout=30) as sock:
+        sock.sendall(request)
+        sock.shutdown(socket.SHUT_WR)
+        received = b""
+        while chunk := sock.recv(65536):
+            received += chunk
+    return received
+
+
 def read_steadily(sock: socket.socket, request: bytes) -> bytes:
     """Send request, then read the response as a slow but steady client
     does, 64 KiB every 20 ms (about 3 MB/s), until the server closes."""

@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from asgi_server import AsgiProcess
-from conftest import BackgroundGet, upload_in_two_parts
+from conftest import BackgroundGet, half_closed_exchange, upload_in_two_parts
 
 
 @pytest.fixture(scope="module")
@@ -384,14 +384,8 @@ def test_waiting_client_gone_no_response():
     try:
         holder = BackgroundGet(process.url + "/hold")
         assert process.logs("hold started")
-        host, _, port = process.url.removeprefix("http://").rpartition(":")
-        with socket.create_connection((host, int(port)), timeout=30) as sock:
-            sock.sendall(b"GET /status HTTP/1.1\r\nHost: x\r\n\r\n")
-            sock.shutdown(socket.SHUT_WR)
-            received = b""
-            while chunk := sock.recv(65536):
-                received += chunk
-        assert received == b""
+        address = process.url.removeprefix("http://")
+        assert half_closed_exchange(address, b"GET /status HTTP/1.1\r\nHost: x\r\n\r\n") == b""
         response = holder.join()
         assert response.status_code == 200
         assert response.content == b"held"

@@ -10,7 +10,7 @@ import socket
 import httpx
 import pytest
 
-from conftest import AppProcess, BackgroundGet, upload_in_two_parts
+from conftest import AppProcess, BackgroundGet, half_closed_exchange, upload_in_two_parts
 
 MiB = 1024 * 1024
 
@@ -342,14 +342,7 @@ def test_waiting_client_gone_no_response(launch):
     app = launch("handlers.py", "--threads", "1")
     slow = BackgroundGet(f"{app.url}/slow?s=2")
     app.wait_for_output("slow started", stream="stdout")
-    host, _, port = app.address.rpartition(":")
-    with socket.create_connection((host, int(port)), timeout=30) as sock:
-        sock.sendall(b"GET /items/1 HTTP/1.1\r\nHost: test\r\n\r\n")
-        sock.shutdown(socket.SHUT_WR)
-        received = b""
-        while chunk := sock.recv(65536):
-            received += chunk
-    assert received == b""
+    assert half_closed_exchange(app.address, b"GET /items/1 HTTP/1.1\r\nHost: test\r\n\r\n") == b""
     assert slow.join().status_code == 200
 
 
