@@ -40,6 +40,7 @@ type Call struct {
 	// written with no read pending.
 	settle        bool
 	continued     bool // the handler sent 100 Continue itself
+	writeFailed   bool // a body write failed, so a short body is the client's doing
 	writeDeadline time.Time
 	// ended is the clock reading at the end of the callback, which the
 	// writes made right after it use in place of a fresh one.
@@ -147,6 +148,7 @@ func (h *callbackHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if result == CallAbort {
 		panic(http.ErrAbortHandler)
 	}
+	call.reportShortBody()
 }
 
 // prefetchedBody serves the bytes read ahead, then the rest of the body.
@@ -492,6 +494,7 @@ func (c *Call) Write(status int, header []byte, body []byte, flags int) error {
 			piece := body[:min(len(body), writePiece)]
 			c.extendWriteDeadline()
 			if _, err := c.writer.Write(piece); err != nil {
+				c.writeFailed = true
 				return err
 			}
 			body = body[len(piece):]
@@ -599,6 +602,17 @@ func (c *Call) trimToDeclaredLength(body []byte) []byte {
 	body = body[:c.bodyLimit]
 	c.bodyLimit = 0
 	return body
+}
+
+// reportShortBody logs a response that ended before the length its
+// Content-Length declared. net/http then closes the connection and logs
+// nothing, and the client sees a cut response.
+func (c *Call) reportShortBody() {
+	if c.bodyLimit <= 0 || c.writeFailed || c.request.Method == http.MethodHead || !bodyAllowed(c.status) {
+		return
+	}
+	c.server.writeLog(fmt.Sprintf("response to %s %s ended %d bytes short of its Content-Length; the connection is closed",
+		c.request.Method, c.request.URL.Path, c.bodyLimit))
 }
 
 func bodyAllowed(status int) bool {

@@ -239,6 +239,7 @@ func (h *queueHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		q.post(queueEvent{kind: eventDisconnect, call: call.handle})
 		panic(http.ErrAbortHandler)
 	}
+	call.reportShortBody()
 }
 
 // asyncCall is one request in queue mode. Writes run on the handler

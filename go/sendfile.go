@@ -48,10 +48,14 @@ func (c *Call) copyFile(file *os.File, count int64) (int64, error) {
 		c.extendWriteDeadline()
 		n, err := io.CopyN(c.writer, file, piece)
 		sent += n
+		if c.bodyLimit >= 0 {
+			c.bodyLimit = max(0, c.bodyLimit-n)
+		}
 		switch {
 		case errors.Is(err, io.EOF), errors.Is(err, http.ErrBodyNotAllowed):
 			return sent, nil
 		case err != nil:
+			c.writeFailed = true
 			return sent, err
 		}
 	}

@@ -168,6 +168,12 @@ def test_conflicting_content_lengths_is_500(server):
     assert server.logs('ValueError: conflicting Content-Length values "5" and "6": a response has one length')
 
 
+def test_body_short_of_content_length_logged(server):
+    reply = raw_exchange(server, b"GET /lengths?short HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert reply.endswith(b"\r\n\r\nhello")
+    assert server.logs("response to GET /lengths ended 3 bytes short of its Content-Length; the connection is closed")
+
+
 def test_signed_content_length_is_500(server):
     response = httpx.get(server.url + "/lengths?signed")
     assert response.status_code == 500

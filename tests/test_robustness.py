@@ -57,6 +57,14 @@ def test_body_past_content_length_trimmed(handlers_app: AppProcess):
     assert handlers_app.wait_for_output("is longer than its Content-Length")
 
 
+def test_body_short_of_content_length_logged(handlers_app: AppProcess):
+    with pytest.raises(httpx.RemoteProtocolError):
+        httpx.get(handlers_app.url + "/under-length")
+    assert handlers_app.wait_for_output(
+        "response to GET /under-length ended 6 bytes short of its Content-Length; the connection is closed"
+    )
+
+
 def test_wait_returns_after_drain():
     server = gobind.Server(access_log=False)
     finished = threading.Event()

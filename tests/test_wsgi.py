@@ -414,6 +414,16 @@ def test_file_wrapper_after_write(raw):
     assert response.content == b"prefix" + (bytes(range(256)) * 400)[:5000]
 
 
+def test_body_short_of_content_length_logged(raw):
+    # The bytes of a file count toward the declared Content-Length: a
+    # complete file response logs nothing, before the short one's line.
+    httpx.get(raw.url + "/file-variant?after-write")
+    reply = raw_exchange(raw, b"GET /too-short HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert reply.endswith(b"\r\n\r\nabc")
+    assert raw.wait_output("response to GET /too-short ended 2 bytes short of its Content-Length; the connection is closed")
+    assert "GET /file-variant ended" not in raw.output
+
+
 def test_file_wrapper_keeps_connection(validated):
     connection = connect(validated)
     connection.request("GET", "/file-variant?head")

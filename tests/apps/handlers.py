@@ -165,6 +165,12 @@ def over_length(w, req):
     w.write(b"0123456789")
 
 
+@app.route("GET /under-length")
+def under_length(w, req):
+    w.headers["Content-Length"] = "10"
+    w.write(b"0123")
+
+
 @app.route("POST /read")
 def read_sizes(w, req):
     pieces = [req.read(3), req.read(5), req.read(-1), req.read(4)]

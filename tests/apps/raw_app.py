@@ -126,11 +126,14 @@ async def respond_with_read_pending(scope, receive, send):
 
 
 async def lengths(scope, receive, send):
-    # ?same: Content-Length 5 twice; ?signed: +5 alone; otherwise 5 and 6.
+    # ?same: Content-Length 5 twice; ?signed: +5 alone; ?short: 8, for a
+    # body of 5; otherwise 5 and 6.
     second = b"5" if scope["query_string"] == b"same" else b"6"
     headers = [(b"content-length", b"5"), (b"Content-Length", second)]
     if scope["query_string"] == b"signed":
         headers = [(b"content-length", b"+5")]
+    if scope["query_string"] == b"short":
+        headers = [(b"content-length", b"8")]
     await send({"type": "http.response.start", "status": 200, "headers": headers})
     await send({"type": "http.response.body", "body": b"hello"})
 

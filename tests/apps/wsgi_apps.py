@@ -147,6 +147,11 @@ def too_long(environ, start_response):
     return Tracked(environ["PATH_INFO"], [b"abc", b"defgh", b"ij"])
 
 
+def too_short(environ, start_response):
+    start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", "5")])
+    return [b"abc"]
+
+
 def two_lengths(environ, start_response):
     start_response("200 OK", [("Content-Length", "1"), ("Content-Length", "2")])
     return [b"xy"]
@@ -281,6 +286,7 @@ ROUTES = {
     "/write": write_callable,
     "/too-long": too_long,
     "/two-lengths": two_lengths,
+    "/too-short": too_short,
     "/signed-length": signed_length,
     "/status": status,
     "/error-before-start": error_before_start,
