@@ -88,12 +88,12 @@ def _measure(spec: servers.ServerSpec, context: servers.Context, workload: workl
     }
 
 
+_all_cpus = os.sched_getaffinity(0)
+
+
 def _use_load_cpus(plan: session.Plan) -> None:
     """Keep this script, and the wrk it starts, off the server's CPU when pinned."""
     os.sched_setaffinity(0, {plan.load_cpu} if plan.load_cpu is not None else _all_cpus)
-
-
-_all_cpus = os.sched_getaffinity(0)
 
 
 def hello_ratio(context: servers.Context, plan: session.Plan, lens: str) -> List[dict]:

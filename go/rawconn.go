@@ -120,14 +120,14 @@ type guardConn struct {
 	trailerFields int
 
 	// The read deadlines, in Unix nanoseconds (0 for none), reach the socket
-	// only when a read is in progress or about to start: net/http sets one
-	// about seven times per request, mostly with no read in between. The
-	// setter stores the deadline before it checks reading, and the reader
+	// only when a read is in progress or about to start, because net/http
+	// sets one about seven times per request, mostly with no read in between.
+	// The setter stores the deadline before it checks reading, and the reader
 	// sets reading before it checks the deadline, so one of them puts it on
 	// the socket.
 	deadlineMu   sync.Mutex
 	readDeadline atomic.Int64 // the deadline net/http set last
-	headDeadline int64        // the shorter deadline of an incomplete head; the reader changes it under deadlineMu
+	headDeadline int64        // the shorter deadline of an incomplete head, changed by the reader under deadlineMu
 	applied      atomic.Int64 // the deadline on the socket, changed under deadlineMu
 	reading      atomic.Bool  // a read of the socket is in progress
 	// cut reports that the deadline on the socket is cutReadDeadline.
@@ -603,8 +603,8 @@ func (c *guardConn) SetWriteDeadline(t time.Time) error {
 	return c.applyWriteDeadline()
 }
 
-// writeDeadlineDue reports whether net/http's write deadline differs from
-// the socket's by more than a later one within the slack.
+// writeDeadlineDue reports whether net/http's write deadline must replace
+// the socket's, which it need not when it is later by at most the slack.
 func (c *guardConn) writeDeadlineDue() bool {
 	t, applied := c.writeDeadline.Load(), c.writeApplied.Load()
 	if t == applied {

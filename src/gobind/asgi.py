@@ -386,8 +386,8 @@ class _Call:
     def _fail(self, reason: str, error: Optional[BaseException]) -> None:
         client_gone = error is None or _from_disconnect(error)
         if self.client_failure is not None and client_gone:
-            # As for handlers: one line, no traceback. The write can fail
-            # before the disconnect event arrives.
+            # One line without a traceback, as for handlers. The write can
+            # fail before the disconnect event arrives.
             logger.info(
                 "Client %s during %s %s: %s", self.client_failure, self.scope["method"], self.scope["path"], self.write_error
             )

@@ -125,15 +125,18 @@ async def respond_with_read_pending(scope, receive, send):
     await respond(send, 200, b"body")
 
 
+# The Content-Length fields of /lengths, whose body is 5 bytes, by query.
+LENGTH_FIELDS = {
+    b"same": [(b"content-length", b"5"), (b"Content-Length", b"5")],
+    b"signed": [(b"content-length", b"+5")],
+    b"short": [(b"content-length", b"8")],
+}
+
+
 async def lengths(scope, receive, send):
-    # ?same: Content-Length 5 twice; ?signed: +5 alone; ?short: 8, for a
-    # body of 5; otherwise 5 and 6.
-    second = b"5" if scope["query_string"] == b"same" else b"6"
-    headers = [(b"content-length", b"5"), (b"Content-Length", second)]
-    if scope["query_string"] == b"signed":
-        headers = [(b"content-length", b"+5")]
-    if scope["query_string"] == b"short":
-        headers = [(b"content-length", b"8")]
+    # Without a known query: two different lengths, 5 and 6.
+    default = [(b"content-length", b"5"), (b"Content-Length", b"6")]
+    headers = LENGTH_FIELDS.get(scope["query_string"], default)
     await send({"type": "http.response.start", "status": 200, "headers": headers})
     await send({"type": "http.response.body", "body": b"hello"})
 
