@@ -1,6 +1,9 @@
 package main
 
-import "testing"
+import (
+	"sync"
+	"testing"
+)
 
 func TestRegistryAddGet(t *testing.T) {
 	var r registry[string]
@@ -30,17 +33,77 @@ func TestRegistryRemove(t *testing.T) {
 	}
 	// A second remove of the same handle is a no-op.
 	r.remove(handle)
-	if got := len(r.free); got != 1 {
+	shard, _, _ := r.lookup(handle)
+	if got := len(shard.free); got != 1 {
 		t.Errorf("free slots after double remove = %d, want 1", got)
+	}
+	if got := r.len(); got != 0 {
+		t.Errorf("len after double remove = %d, want 0", got)
+	}
+}
+
+func TestRegistryLen(t *testing.T) {
+	var r registry[int]
+	values := make([]int, 100)
+	handles := make([]uint64, len(values))
+	for i := range values {
+		handles[i] = r.add(&values[i])
+	}
+	if got := r.len(); got != 100 {
+		t.Fatalf("len after 100 adds = %d, want 100", got)
+	}
+	used := map[*registryShard[int]]bool{}
+	for _, handle := range handles[:40] {
+		shard, _, _ := r.lookup(handle)
+		used[shard] = true
+		r.remove(handle)
+	}
+	if got := r.len(); got != 60 {
+		t.Errorf("len after 40 removes = %d, want 60", got)
+	}
+	if len(used) < 2 {
+		t.Errorf("40 values went to %d shard, want them spread", len(used))
+	}
+}
+
+// Run with -race: handles of concurrent goroutines never reach each other's values.
+func TestRegistryConcurrent(t *testing.T) {
+	var r registry[int]
+	var wg sync.WaitGroup
+	for g := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			values := make([]int, 64)
+			for round := range 200 {
+				handles := make([]uint64, len(values))
+				for i := range values {
+					values[i] = g*1000 + i
+					handles[i] = r.add(&values[i])
+				}
+				for i, handle := range handles {
+					if got := r.get(handle); got != &values[i] {
+						t.Errorf("round %d: get of value %d returned another value", round, values[i])
+						return
+					}
+					r.remove(handle)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if got := r.len(); got != 0 {
+		t.Errorf("len after every remove = %d, want 0", got)
 	}
 }
 
 func TestRegistryStaleHandle(t *testing.T) {
 	var r registry[int]
-	first, second := 1, 2
-	stale := r.add(&first)
+	// The same value lands in the same shard, so its slot is reused.
+	value := 1
+	stale := r.add(&value)
 	r.remove(stale)
-	fresh := r.add(&second)
+	fresh := r.add(&value)
 
 	if uint32(fresh) != uint32(stale) {
 		t.Fatalf("slot of fresh handle = %d, want reused slot %d", uint32(fresh), uint32(stale))
@@ -51,13 +114,13 @@ func TestRegistryStaleHandle(t *testing.T) {
 	if got := r.get(stale); got != nil {
 		t.Errorf("get(stale) = %d, want nil", *got)
 	}
-	if got := r.get(fresh); got != &second {
-		t.Errorf("get(fresh) = %v, want pointer to %d", got, second)
+	if got := r.get(fresh); got != &value {
+		t.Errorf("get(fresh) = %v, want the value", got)
 	}
 	// Removing through the stale handle must not free the new value.
 	r.remove(stale)
-	if got := r.get(fresh); got != &second {
-		t.Errorf("get(fresh) after remove(stale) = %v, want pointer to %d", got, second)
+	if got := r.get(fresh); got != &value {
+		t.Errorf("get(fresh) after remove(stale) = %v, want the value", got)
 	}
 }
 
@@ -71,7 +134,8 @@ func TestRegistryInvalidHandles(t *testing.T) {
 	}{
 		{"zero", 0},
 		{"generation only", valid &^ 0xffffffff},
-		{"index past end", valid + 1},
+		{"other shard", valid + 1},
+		{"index past end", valid + registryShards},
 		{"wrong generation", valid + 1<<32},
 		{"all bits", ^uint64(0)},
 	}
@@ -91,9 +155,11 @@ func TestRegistryInvalidHandles(t *testing.T) {
 func TestRegistryGenerationSkipsZero(t *testing.T) {
 	var r registry[int]
 	value := 3
-	r.slots = []registrySlot[int]{{generation: ^uint32(0)}}
-	r.free = []uint32{0}
 	handle := r.add(&value)
+	shard, index, _ := r.lookup(handle)
+	r.remove(handle)
+	shard.slots[index].generation = ^uint32(0)
+	handle = r.add(&value)
 	if got := uint32(handle >> 32); got != 1 {
 		t.Errorf("generation after wraparound = %d, want 1", got)
 	}
