@@ -130,7 +130,7 @@ func (h *callbackHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	handle := calls.add(call)
 	defer calls.remove(handle)
 
-	buffers.request = encodeRequest(buffers.request[:0], r, h.params)
+	buffers.request = encodeRequest(buffers.request[:0], r, s.connLocalAddress(r), h.params)
 	result, inline := h.callback.Call(handle, buffers.request, buffers.response[:])
 	call.ended = time.Now()
 	procs.callbackEnded(start, call.ended)
@@ -264,12 +264,11 @@ func (s *Server) releaseSlot() {
 }
 
 // encodeRequest appends r to b in the layout documented in gobind.h.
-func encodeRequest(b []byte, r *http.Request, params []string) []byte {
+func encodeRequest(b []byte, r *http.Request, localAddress string, params []string) []byte {
 	scheme := "http"
 	if r.TLS != nil {
 		scheme = "https"
 	}
-	localAddress, _ := r.Context().Value(localAddressKey{}).(string)
 	b = appendString(b, r.Method)
 	b = appendString(b, r.RequestURI)
 	b = appendString(b, r.URL.Path)

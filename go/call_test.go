@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"reflect"
@@ -84,10 +85,7 @@ func TestEncodeRequestRoundTrip(t *testing.T) {
 	}
 	r.SetPathValue("id", "a/b")
 	r.SetPathValue("rest", "x")
-	// The server's ConnContext stores the local address once per connection.
-	r = r.WithContext(context.WithValue(r.Context(), localAddressKey{}, "127.0.0.1:9000"))
-
-	got, err := decodeRequest(encodeRequest(nil, r, []string{"id", "rest"}))
+	got, err := decodeRequest(encodeRequest(nil, r, "127.0.0.1:9000", []string{"id", "rest"}))
 	if err != nil {
 		t.Fatalf("decodeRequest: %v", err)
 	}
@@ -121,7 +119,7 @@ func TestEncodeRequestRoundTrip(t *testing.T) {
 func TestEncodeRequestKeepsValueOrder(t *testing.T) {
 	r := httptest.NewRequest("GET", "/", nil)
 	r.Header = http.Header{"X-Order": {"3", "1", "2"}}
-	got, err := decodeRequest(encodeRequest(nil, r, nil))
+	got, err := decodeRequest(encodeRequest(nil, r, "", nil))
 	if err != nil {
 		t.Fatalf("decodeRequest: %v", err)
 	}
@@ -139,7 +137,7 @@ func TestEncodeRequestKeepsValueOrder(t *testing.T) {
 func TestEncodeRequestAppends(t *testing.T) {
 	r := httptest.NewRequest("GET", "/", nil)
 	prefix := []byte("keep")
-	encoded := encodeRequest(append([]byte(nil), prefix...), r, nil)
+	encoded := encodeRequest(append([]byte(nil), prefix...), r, "", nil)
 	if got := string(encoded[:len(prefix)]); got != "keep" {
 		t.Errorf("prefix = %q, want %q", got, "keep")
 	}
@@ -279,5 +277,39 @@ func TestSlotFreedBeforeResponseWrite(t *testing.T) {
 	}
 	if stalled.Code != http.StatusOK || stalled.Body.String() != "ok" {
 		t.Errorf("first response = %d %q, want 200 \"ok\"", stalled.Code, stalled.Body.String())
+	}
+}
+
+func TestConnLocalAddress(t *testing.T) {
+	tests := []struct {
+		listener string
+		fixed    string
+	}{
+		{"127.0.0.1:8000", "127.0.0.1:8000"},
+		{"[::1]:8000", "[::1]:8000"},
+		{"0.0.0.0:8000", ""},
+		{"[::]:8000", ""},
+	}
+	for _, tt := range tests {
+		address, err := net.ResolveTCPAddr("tcp", tt.listener)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := fixedLocalAddress(address); got != tt.fixed {
+			t.Errorf("fixedLocalAddress(%s) = %q, want %q", tt.listener, got, tt.fixed)
+		}
+	}
+	if got := fixedLocalAddress(&net.UnixAddr{Name: "/tmp/socket", Net: "unix"}); got != "" {
+		t.Errorf("fixedLocalAddress(unix socket) = %q, want empty", got)
+	}
+
+	// Without a fixed address, the one that ConnContext stored is used.
+	r := httptest.NewRequest("GET", "/", nil)
+	r = r.WithContext(context.WithValue(r.Context(), localAddressKey{}, "10.0.0.5:8000"))
+	if got := (&Server{}).connLocalAddress(r); got != "10.0.0.5:8000" {
+		t.Errorf("connLocalAddress without a fixed address = %q, want the connection's", got)
+	}
+	if got := (&Server{localAddress: "127.0.0.1:8000"}).connLocalAddress(r); got != "127.0.0.1:8000" {
+		t.Errorf("connLocalAddress with a fixed address = %q, want it", got)
 	}
 }

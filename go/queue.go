@@ -224,7 +224,7 @@ func (h *queueHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	defer asyncCalls.remove(call.handle)
 
 	q.post(queueEvent{kind: eventRequest, status: complete, call: call.handle,
-		data: encodeRequest(make([]byte, 0, 512), r, nil), extra: body})
+		data: encodeRequest(make([]byte, 0, 512), r, s.connLocalAddress(r), nil), extra: body})
 
 	abort := call.serve()
 	call.stopReads()

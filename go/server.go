@@ -163,6 +163,11 @@ type Server struct {
 	done     chan struct{}
 	serveErr error
 
+	// localAddress is the local address of every connection when the
+	// listener is bound to one IP address, and empty otherwise. Set once
+	// by Start, before the first request.
+	localAddress string
+
 	active      atomic.Int64
 	connections atomic.Int64
 
@@ -379,6 +384,7 @@ func (s *Server) Start(address string) (string, error) {
 		listener = s.guard.guard(listener)
 	}
 	s.listener = listener
+	s.localAddress = fixedLocalAddress(listener.Addr())
 	s.started = true
 	go func() {
 		var err error
@@ -676,6 +682,27 @@ func (s *Server) Stats() Stats {
 // localAddressKey is the context key of a connection's local address, as
 // a string formatted once per connection instead of once per request.
 type localAddressKey struct{}
+
+// fixedLocalAddress returns address as a string when every connection
+// accepted on it has that local address: a TCP address with a specific IP.
+func fixedLocalAddress(address net.Addr) string {
+	tcp, ok := address.(*net.TCPAddr)
+	if !ok || tcp.IP.IsUnspecified() {
+		return ""
+	}
+	return tcp.String()
+}
+
+// connLocalAddress returns the local address of r's connection. Looking it
+// up in the request's context costs a few cache misses per request, so a
+// listener's fixed address is used when it has one.
+func (s *Server) connLocalAddress(r *http.Request) string {
+	if s.localAddress != "" {
+		return s.localAddress
+	}
+	address, _ := r.Context().Value(localAddressKey{}).(string)
+	return address
+}
 
 func rememberLocalAddress(ctx context.Context, conn net.Conn) context.Context {
 	if guard, ok := conn.(*guardConn); ok {

@@ -279,6 +279,15 @@ def test_ipv6_loopback(launch):
     assert data["remote_addr"] == f"[::1]:{data['client'][1]}"
 
 
+def test_every_interface_reports_the_address_reached(launch):
+    # A listener on every interface has no local address of its own: each
+    # connection reports the one its client reached.
+    app = launch("handlers.py", "--host", "0.0.0.0")
+    port = app.address.rsplit(":", 1)[1]
+    data = httpx.get(f"http://127.0.0.1:{port}/attributes", timeout=30).json()
+    assert data["local_addr"] == f"127.0.0.1:{port}"
+
+
 def test_unix_socket(launch, tmp_path: Path):
     path = tmp_path / "app.sock"
     app = launch("handlers.py", "--uds", str(path))
