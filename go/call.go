@@ -248,6 +248,12 @@ func (s *Server) acquireSlot(r *http.Request) bool {
 	case s.slots <- struct{}{}:
 		return true
 	case <-r.Context().Done():
+		if s.closing.Load() {
+			// Only a request that the server drops is logged, not a
+			// client that left.
+			s.writeLog(fmt.Sprintf("dropped %s %s: the server closed its connection while the request waited for a handler thread",
+				r.Method, r.URL.RequestURI()))
+		}
 		return false
 	}
 }

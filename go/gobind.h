@@ -196,7 +196,8 @@ int gobind_server_close(gobind_server_t server);
    are never called again. */
 int gobind_server_free(gobind_server_t server);
 
-/* Current load: requests inside handlers and open connections. */
+/* Current load: requests inside handlers or waiting for a free handler
+   slot (max_concurrent_calls), and open connections. */
 int gobind_server_stats(gobind_server_t server, int64_t* active_requests,
                         int64_t* open_connections);
 

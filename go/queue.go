@@ -203,13 +203,11 @@ func (h *queueHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// The same bound and release protocol as callbackHandler: a released
 	// server starts no more calls.
 	if s.slots != nil {
-		select {
-		case s.slots <- struct{}{}:
-			defer func() { <-s.slots }()
-		case <-r.Context().Done():
+		if !s.acquireSlot(r) {
 			// As in callbackHandler: no response to a client that went away.
 			panic(http.ErrAbortHandler)
 		}
+		defer func() { <-s.slots }()
 	}
 	if s.calls.Add(1)&closedBit != 0 {
 		s.calls.Add(-1)

@@ -156,6 +156,8 @@ type Server struct {
 	stopping  atomic.Int32
 	drained   chan struct{}
 	drainOnce sync.Once
+	// closing is set before net/http closes every connection.
+	closing atomic.Bool
 
 	mu       sync.Mutex
 	listener net.Listener
@@ -590,6 +592,7 @@ func (s *Server) Shutdown(timeout time.Duration) error {
 		err = nil
 	}
 	if errors.Is(err, context.DeadlineExceeded) {
+		s.closing.Store(true)
 		s.http.Close()
 	}
 	s.waitIfStarted()
@@ -640,6 +643,7 @@ func (s *Server) freshCount() int {
 func (s *Server) Close() error {
 	s.stopping.Add(1)
 	defer s.markDrained()
+	s.closing.Store(true)
 	err := s.http.Close()
 	s.waitIfStarted()
 	return err
@@ -674,9 +678,11 @@ type Stats struct {
 	OpenConnections int64
 }
 
-// Stats returns the current number of requests in handlers and of open connections.
+// Stats returns the current number of requests in handlers or waiting for
+// a handler thread, and of open connections.
 func (s *Server) Stats() Stats {
-	return Stats{ActiveRequests: s.active.Load(), OpenConnections: s.connections.Load()}
+	active := s.active.Load() + int64(s.slotWaiters.Load())
+	return Stats{ActiveRequests: active, OpenConnections: s.connections.Load()}
 }
 
 // localAddressKey is the context key of a connection's local address, as

@@ -646,8 +646,16 @@ func TestMaxConcurrentCallsBound(t *testing.T) {
 	for reading.Load() < requests {
 		time.Sleep(time.Millisecond)
 	}
-	if got := s.Stats().ActiveRequests; got != bound {
-		t.Errorf("ActiveRequests with every request waiting = %d, want %d", got, bound)
+	// Stats counts the requests in handlers and those waiting for a slot.
+	deadline := time.Now().Add(10 * time.Second)
+	for s.Stats().ActiveRequests < requests && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	if got := s.Stats().ActiveRequests; got != requests {
+		t.Errorf("ActiveRequests with every request in the server = %d, want %d", got, requests)
+	}
+	if got := s.active.Load(); got != bound {
+		t.Errorf("requests in handlers = %d, want %d", got, bound)
 	}
 	close(release)
 	wg.Wait()

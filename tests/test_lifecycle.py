@@ -11,6 +11,7 @@ import signal
 import socket
 import subprocess
 import threading
+import time
 from pathlib import Path
 
 import httpx
@@ -53,6 +54,38 @@ def test_signal_graceful(handlers_app: AppProcess, signum):
     assert "run returned" in handlers_app.stdout
     assert "INFO gobind: Shutting down: 1 request in flight, 1 connection open\n" in handlers_app.stderr
     assert "INFO gobind: Stopped\n" in handlers_app.stderr
+
+
+def test_shutdown_counts_and_logs_waiting_requests(launch):
+    # Two requests wait for the only Python thread: the shutdown line counts
+    # them, and when the shutdown timeout closes their connections, each
+    # dropped request is logged.
+    app = launch("handlers.py", "--threads", "1", "--shutdown-timeout", "1")
+    slow = BackgroundGet(f"{app.url}/slow?seconds=4")
+    app.wait_for_output("slow started", stream="stdout")
+    host, _, port = app.address.rpartition(":")
+    waiting = []
+    for path in (b"/items/1", b"/items/2"):
+        sock = socket.create_connection((host, int(port)), timeout=30)
+        sock.sendall(b"GET " + path + b" HTTP/1.1\r\nHost: test\r\n\r\n")
+        waiting.append(sock)
+    try:
+        # The server reads each request within milliseconds of its arrival.
+        time.sleep(1)
+        app.send_signal(signal.SIGTERM)
+        app.wait_for_output("Shutting down")
+        for sock in waiting:
+            assert sock.recv(65536) == b""
+    finally:
+        for sock in waiting:
+            sock.close()
+
+    app.wait(60)
+    assert "INFO gobind: Shutting down: 3 requests in flight, 3 connections open\n" in app.stderr
+    for path in ("/items/1", "/items/2"):
+        message = f"dropped GET {path}: the server closed its connection while the request waited for a handler thread"
+        assert message in app.stderr
+    assert isinstance(slow.join(), httpx.TransportError)
 
 
 def test_sigint_inherited_ignored(launch):

@@ -106,6 +106,7 @@ using AccessFunction = std::function<void(const AccessEntry& entry)>;
 
 /// Snapshot of a server's load.
 struct Stats {
+    /// Requests inside handlers or waiting for a free handler slot.
     std::int64_t active_requests = 0;
     std::int64_t open_connections = 0;
 };
