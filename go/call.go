@@ -194,21 +194,12 @@ func prefetchBody(w http.ResponseWriter, r *http.Request, timeout time.Duration)
 		read, err = r.Body.Read(buffer[n:])
 		n += read
 	}
-	// The results of io.ReadFull.
-	switch {
-	case n == len(buffer):
-		err = nil
-	case n > 0 && errors.Is(err, io.EOF):
-		err = io.ErrUnexpectedEOF
-	}
-	switch {
-	case err == nil && r.ContentLength == size:
-		err = io.EOF
-	case errors.Is(err, io.ErrUnexpectedEOF) && r.ContentLength < 0:
-		// A chunked body shorter than the buffer ended properly.
+	// Only io.EOF ends a body: net/http reports a body that the client cut
+	// off, chunked or not, as io.ErrUnexpectedEOF.
+	if err == nil && r.ContentLength == int64(n) {
 		err = io.EOF
 	}
-	if errors.Is(err, io.EOF) {
+	if err == io.EOF {
 		// net/http reads in the background once a body ended, and a
 		// deadline would cut that read short.
 		_ = controller.SetReadDeadline(time.Time{})

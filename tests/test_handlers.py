@@ -322,11 +322,23 @@ def test_continue_after_body_read_sent_once(shared_app):
     assert b"size 1000\n" in response
 
 
-def test_body_ended_early_is_400(shared_app):
-    # The client shuts its sending side 5,000 bytes into a 100,000-byte body.
+CUT_BODIES = {
+    # Content-Length: 100,000, the client stops after 5,000 bytes.
+    "length": b"Content-Length: 100000\r\n\r\n" + b"x" * 5000,
+    # Chunked bodies cut within the 64 KiB read ahead of the handler.
+    "chunk data": b"Transfer-Encoding: chunked\r\n\r\na\r\nhello",
+    "chunk end": b"Transfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n",
+    "size line": b"Transfer-Encoding: chunked\r\n\r\n3\r\n",
+    "large chunk": b"Transfer-Encoding: chunked\r\n\r\nea6a\r\n" + b"x" * 60000,
+}
+
+
+@pytest.mark.parametrize("cut", CUT_BODIES.values(), ids=CUT_BODIES.keys())
+def test_body_ended_early_is_400(shared_app, cut):
+    # The client shuts its sending side before the body's end.
     host, _, port = shared_app.address.rpartition(":")
     with socket.create_connection((host, int(port)), timeout=30) as sock:
-        sock.sendall(b"POST /echo HTTP/1.1\r\nHost: test\r\nContent-Length: 100000\r\n\r\n" + b"x" * 5000)
+        sock.sendall(b"POST /echo HTTP/1.1\r\nHost: test\r\n" + cut)
         sock.shutdown(socket.SHUT_WR)
         response = b""
         while chunk := sock.recv(65536):

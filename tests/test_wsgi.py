@@ -255,6 +255,17 @@ def test_input_ended_early_is_400(raw):
     assert response.startswith(b"HTTP/1.1 400 Bad Request\r\n")
 
 
+def test_chunked_input_ended_early_is_400(raw):
+    # Cut inside a chunk, within the 64 KiB read ahead of the app.
+    with socket.create_connection(urlsplit(raw.url).netloc.rsplit(":", 1), timeout=30) as sock:
+        sock.sendall(b"POST /read?all HTTP/1.1\r\nHost: test\r\nTransfer-Encoding: chunked\r\n\r\na\r\nhello")
+        sock.shutdown(socket.SHUT_WR)
+        response = b""
+        while chunk := sock.recv(65536):
+            response += chunk
+    assert response.startswith(b"HTTP/1.1 400 Bad Request\r\n")
+
+
 def test_app_connection_error_is_500(raw):
     # The app's own ConnectionError is an app failure, not a client that left.
     assert httpx.get(raw.url + "/backend-refused", timeout=10).status_code == 500
