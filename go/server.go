@@ -426,10 +426,21 @@ func listen(address string) (net.Listener, error) {
 	if number, ok := strings.CutPrefix(address, "fd:"); ok {
 		return listenDescriptor(number)
 	}
-	if _, _, err := net.SplitHostPort(address); err != nil {
+	host, _, err := net.SplitHostPort(address)
+	if err != nil {
 		return nil, fmt.Errorf("invalid address %q: expected host:port, unix:/path or fd:N (%v)", address, err)
 	}
-	return net.Listen("tcp", address)
+	return net.Listen(tcpNetwork(host), address)
+}
+
+// tcpNetwork returns "tcp4" for the host 0.0.0.0 and "tcp" otherwise. For
+// 0.0.0.0 Go would listen on IPv6 too, where users of other servers expect
+// IPv4 only, as the address they gave says.
+func tcpNetwork(host string) string {
+	if ip := net.ParseIP(host); ip != nil && ip.Equal(net.IPv4zero) && !strings.Contains(host, ":") {
+		return "tcp4"
+	}
+	return "tcp"
 }
 
 // removeStaleSocket removes the file of a Unix socket that nothing listens

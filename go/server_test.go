@@ -269,6 +269,24 @@ func TestStartOnDescriptorThatCannotServe(t *testing.T) {
 	}
 }
 
+func TestTCPNetwork(t *testing.T) {
+	tests := []struct{ host, network string }{
+		{"0.0.0.0", "tcp4"},
+		{"127.0.0.1", "tcp"},
+		{"::", "tcp"},
+		{"::ffff:0.0.0.0", "tcp"},
+		{"::1", "tcp"},
+		{"::ffff:127.0.0.1", "tcp"},
+		{"localhost", "tcp"},
+		{"", "tcp"},
+	}
+	for _, tt := range tests {
+		if got := tcpNetwork(tt.host); got != tt.network {
+			t.Errorf("tcpNetwork(%q) = %q, want %q", tt.host, got, tt.network)
+		}
+	}
+}
+
 func TestListenRemovesStaleUnixSocket(t *testing.T) {
 	dir := t.TempDir()
 	path := dir + "/gobind.sock"

@@ -313,9 +313,10 @@ def test_ipv6_loopback(launch):
 
 
 def test_every_interface_reports_the_address_reached(launch):
-    # A listener on every interface has no local address of its own: each
-    # connection reports the one its client reached.
+    # A listener on every IPv4 interface has no local address of its own:
+    # each connection reports the one its client reached.
     app = launch("handlers.py", "--host", "0.0.0.0")
+    assert re.fullmatch(r"0\.0\.0\.0:\d+", app.address)
     port = app.address.rsplit(":", 1)[1]
     data = httpx.get(f"http://127.0.0.1:{port}/attributes", timeout=30).json()
     assert data["local_addr"] == f"127.0.0.1:{port}"

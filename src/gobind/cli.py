@@ -62,7 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="how to serve APP: wsgi for a WSGI callable, asgi for an ASGI 3 app, "
                         "gobind for a gobind.Server, auto to detect (default: %(default)s)")
     parser.add_argument("--host", default="127.0.0.1",
-                        help="address to bind; 0.0.0.0 or :: for every interface (default: %(default)s)")
+                        help="address to bind; 0.0.0.0 for every IPv4 interface, :: for every interface (default: %(default)s)")
     parser.add_argument("--port", type=int, default=8000,
                         help="TCP port to bind, 0 for any free port (default: %(default)s)")
     parser.add_argument("--uds", metavar="PATH", default=None,
