@@ -640,6 +640,23 @@ def test_cli_wsgi_disconnect_logged_in_one_line():
     assert server.wait_output('"POST / HTTP/1.1" 400 ')
 
 
+def test_cli_wsgi_invalid_body_logged_in_one_line():
+    # Invalid chunked framing is the client's doing: 400 and one INFO line,
+    # no traceback.
+    with start("cli_apps:echo") as server:
+        with connect(server) as client:
+            client.sendall(b"POST / HTTP/1.1\r\nHost: test\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n")
+            reply = b""
+            while chunk := client.recv(65536):
+                reply += chunk
+        assert server.wait_output("INFO gobind: Client sent an invalid body during POST /: ValueError: ")
+        assert server.wait_output('"POST / HTTP/1.1" 400 ')
+        output = server.output
+    assert reply.startswith(b"HTTP/1.1 400 Bad Request\r\n")
+    assert "Traceback" not in output
+    assert "ERROR" not in output
+
+
 @pytest.mark.parametrize("app", ["cli_apps:hello", "cli_apps:asgi_hello"])
 @pytest.mark.parametrize("length", [1000, 1000000])
 def test_cli_expect_continue_left_to_app(app, length):

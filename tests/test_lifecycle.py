@@ -410,6 +410,20 @@ def test_write_timeout_spares_steady_reader(launch):
     assert "timed out" not in app.stderr
 
 
+def test_invalid_body_logged_in_one_line(handlers_app: AppProcess):
+    # Invalid chunked framing is the client's doing: 400 and one INFO line,
+    # no traceback.
+    host, port = handlers_app.address.rsplit(":", 1)
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        sock.sendall(b"POST /echo HTTP/1.1\r\nHost: test\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n")
+        response = b""
+        while chunk := sock.recv(65536):
+            response += chunk
+    assert response.startswith(b"HTTP/1.1 400 Bad Request\r\n")
+    handlers_app.wait_for_output(r"INFO gobind: Client sent an invalid body during POST /echo: invalid request body")
+    assert "Exception in handler for POST /echo" not in handlers_app.stderr
+
+
 def test_app_connection_error_is_handler_error(handlers_app: AppProcess):
     # A ConnectionError that the app raises itself, as from a backend that
     # refused it, is an app failure: 500 and a traceback.

@@ -382,13 +382,20 @@ AccessFunction make_python_access_log(py::object function) {
 
 bool engine_client_error(py::error_already_set& error, const gobind::Request& request,
                          const gobind::ResponseWriter& writer) {
-    // The engine raises ConnectionError and TimeoutError themselves, never
-    // a subclass such as ConnectionRefusedError, and only after its read
-    // or write failed.
+    // The engine raises ConnectionError, TimeoutError and ValueError
+    // themselves, never a subclass such as ConnectionRefusedError, and only
+    // after its read or write failed. ValueError means invalid framing.
     if (!error.value() || !(request.body_failed() || writer.write_failed())) return false;
     auto* type = Py_TYPE(error.value().ptr());
+    if (type == reinterpret_cast<PyTypeObject*>(PyExc_ValueError)) return request.body_failed();
     return type == reinterpret_cast<PyTypeObject*>(PyExc_ConnectionError) ||
            type == reinterpret_cast<PyTypeObject*>(PyExc_TimeoutError);
+}
+
+const char* client_outcome(py::error_already_set& error) {
+    if (error.matches(PyExc_TimeoutError)) return "timed out";
+    if (error.matches(PyExc_ValueError)) return "sent an invalid body";
+    return "went away";
 }
 
 }  // namespace gobind::python

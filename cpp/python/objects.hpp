@@ -73,11 +73,15 @@ struct Hooks {
     py::object access_log;  // access_log(remote, method, target, protocol, status, size, seconds) or None
 };
 
-/// Whether error is the ConnectionError or TimeoutError that the engine
-/// raised because the client's connection failed or stalled, as opposed to
-/// one of the app's own.
+/// Whether error is the ConnectionError, TimeoutError or ValueError that
+/// the engine raised because the client's connection failed or stalled or
+/// its body's framing was invalid, as opposed to one of the app's own.
 bool engine_client_error(py::error_already_set& error, const gobind::Request& request,
                          const gobind::ResponseWriter& writer);
+
+/// Returns the client's part in an engine_client_error, for the log line:
+/// "timed out", "sent an invalid body" or "went away".
+const char* client_outcome(py::error_already_set& error);
 
 /// A gobind::Handler that calls a Python function as function(writer, request).
 Handler make_python_handler(py::object function, std::shared_ptr<Hooks> hooks);

@@ -432,7 +432,7 @@ void WsgiHandler::call(py::object writer_object, py::object request_object) {
         result = app(environ, response);
     } catch (py::error_already_set& error) {
         if (engine_client_error(error, request.get(), writer.get())) {
-            report_disconnect(writer, request, exception_text(error).c_str(), error.matches(PyExc_TimeoutError));
+            report_disconnect(writer, request, exception_text(error).c_str(), client_outcome(error));
             return;
         }
         if (!error.matches(too_large_type)) throw;
@@ -445,7 +445,7 @@ void WsgiHandler::call(py::object writer_object, py::object request_object) {
     } catch (py::error_already_set& error) {
         close_result(result, true);
         if (engine_client_error(error, request.get(), writer.get())) {
-            report_disconnect(writer, request, exception_text(error).c_str(), error.matches(PyExc_TimeoutError));
+            report_disconnect(writer, request, exception_text(error).c_str(), client_outcome(error));
             return;
         }
         if (!error.matches(too_large_type) || state->sent) throw;
@@ -455,7 +455,7 @@ void WsgiHandler::call(py::object writer_object, py::object request_object) {
         close_result(result, true);
         bool timed_out = error.code() == ErrorCode::timeout && writer.get().write_failed();
         if (error.code() != ErrorCode::io_error && !timed_out) throw;
-        report_disconnect(writer, request, error.what(), timed_out);
+        report_disconnect(writer, request, error.what(), timed_out ? "timed out" : "went away");
         return;
     } catch (...) {
         close_result(result, true);
@@ -518,15 +518,15 @@ bool WsgiHandler::send_file(WsgiResponse& response, py::handle result) {
     return true;
 }
 
-// The client went away, stalled past a timeout, or its body ended early: one
-// log line, no 500 traceback. The response fails as a handler's would, so
+// The client went away, stalled past a timeout, or its body ended early or
+// had invalid framing: one log line, no 500 traceback. The response fails as a handler's would, so
 // that a response already started is cut short rather than ended as if it
 // were complete.
 void WsgiHandler::report_disconnect(PyResponseWriter& writer, PyRequest& request, const char* message,
-                                    bool timed_out) {
+                                    const char* outcome) {
     auto& w = writer.get();
     const auto& r = request.get();
-    disconnect_log(header_text(r.method()), header_text(r.target()), message, timed_out);
+    disconnect_log(header_text(r.method()), header_text(r.target()), message, outcome);
     w.fail(r.failure_status());
 }
 

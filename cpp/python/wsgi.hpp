@@ -59,7 +59,7 @@ struct WsgiHandler {
     py::object input_type;          // input_type(request, max_body_bytes) -> wsgi.input
     py::object too_large_type;      // exception type that wsgi.input raises past the limit
     py::object defaults;            // default response headers, tuple of pairs
-    py::object disconnect_log;      // disconnect_log(method, target, message, timed_out)
+    py::object disconnect_log;      // disconnect_log(method, target, message, outcome)
     py::object file_wrapper_type;   // wsgi.file_wrapper, whose files Go sends
     std::int64_t max_body_bytes = 0;  // 0: no limit
 
@@ -69,7 +69,7 @@ private:
     void send_body(WsgiResponse& response, py::handle result);
     bool send_file(WsgiResponse& response, py::handle result);
     void reject_large_body(PyResponseWriter& writer);
-    void report_disconnect(PyResponseWriter& writer, PyRequest& request, const char* message, bool timed_out);
+    void report_disconnect(PyResponseWriter& writer, PyRequest& request, const char* message, const char* outcome);
 };
 
 }  // namespace gobind::python

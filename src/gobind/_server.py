@@ -510,9 +510,14 @@ def _join_host_port(host: str, port: int) -> str:
 
 def _log_handler_error(error: BaseException, request: Request, connection_failed: bool = False) -> None:
     if connection_failed:
-        # The engine's read or write failed because the connection did or
-        # the client stalled: routine, so one line without a traceback.
-        outcome = "timed out" if isinstance(error, TimeoutError) else "went away"
+        # The engine's read or write failed because the connection did, the
+        # client stalled or its body was malformed: one line, no traceback.
+        if isinstance(error, TimeoutError):
+            outcome = "timed out"
+        elif isinstance(error, ValueError):
+            outcome = "sent an invalid body"
+        else:
+            outcome = "went away"
         logger.info("Client %s during %s %s: %s", outcome, request.method, request.url, error)
         return
     logger.error(

@@ -246,8 +246,8 @@ class WSGIHandler:
         self.native(writer, request)
 
 
-def _log_disconnect(method: str, target: str, message: str, timed_out: bool) -> None:
-    logger.info("Client %s during %s %s: %s", "timed out" if timed_out else "went away", method, target, message)
+def _log_disconnect(method: str, target: str, message: str, outcome: str) -> None:
+    logger.info("Client %s during %s %s: %s", outcome, method, target, message)
 
 
 def serve(
