@@ -21,6 +21,7 @@ docs/benchmarks/foundation.json are this script's output.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime
 import json
 import math
@@ -67,25 +68,47 @@ def _plan(lens: str, seconds: int, repeats: int) -> session.Plan:
 
 def _measure(spec: servers.ServerSpec, context: servers.Context, workload: workloads.Workload, plan: session.Plan) -> dict:
     """Start the server, measure the workload and stop it; return a result row."""
-    missing = spec.missing(context, workload)
-    if missing:
-        raise SystemExit(f"foundation.py: {spec.name}: {missing}")
-    port = session.free_port()
-    server = session.ServerProcess(spec.build(context, workload, port, 1), plan.server_cpu, port)
-    try:
-        server.wait_ready()
-        session.check_response(workload, port)
-        measurement = session.measure(server, workload, plan)
-    finally:
-        server.stop()
-    return {
-        "server": spec.name,
-        "workload": workload.name,
-        "server_command": server.argv,
-        "load_command": measurement.load_commands[0],
-        "median": measurement.medians(),
-        "runs": [{"load": run.load, "cpu_us_per_request": run.cpu_us_per_request, "threads": run.threads_near_end} for run in measurement.runs],
-    }
+    return _measure_in_turns([spec], context, workload, plan)[0]
+
+
+def _measure_in_turns(
+    specs: List[servers.ServerSpec], context: servers.Context, workload: workloads.Workload, plan: session.Plan
+) -> List[dict]:
+    """Measure the workload on each server and return a result row per
+    server. The servers take plan.repeats turns of one run each, so that a
+    change in the machine's speed reaches them alike."""
+    for spec in specs:
+        missing = spec.missing(context, workload)
+        if missing:
+            raise SystemExit(f"foundation.py: {spec.name}: {missing}")
+    measurements = [session.Measurement() for _ in specs]
+    commands: List[List[str]] = [[] for _ in specs]
+    one_run = dataclasses.replace(plan, repeats=1)
+    for _ in range(plan.repeats):
+        for spec, measurement, command in zip(specs, measurements, commands):
+            port = session.free_port()
+            server = session.ServerProcess(spec.build(context, workload, port, 1), plan.server_cpu, port)
+            try:
+                server.wait_ready()
+                session.check_response(workload, port)
+                added = session.measure(server, workload, one_run)
+            finally:
+                server.stop()
+            command[:] = server.argv
+            measurement.runs += added.runs
+            measurement.load_commands += added.load_commands
+            measurement.peak_rss_bytes = max(measurement.peak_rss_bytes, added.peak_rss_bytes)
+    return [
+        {
+            "server": spec.name,
+            "workload": workload.name,
+            "server_command": command,
+            "load_command": measurement.load_commands[0],
+            "median": measurement.medians(),
+            "runs": [{"load": run.load, "cpu_us_per_request": run.cpu_us_per_request, "threads": run.threads_near_end} for run in measurement.runs],
+        }
+        for spec, measurement, command in zip(specs, measurements, commands)
+    ]
 
 
 _all_cpus = os.sched_getaffinity(0)
@@ -101,8 +124,7 @@ def hello_ratio(context: servers.Context, plan: session.Plan, lens: str) -> List
     rows = []
     for name in ("hello-64", "hello-512"):
         workload = workloads.BY_NAME[name]
-        go = _measure(servers.BY_NAME["gohello"], context, workload, plan)
-        gobind = _measure(servers.BY_NAME["gobind"], context, workload, plan)
+        go, gobind = _measure_in_turns([servers.BY_NAME["gohello"], servers.BY_NAME["gobind"]], context, workload, plan)
         rows.append({"lens": lens, "workload": name, "connections": workload.connections, "go": go, "gobind": gobind})
         print(
             f"{lens} {name}: gobind {gobind['median']['requests_per_second']:,.0f} req/s, Go {go['median']['requests_per_second']:,.0f} req/s",
@@ -193,7 +215,8 @@ def _render_header(meta: dict) -> List[str]:
         f"Measured {meta['started']} UTC with `{meta['command_line']}` on {machine['nproc']} CPUs "
         f"({machine['cpu_model']}), Linux {machine['kernel']}, Python {machine['python']}, "
         f"{meta['go_version']}, gobind {meta['gobind'].get('version')} (commit {meta['gobind'].get('commit')}). "
-        f"{_lens_text(meta['lenses'])}; {meta['seconds']} s runs after a warm-up, medians of {meta['repeats']}. "
+        f"{_lens_text(meta['lenses'])}; Go and gobind take turns, each turn a fresh server, a warm-up and one "
+        f"{meta['seconds']} s run; medians of {meta['repeats']} turns. "
         f"Load average at start: {load_average}.",
         "",
     ]

@@ -14,6 +14,7 @@ environment where gobind and the peers are installed.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime
 import fnmatch
 import json
@@ -142,6 +143,19 @@ def _configurations(settings: dict, multicore: bool):
                     yield lens, group, workers, workload, spec
 
 
+def _tables(configurations: list) -> List[list]:
+    """Split the configurations into tables, each of one lens, group and
+    workload."""
+    tables: List[list] = []
+    for configuration in configurations:
+        lens, group, _, workload, _ = configuration
+        if tables and tables[-1][0][:2] == (lens, group) and tables[-1][0][3] is workload:
+            tables[-1].append(configuration)
+        else:
+            tables.append([configuration])
+    return tables
+
+
 def _row(lens: str, group: str, workers: int, workload: workloads.Workload, spec: servers.ServerSpec) -> dict:
     return {
         "lens": lens,
@@ -163,6 +177,7 @@ def _row(lens: str, group: str, workers: int, workload: workloads.Workload, spec
 
 def _measure_row(
     row: dict,
+    measurement: session.Measurement,
     context: servers.Context,
     tools: dict,
     workload: workloads.Workload,
@@ -170,7 +185,8 @@ def _measure_row(
     plan: Optional[session.Plan],
     lens_problem: Optional[str],
 ) -> None:
-    """Fill row with a measurement or with the reason there is none."""
+    """Start the server of row, measure plan.repeats runs and add them to
+    measurement and row, or fill row with the reason there are none."""
     missing = lens_problem or spec.missing(context, workload, row["workers"])
     tool = "h2load" if workload.http2 else "wrk"
     if missing is None and tools.get(tool) is None:
@@ -192,7 +208,7 @@ def _measure_row(
     try:
         server.wait_ready()
         row["note"] = session.check_response(workload, port, spec.strict_body) or ""
-        measurement = session.measure(server, workload, plan)
+        added = session.measure(server, workload, plan)
     except session.Skip as skip:
         row["status"] = "skipped"
         row["reason"] = str(skip)
@@ -204,6 +220,9 @@ def _measure_row(
         row["status"] = "failed"
         row["reason"] = f"failed: runner error {type(error).__name__}: {error}"
     else:
+        measurement.runs += added.runs
+        measurement.load_commands += added.load_commands
+        measurement.peak_rss_bytes = max(measurement.peak_rss_bytes, added.peak_rss_bytes)
         row["runs"] = [{"load": run.load, "cpu_us_per_request": run.cpu_us_per_request, "threads": run.threads_near_end} for run in measurement.runs]
         row["load_commands"] = measurement.load_commands
         row["median"] = measurement.medians()
@@ -291,7 +310,7 @@ def main(argv: Optional[List[str]] = None) -> int:
 
     context = environment.build_context(gobind, go, args.cpp_binary, args.cpp_args, args.sync_threads, args.blocking_threads)
     configurations = list(_configurations(settings, not args.no_multicore))
-    per_config = settings["warmup_seconds"] + settings["repeats"] * settings["seconds"] + OVERHEAD_SECONDS
+    per_config = settings["repeats"] * (settings["warmup_seconds"] + settings["seconds"] + OVERHEAD_SECONDS)
     print(f"{len(configurations)} configurations, about {len(configurations) * per_config / 60:.0f} min at most", flush=True)
 
     started = time.time()
@@ -323,15 +342,28 @@ def main(argv: Optional[List[str]] = None) -> int:
     }
     own_cpus = sorted(os.sched_getaffinity(0))
     problems = {lens: _lens_problem(lens, own_cpus) for lens in settings["lenses"]}
+    index = 0
     try:
-        for index, (lens, group, workers, workload, spec) in enumerate(configurations, 1):
+        for table in _tables(configurations):
+            lens = table[0][0]
             plan = _plan(lens, settings, own_cpus) if problems[lens] is None else None
             # The runner samples /proc during runs: keep it off the server's CPU.
             os.sched_setaffinity(0, {plan.load_cpu} if plan and plan.load_cpu is not None else own_cpus)
-            row = _row(lens, group, workers, workload, spec)
-            _measure_row(row, context, tools, workload, spec, plan, problems[lens])
-            data["results"].append(row)
-            print(_progress(row, index, len(configurations)), flush=True)
+            rows = [_row(*configuration) for configuration in table]
+            measurements = [session.Measurement() for _ in table]
+            data["results"] += rows
+            # The servers of one table take turns, one run each, so that a
+            # change in the machine's speed reaches all of them alike.
+            for turn in range(settings["repeats"]):
+                for configuration, row, measurement in zip(table, rows, measurements):
+                    if turn > 0 and row["status"] != "ok":
+                        continue
+                    _, _, _, workload, spec = configuration
+                    one_run = dataclasses.replace(plan, repeats=1) if plan else None
+                    _measure_row(row, measurement, context, tools, workload, spec, one_run, problems[lens])
+            for row in rows:
+                index += 1
+                print(_progress(row, index, len(configurations)), flush=True)
     except KeyboardInterrupt:
         print("Interrupted: writing the results measured so far", file=sys.stderr)
     finally:

@@ -133,9 +133,10 @@ def _method(meta: dict) -> List[str]:
     lines = [
         "## Method",
         "",
-        f"- Mode: {meta['mode']}. Each configuration: the server is started, one request is checked for status "
-        f"and body, a {plan['warmup_seconds']:g} s warm-up run is discarded, then {plan['repeats']} "
-        f"run{'s' if plan['repeats'] != 1 else ''} of {plan['seconds']:g} s each. Tables show medians of the runs; errors are summed over them.",
+        f"- Mode: {meta['mode']}. The servers of a table take {plan['repeats']} turn{'s' if plan['repeats'] != 1 else ''}, "
+        f"so that a change in the machine's speed reaches them alike. In each turn a server is started, one request is "
+        f"checked for status and body, a {plan['warmup_seconds']:g} s warm-up run is discarded, one run of "
+        f"{plan['seconds']:g} s is measured, and the server is stopped. Tables show medians of the runs; errors are summed over them.",
         "- Traffic goes over loopback (127.0.0.1) only. HTTP/1.1 load comes from wrk with keep-alive connections. "
         "Its Lua script, written by bench/harness/load.py into bench/.build/, sets the method and body and prints "
         "the summary as JSON. HTTP/2 load comes from h2load with prior knowledge over cleartext (h2c), "
