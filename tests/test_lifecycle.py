@@ -447,6 +447,20 @@ def test_app_connection_error_after_body_failure(handlers_app: AppProcess):
     assert "Client went away during POST" not in handlers_app.stderr
 
 
+def test_app_value_error_after_cut_body(handlers_app: AppProcess):
+    # The body ended early, then the app raised a ValueError of its own: an
+    # app failure with its traceback, not a client's invalid body.
+    host, port = handlers_app.address.rsplit(":", 1)
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        sock.sendall(b"POST /read-fail-then-own?error=value HTTP/1.1\r\nHost: test\r\nContent-Length: 10\r\n\r\nhello")
+        sock.shutdown(socket.SHUT_WR)
+        while sock.recv(65536):
+            pass
+    handlers_app.wait_for_output(r"ValueError: the app's own error after the body read failed")
+    assert "Exception in handler for POST /read-fail-then-own" in handlers_app.stderr
+    assert "Client sent an invalid body" not in handlers_app.stderr
+
+
 def test_access_log_off(launch):
     app = launch("handlers.py", "--no-access-log")
     assert httpx.get(f"{app.url}/items/1", timeout=30).status_code == 200

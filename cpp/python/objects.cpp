@@ -387,7 +387,7 @@ bool engine_client_error(py::error_already_set& error, const gobind::Request& re
     // after its read or write failed. ValueError means invalid framing.
     if (!error.value() || !(request.body_failed() || writer.write_failed())) return false;
     auto* type = Py_TYPE(error.value().ptr());
-    if (type == reinterpret_cast<PyTypeObject*>(PyExc_ValueError)) return request.body_failed();
+    if (type == reinterpret_cast<PyTypeObject*>(PyExc_ValueError)) return request.body_malformed();
     return type == reinterpret_cast<PyTypeObject*>(PyExc_ConnectionError) ||
            type == reinterpret_cast<PyTypeObject*>(PyExc_TimeoutError);
 }

@@ -204,6 +204,7 @@ std::size_t Request::read(char* buffer, std::size_t capacity) {
     if (status == GOBIND_ERR_TIMEOUT) body_timed_out_ = true;
     // A body that ended early is the client's failure too, not the server's.
     if (status == GOBIND_ERR_INVALID || status == GOBIND_ERR_IO) body_invalid_ = true;
+    if (status == GOBIND_ERR_INVALID) body_malformed_ = true;
     detail::check(status, error, "reading request body failed");
     return n;
 }

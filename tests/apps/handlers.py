@@ -253,6 +253,8 @@ def read_fail_then_own(w, req):
         req.read()
     except (ConnectionError, TimeoutError, ValueError):
         pass
+    if req.query == "error=value":
+        raise ValueError("the app's own error after the body read failed")
     raise ConnectionRefusedError("backend refused after the body read failed")
 
 

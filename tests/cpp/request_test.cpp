@@ -203,6 +203,33 @@ TEST(RequestBody, ReadFullFillsBuffer) {
     EXPECT_EQ(pieces, (std::vector<std::string>{"abcd", "efgh", "i"}));
 }
 
+TEST(RequestBody, InvalidFramingIsMalformed) {
+    Server server;
+    std::string flags;
+    server.handle("POST /", [&flags](Request& r, ResponseWriter&) {
+        char buffer[16];
+        try {
+            while (r.read(buffer, sizeof buffer) > 0) {
+            }
+        } catch (const gobind::Error& error) {
+            flags = std::to_string(static_cast<int>(error.code()));
+        }
+        flags += r.body_failed() ? " failed" : " read";
+        flags += r.body_malformed() ? " malformed" : "";
+    });
+    std::string address = server.start("127.0.0.1:0");
+
+    HttpConnection bad(address);
+    bad.send_request("POST", "/", {{"Transfer-Encoding", "chunked"}});
+    bad.send("zz\r\n");
+    bad.read_response();
+    EXPECT_EQ(flags, std::to_string(static_cast<int>(gobind::ErrorCode::invalid_argument)) + " failed malformed");
+
+    flags.clear();
+    ASSERT_EQ(request(address, "POST", "/", {}, "fine").status, 200);
+    EXPECT_EQ(flags, " read");
+}
+
 TEST(RequestBody, ReadAllLimitThrowsLengthError) {
     Server server;
     server.handle("POST /", [](Request& r, ResponseWriter& w) {

@@ -84,6 +84,9 @@ public:
     /// Whether a body read failed: timed out, invalid framing, or the
     /// connection failed.
     bool body_failed() const noexcept { return body_timed_out_ || body_invalid_; }
+    /// Whether a body read failed because the body's chunked framing was
+    /// invalid (ErrorCode::invalid_argument).
+    bool body_malformed() const noexcept { return body_malformed_; }
 
     /// Status for a handler that failed after a body read failed: 408 when
     /// the client stayed silent, 400 when the body's framing was invalid or
@@ -125,6 +128,7 @@ private:
     std::unique_ptr<std::istream> body_stream_;
     bool body_timed_out_ = false;
     bool body_invalid_ = false;
+    bool body_malformed_ = false;
 };
 
 }  // namespace gobind
