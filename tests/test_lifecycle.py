@@ -17,7 +17,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from conftest import AppProcess, BackgroundGet, read_steadily
+from conftest import AppProcess, BackgroundGet, half_closed_exchange, read_steadily
 
 FORK_MESSAGE = (
     "gobind cannot run in a process forked after it was loaded: the Go runtime does not survive "
@@ -413,12 +413,8 @@ def test_write_timeout_spares_steady_reader(launch):
 def test_invalid_body_logged_in_one_line(handlers_app: AppProcess):
     # Invalid chunked framing is the client's doing: 400 and one INFO line,
     # no traceback.
-    host, port = handlers_app.address.rsplit(":", 1)
-    with socket.create_connection((host, int(port)), timeout=10) as sock:
-        sock.sendall(b"POST /echo HTTP/1.1\r\nHost: test\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n")
-        response = b""
-        while chunk := sock.recv(65536):
-            response += chunk
+    request = b"POST /echo HTTP/1.1\r\nHost: test\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n"
+    response = half_closed_exchange(handlers_app.address, request)
     assert response.startswith(b"HTTP/1.1 400 Bad Request\r\n")
     handlers_app.wait_for_output(r"INFO gobind: Client sent an invalid body during POST /echo: invalid request body")
     assert "Exception in handler for POST /echo" not in handlers_app.stderr
@@ -450,12 +446,8 @@ def test_app_connection_error_after_body_failure(handlers_app: AppProcess):
 def test_app_value_error_after_cut_body(handlers_app: AppProcess):
     # The body ended early, then the app raised a ValueError of its own: an
     # app failure with its traceback, not a client's invalid body.
-    host, port = handlers_app.address.rsplit(":", 1)
-    with socket.create_connection((host, int(port)), timeout=10) as sock:
-        sock.sendall(b"POST /read-fail-then-own?error=value HTTP/1.1\r\nHost: test\r\nContent-Length: 10\r\n\r\nhello")
-        sock.shutdown(socket.SHUT_WR)
-        while sock.recv(65536):
-            pass
+    request = b"POST /read-fail-then-own?error=value HTTP/1.1\r\nHost: test\r\nContent-Length: 10\r\n\r\nhello"
+    half_closed_exchange(handlers_app.address, request)
     handlers_app.wait_for_output(r"ValueError: the app's own error after the body read failed")
     assert "Exception in handler for POST /read-fail-then-own" in handlers_app.stderr
     assert "Client sent an invalid body" not in handlers_app.stderr
