@@ -215,8 +215,8 @@ def _render_header(meta: dict) -> List[str]:
         f"Measured {meta['started']} UTC with `{meta['command_line']}` on {machine['nproc']} CPUs "
         f"({machine['cpu_model']}), Linux {machine['kernel']}, Python {machine['python']}, "
         f"{meta['go_version']}, gobind {meta['gobind'].get('version')} (commit {meta['gobind'].get('commit')}). "
-        f"{_lens_text(meta['lenses'])}; Go and gobind take turns, each turn a fresh server, a warm-up and one "
-        f"{meta['seconds']} s run; medians of {meta['repeats']} turns. "
+        f"{_lens_text(meta['lenses'])}. Go and gobind take turns: each turn starts a fresh server, warms it up and "
+        f"measures one {meta['seconds']} s run. Tables show medians of {meta['repeats']} turns. "
         f"Load average at start: {load_average}.",
         "",
     ]

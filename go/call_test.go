@@ -310,6 +310,6 @@ func TestConnLocalAddress(t *testing.T) {
 		t.Errorf("connLocalAddress without a fixed address = %q, want the connection's", got)
 	}
 	if got := (&Server{localAddress: "127.0.0.1:8000"}).connLocalAddress(r); got != "127.0.0.1:8000" {
-		t.Errorf("connLocalAddress with a fixed address = %q, want it", got)
+		t.Errorf("connLocalAddress with a fixed address = %q, want the fixed address", got)
 	}
 }

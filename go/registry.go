@@ -23,6 +23,7 @@ const (
 	registryShards    = 1 << registryShardBits
 )
 
+// registryShard is one lock and the slots it guards.
 type registryShard[T any] struct {
 	mu    sync.Mutex
 	slots []registrySlot[T]

@@ -62,7 +62,7 @@ func TestRegistryLen(t *testing.T) {
 		t.Errorf("len after 40 removes = %d, want 60", got)
 	}
 	if len(used) < 2 {
-		t.Errorf("40 values went to %d shard, want them spread", len(used))
+		t.Errorf("40 values went to %d shards, want them spread over several", len(used))
 	}
 }
 

@@ -433,11 +433,11 @@ func listen(address string) (net.Listener, error) {
 	return net.Listen(tcpNetwork(host), address)
 }
 
-// tcpNetwork returns "tcp4" for the host 0.0.0.0 and "tcp" otherwise. For
-// 0.0.0.0 Go would listen on IPv6 too, where users of other servers expect
-// IPv4 only, as the address they gave says.
+// tcpNetwork returns "tcp4" for the host 0.0.0.0 and "tcp" otherwise. With
+// "tcp", Go listens on IPv6 too for 0.0.0.0, while users of other servers
+// expect the IPv4 addresses they named.
 func tcpNetwork(host string) string {
-	if ip := net.ParseIP(host); ip != nil && ip.Equal(net.IPv4zero) && !strings.Contains(host, ":") {
+	if host == "0.0.0.0" {
 		return "tcp4"
 	}
 	return "tcp"
