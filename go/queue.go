@@ -537,6 +537,11 @@ func (c *asyncCall) StartRead(size int) error {
 		defer c.readers.Done()
 		buf := make([]byte, size)
 		n, err := c.readBody(buf, c.readsStopped)
+		if err == nil && c.bodyEnded.Load() && c.bodyErr == io.EOF {
+			// The last bytes and the end go in one event, which reaches the app
+			// before the disconnect that net/http may notice from then on.
+			err = io.EOF
+		}
 		c.mu.Lock()
 		c.reading = false
 		c.mu.Unlock()

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"strings"
 	"syscall"
@@ -226,6 +227,30 @@ func TestQueueBodyRead(t *testing.T) {
 	if result := <-results; result.err != nil {
 		t.Fatal(result.err)
 	}
+}
+
+func TestQueueBodyEndsWithLastBytes(t *testing.T) {
+	// A read that reaches the end of a chunked body reports the last bytes
+	// and the end in one event.
+	s := newQueueServer(t)
+	conn, err := net.Dial("tcp", strings.TrimPrefix(s.url, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	request := "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n"
+	if _, err := conn.Write([]byte(request)); err != nil {
+		t.Fatal(err)
+	}
+	e := s.next()
+	if err := asyncCalls.get(e.call).StartRead(1024); err != nil {
+		t.Fatal(err)
+	}
+	if chunk := s.next(); chunk.kind != eventBody || chunk.status != 8 || string(chunk.data) != "hello" {
+		t.Fatalf("event = kind %d, status %d, data %q; want kind %d, status 8, data \"hello\"",
+			chunk.kind, chunk.status, chunk.data, eventBody)
+	}
+	s.submit(e.call, finishOp(200, "ok"))
 }
 
 func TestQueueStreamedWrites(t *testing.T) {

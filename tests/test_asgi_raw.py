@@ -110,6 +110,32 @@ def test_echo_streamed_body(server):
 
 
 @pytest.mark.parametrize("chunked", [False, True], ids=["content-length", "chunked"])
+def test_half_closed_client_body_arrives_whole(server, chunked):
+    # A client that shuts its sending side after the request counts as
+    # disconnected, as in uvicorn. The whole body reaches the app first.
+    body = b"hello half-closed"
+    if chunked:
+        head = b"Transfer-Encoding: chunked\r\n"
+        payload = b"%x\r\n%s\r\n0\r\n\r\n" % (len(body), body)
+    else:
+        head = b"Content-Length: %d\r\n" % len(body)
+        payload = body
+    address = server.url.removeprefix("http://")
+    keys = [f"{'chunked' if chunked else 'length'}-{attempt}" for attempt in range(20)]
+    for key in keys:
+        request = b"POST /record-events?%s HTTP/1.1\r\nHost: x\r\n%s\r\n%s" % (key.encode(), head, payload)
+        assert half_closed_exchange(address, request) == b""
+    deadline = time.monotonic() + 10
+    while True:
+        received = httpx.get(server.url + "/facts").json()["received"]
+        if all(received.get(key, [""])[-1] == "disconnect" for key in keys) or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    for key in keys:
+        assert received.get(key) == [[body.decode(), False], "disconnect"], key
+
+
+@pytest.mark.parametrize("chunked", [False, True], ids=["content-length", "chunked"])
 def test_body_read_after_response_began(server, chunked):
     # The app sends the start of its response after the first body message,
     # then reads the rest, which the client sends only once that start arrived.

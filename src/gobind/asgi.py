@@ -174,6 +174,7 @@ class _Call:
         "disconnected",
         "receive_waiter",
         "reading",
+        "disconnect_deferred",
         "unclaimed",
         "state",
         "status",
@@ -200,6 +201,7 @@ class _Call:
         self.disconnected = False
         self.receive_waiter: Optional[asyncio.Future] = None
         self.reading = False  # a body read is submitted and its event has not come
+        self.disconnect_deferred = False
         self.unclaimed: Optional[Message] = None
         self.state = _START
         self.status = 200
@@ -258,8 +260,16 @@ class _Call:
             # The receive() that asked for this chunk was cancelled; the
             # next one gets it.
             self.unclaimed = event
+        if self.disconnect_deferred:
+            self.disconnect_deferred = False
+            self.on_disconnect()
 
     def on_disconnect(self) -> None:
+        if self.reading:
+            # The body read in flight ends soon, with the body's last bytes
+            # or an error: the app gets them before the disconnect.
+            self.disconnect_deferred = True
+            return
         self.disconnected = True
         self._resolve_receive({"type": "http.disconnect"})
         self._resolve_write()

@@ -9,7 +9,7 @@ import time
 from urllib.parse import unquote
 
 # Facts the tests read back through /facts.
-facts = {"inflight": 0, "max_inflight": 0, "send_after_disconnect": None, "stream_end": None}
+facts = {"inflight": 0, "max_inflight": 0, "send_after_disconnect": None, "stream_end": None, "received": {}}
 
 
 async def app(scope, receive, send):
@@ -197,6 +197,18 @@ async def send_after_disconnect(scope, receive, send):
         facts["send_after_disconnect"] = type(error).__name__
 
 
+async def record_events(scope, receive, send):
+    # Records the receive() events of the request until the disconnect, under
+    # its query string.
+    events = facts["received"].setdefault(scope["query_string"].decode(), [])
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            events.append("disconnect")
+            return
+        events.append([message["body"].decode(), message["more_body"]])
+
+
 async def stream_forever(scope, receive, send):
     await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/plain")]})
     try:
@@ -256,6 +268,7 @@ ROUTES = {
     "/sleep": sleep,
     "/hold": hold,
     "/send-after-disconnect": send_after_disconnect,
+    "/record-events": record_events,
     "/stream-forever": stream_forever,
     "/stream-until-failure": stream_until_failure,
     "/pathsend": pathsend,
