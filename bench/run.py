@@ -354,8 +354,12 @@ def main(argv: Optional[List[str]] = None) -> int:
             data["results"] += rows
             # The servers of one table take turns, one run each, so that a
             # change in the machine's speed reaches all of them alike.
+            # Each turn starts with the next server, so that none always runs
+            # first or after the same neighbour.
             for turn in range(settings["repeats"]):
-                for configuration, row, measurement in zip(table, rows, measurements):
+                shift = turn % len(table)
+                order = list(zip(table, rows, measurements))
+                for configuration, row, measurement in order[shift:] + order[:shift]:
                     if turn > 0 and row["status"] != "ok":
                         continue
                     _, _, _, workload, spec = configuration

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import statistics
 from typing import Dict, Iterable, List, Optional, Tuple
 
 from .servers import GO, PEER
@@ -50,6 +51,26 @@ def ratio(value: Optional[float], reference: Optional[float]) -> Optional[float]
     return value / reference
 
 
+def paired_ratio(row: Optional[dict], reference_row: Optional[dict]) -> Optional[float]:
+    """Return the median of the per-turn ratios of row to reference_row.
+
+    Runs of the same turn are measured within a minute or so, so a drift of
+    the machine's speed over several turns does not change their ratio.
+    Without one run per turn in both rows, return the ratio of the medians."""
+    value, reference = rps(row), rps(reference_row)
+    if value is None or not reference:
+        return None
+    runs, reference_runs = row["runs"], reference_row["runs"]
+    if len(runs) != len(reference_runs):
+        return value / reference
+    ratios = [
+        run["load"]["requests_per_second"] / reference_run["load"]["requests_per_second"]
+        for run, reference_run in zip(runs, reference_runs)
+        if reference_run["load"]["requests_per_second"]
+    ]
+    return statistics.median(ratios) if ratios else value / reference
+
+
 # (description, server, workloads, reference kind, reference server, target ratio)
 # Reference kinds: "server" (another row of the same table), "sleep" (the
 # lower of the ideal rate and the best peer).
@@ -76,9 +97,11 @@ def check_targets(results: List[dict], lenses: List[str]) -> List[dict]:
                 if kind == "sleep":
                     best_peer = refs.get((lens, "single", workload), {}).get("best_peer")
                     reference = min(SLEEP_IDEAL_RPS, best_peer) if best_peer else SLEEP_IDEAL_RPS
+                    measured = ratio(value, reference)
                 else:
-                    reference = rps(find(results, lens, "single", workload, reference_server))
-                measured = ratio(value, reference)
+                    reference_row = find(results, lens, "single", workload, reference_server)
+                    reference = rps(reference_row)
+                    measured = paired_ratio(row, reference_row)
                 checks.append(
                     {
                         "lens": lens,
