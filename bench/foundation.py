@@ -33,7 +33,7 @@ from typing import List, Optional
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from harness import environment, load, procstat, report, servers, session, workloads  # noqa: E402
+from harness import analysis, environment, load, procstat, report, servers, session, workloads  # noqa: E402
 
 README = os.path.join(environment.BENCH_DIR, "README.md")
 BEGIN_MARKER = "<!-- foundation results: begin (written by bench/foundation.py) -->"
@@ -84,8 +84,11 @@ def _measure_in_turns(
     measurements = [session.Measurement() for _ in specs]
     commands: List[List[str]] = [[] for _ in specs]
     one_run = dataclasses.replace(plan, repeats=1)
-    for _ in range(plan.repeats):
-        for spec, measurement, command in zip(specs, measurements, commands):
+    for turn in range(plan.repeats):
+        # Each turn starts with the next server, as in run.py.
+        shift = turn % len(specs)
+        order = list(zip(specs, measurements, commands))
+        for spec, measurement, command in order[shift:] + order[:shift]:
             port = session.free_port()
             server = session.ServerProcess(spec.build(context, workload, port, 1), plan.server_cpu, port)
             try:
@@ -216,7 +219,8 @@ def _render_header(meta: dict) -> List[str]:
         f"({machine['cpu_model']}), Linux {machine['kernel']}, Python {machine['python']}, "
         f"{meta['go_version']}, gobind {meta['gobind'].get('version')} (commit {meta['gobind'].get('commit')}). "
         f"{_lens_text(meta['lenses'])}. Go and gobind take turns: each turn starts a fresh server, warms it up and "
-        f"measures one {meta['seconds']} s run. Tables show medians of {meta['repeats']} turns. "
+        f"measures one {meta['seconds']} s run. Tables show medians of {meta['repeats']} turns, and gobind / Go is "
+        f"the median of the ratios within a turn. "
         f"Load average at start: {load_average}.",
         "",
     ]
@@ -239,7 +243,9 @@ def _render_hello(rows: List[dict]) -> List[str]:
     ]
     for row in rows:
         gobind, go = row["gobind"]["median"], row["go"]["median"]
-        ratio = gobind["requests_per_second"] / go["requests_per_second"] if go["requests_per_second"] else float("nan")
+        ratio = analysis.turn_ratio(row["gobind"]["runs"], row["go"]["runs"])
+        if ratio is None:
+            ratio = float("nan")
         lines.append(
             f"| {row['lens']} | {row['connections']} | {gobind['requests_per_second']:,.0f} | {go['requests_per_second']:,.0f} | {ratio:.2f} "
             f"| {gobind['cpu_us_per_request']:.1f} | {go['cpu_us_per_request']:.1f} "

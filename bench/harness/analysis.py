@@ -51,24 +51,20 @@ def ratio(value: Optional[float], reference: Optional[float]) -> Optional[float]
     return value / reference
 
 
-def paired_ratio(row: Optional[dict], reference_row: Optional[dict]) -> Optional[float]:
-    """Return the median of the per-turn ratios of row to reference_row.
+def turn_ratio(runs: List[dict], reference_runs: List[dict]) -> Optional[float]:
+    """Return the median of the per-turn ratios of runs to reference_runs,
+    or None without one run per turn on both sides.
 
     Runs of the same turn are measured within a minute or so, so a drift of
-    the machine's speed over several turns does not change their ratio.
-    Without one run per turn in both rows, return the ratio of the medians."""
-    value, reference = rps(row), rps(reference_row)
-    if value is None or not reference:
+    the machine's speed over several turns does not change their ratio."""
+    if not runs or len(runs) != len(reference_runs):
         return None
-    runs, reference_runs = row["runs"], reference_row["runs"]
-    if len(runs) != len(reference_runs):
-        return value / reference
     ratios = [
         run["load"]["requests_per_second"] / reference_run["load"]["requests_per_second"]
         for run, reference_run in zip(runs, reference_runs)
         if reference_run["load"]["requests_per_second"]
     ]
-    return statistics.median(ratios) if ratios else value / reference
+    return statistics.median(ratios) if ratios else None
 
 
 # (description, server, workloads, reference kind, reference server, target ratio)
@@ -101,7 +97,9 @@ def check_targets(results: List[dict], lenses: List[str]) -> List[dict]:
                 else:
                     reference_row = find(results, lens, "single", workload, reference_server)
                     reference = rps(reference_row)
-                    measured = paired_ratio(row, reference_row)
+                    measured = ratio(value, reference)
+                    if value is not None and reference:
+                        measured = turn_ratio(row["runs"], reference_row["runs"]) or measured
                 checks.append(
                     {
                         "lens": lens,
