@@ -152,12 +152,15 @@ def test_environ_content_keys(validated):
     assert environ["CONTENT_LENGTH"] == "5"
     assert "HTTP_CONTENT_TYPE" not in environ["headers"]
     assert "HTTP_CONTENT_LENGTH" not in environ["headers"]
+    # Without the key, Werkzeug checks the body against its Content-Length.
+    assert "wsgi.input_terminated" not in environ
 
 
 def test_environ_chunked_no_length(raw):
     environ = get_json(raw, "/", method="POST", body=iter([b"ab", b"cd"]), headers={"Transfer-Encoding": "chunked"})
     assert "CONTENT_LENGTH" not in environ
     assert environ["headers"]["HTTP_TRANSFER_ENCODING"] == "chunked"
+    assert environ["wsgi.input_terminated"] is True
 
 
 BODY = b"ab\ncd\nef"

@@ -6,6 +6,7 @@ import httpx
 import pytest
 
 from cliserver import start
+from conftest import half_closed_exchange
 
 
 @pytest.fixture(scope="module")
@@ -38,6 +39,17 @@ def test_flask_upload(flask_server):
         "files": {"document": {"filename": "report.bin", "sha256": hashlib.sha256(document).hexdigest()}},
         "form": {"title": "Report"},
     }
+
+
+def test_flask_cut_body_is_400(flask_server):
+    # Werkzeug turns the failed read of a body shorter than its
+    # Content-Length into 400 Bad Request, with no traceback in the log.
+    address = flask_server.url.removeprefix("http://")
+    request = b"POST /data HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nhello"
+    response = half_closed_exchange(address, request)
+    assert response.startswith(b"HTTP/1.1 400 Bad Request\r\n"), response
+    assert flask_server.wait_output('"POST /data HTTP/1.1" 400')
+    assert "Exception on /data" not in flask_server.output
 
 
 def test_flask_json(flask_server):

@@ -61,6 +61,7 @@ struct Keys {
     PyObject* content_type = intern("CONTENT_TYPE");
     PyObject* content_length = intern("CONTENT_LENGTH");
     PyObject* http_cookie = intern("HTTP_COOKIE");
+    PyObject* input_terminated = intern("wsgi.input_terminated");
 };
 
 const Keys& keys() {
@@ -235,6 +236,11 @@ py::dict wsgi_environ(PyRequest& r, py::dict base, const std::string& script_nam
     set_item(dict, keys().url_scheme, text(request.scheme()));
     set_addresses(dict, request);
     set_headers(dict, request);
+    // Werkzeug reads a body with a Content-Length through its own length
+    // check only without this key, and that check turns a failed read into 400.
+    if (PyDict_Contains(dict, keys().content_length) == 1 && PyDict_DelItem(dict, keys().input_terminated) != 0) {
+        throw py::error_already_set();
+    }
     return environ;
 }
 

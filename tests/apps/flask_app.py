@@ -32,6 +32,11 @@ def upload():
     return jsonify(files=files, form=request.form.to_dict())
 
 
+@app.post("/data")
+def data():
+    return f"{len(request.get_data())} bytes"
+
+
 @app.post("/json")
 def echo_json():
     return jsonify(received=request.get_json())
