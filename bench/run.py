@@ -17,6 +17,7 @@ import argparse
 import dataclasses
 import datetime
 import fnmatch
+import importlib.util
 import json
 import os
 import shlex
@@ -273,9 +274,10 @@ def _write_outputs(data: dict, args: argparse.Namespace) -> None:
     meta = data["meta"]
     titles = {workload.name: workload.title for workload in workloads.ALL}
     written = []
-    if meta["packages"].get("matplotlib"):
+    # Checked here, not in meta: --from-json may render on another machine.
+    if importlib.util.find_spec("matplotlib") is not None:
         written = plots.plot_all(data["results"], meta["lenses"], meta["workloads"], titles, plot_dir)
-    else:
+    elif "missing: matplotlib: no plots" not in meta["missing"]:
         meta["missing"].append("missing: matplotlib: no plots")
     link = os.path.relpath(plot_dir, os.path.dirname(output))
     os.makedirs(os.path.dirname(output), exist_ok=True)
