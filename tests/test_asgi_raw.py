@@ -264,6 +264,19 @@ def test_pathsend_serves_file(server):
     assert response.status_code == 200
     assert response.content == expected
     assert response.headers["content-length"] == str(len(expected))
+    # The access line counts the file's bytes.
+    assert server.logs(f'"GET /pathsend HTTP/1.1" 200 {len(expected)} ')
+
+
+@pytest.mark.parametrize(
+    "query, error",
+    [("missing", "FileNotFoundError"), ("directory", "IsADirectoryError: [Errno 21] http.response.pathsend needs a file")],
+)
+def test_pathsend_without_file_is_500(server, query, error):
+    response = httpx.get(server.url + "/pathsend?" + query)
+    assert response.status_code == 500
+    assert server.logs(f'"GET /pathsend?{query} HTTP/1.1" 500 ')
+    assert server.logs(error)
 
 
 def test_trailers_sent(server):

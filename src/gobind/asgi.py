@@ -17,10 +17,12 @@ unsent, so a slow client does not make the server buffer it whole.
 from __future__ import annotations
 
 import asyncio
+import errno
 import inspect
 import logging
 import os
 import signal
+import stat
 import threading
 import time
 from collections import deque
@@ -266,8 +268,8 @@ class _Call:
 
     def on_disconnect(self) -> None:
         if self.reading:
-            # The body read in flight ends soon, with the body's last bytes
-            # or an error: the app gets them before the disconnect.
+            # The pending read ends with the body's last bytes or an error, by
+            # the read timeout at the latest. The app gets its event first.
             self.disconnect_deferred = True
             return
         self.disconnected = True
@@ -300,7 +302,14 @@ class _Call:
         if state == _BODY and kind == "http.response.body":
             await self._send_body(message.get("body", b""), message.get("more_body", False))
         elif state == _BODY and kind == "http.response.pathsend":
-            self._submit(_OP_SENDFILE, os.fsencode(message["path"]), 0)
+            path = message["path"]
+            # The size is for the access line. A missing file or a directory
+            # raises here, in the app's send(), while a 500 can still be sent.
+            info = os.stat(path)
+            if stat.S_ISDIR(info.st_mode):
+                raise IsADirectoryError(errno.EISDIR, "http.response.pathsend needs a file, not a directory", path)
+            self.size = info.st_size
+            self._submit(_OP_SENDFILE, os.fsencode(path), 0)
             self._complete()
         elif state == _TRAILERS and kind == "http.response.trailers":
             more = message.get("more_trailers", False)

@@ -227,7 +227,10 @@ async def stream_until_failure(scope, receive, send):
 
 
 async def pathsend(scope, receive, send):
-    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "raw_app.py")
+    # ?missing names a file that does not exist, ?directory this directory.
+    directory = os.path.dirname(os.path.abspath(__file__))
+    name = {b"missing": "no-such-file", b"directory": ""}.get(scope["query_string"], "raw_app.py")
+    path = os.path.join(directory, name)
     await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/x-python")]})
     await send({"type": "http.response.pathsend", "path": path})
 
