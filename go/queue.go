@@ -476,8 +476,15 @@ func (c *asyncCall) postWritten(err error) {
 }
 
 // sendFile sends the status and header, then the file at op.path as the
-// whole body; net/http uses sendfile(2) where it can.
+// whole body, cut at the Content-Length the app declared; net/http uses
+// sendfile(2) where it can.
 func (c *asyncCall) sendFile(op asyncOp) error {
+	// Checked before the open, which waits for a writer on a FIFO.
+	if info, err := os.Stat(op.path); err != nil {
+		return err
+	} else if !info.Mode().IsRegular() {
+		return fmt.Errorf("%s is not a regular file", op.path)
+	}
 	file, err := os.Open(op.path)
 	if err != nil {
 		return err
@@ -487,8 +494,8 @@ func (c *asyncCall) sendFile(op asyncOp) error {
 	if err != nil {
 		return err
 	}
-	if info.IsDir() {
-		return fmt.Errorf("%s is a directory", op.path)
+	if !info.Mode().IsRegular() {
+		return fmt.Errorf("%s is not a regular file", op.path)
 	}
 	if !c.headerSent {
 		if err := decodeHeader(c.writer.Header(), op.header); err != nil {
@@ -501,7 +508,7 @@ func (c *asyncCall) sendFile(op asyncOp) error {
 			return err
 		}
 	}
-	if _, err := c.copyFile(file, -1); err != nil {
+	if _, err := c.copyFile(file, c.bodyLimit); err != nil {
 		return err
 	}
 	return c.finish(nil)

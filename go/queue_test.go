@@ -7,6 +7,8 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -251,6 +253,35 @@ func TestQueueBodyEndsWithLastBytes(t *testing.T) {
 			chunk.kind, chunk.status, chunk.data, eventBody)
 	}
 	s.submit(e.call, finishOp(200, "ok"))
+}
+
+func TestQueueSendFileRejectsFIFO(t *testing.T) {
+	// Opening a FIFO waits for a writer, so it is refused before the open.
+	fifo := filepath.Join(t.TempDir(), "fifo")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s := newQueueServer(t)
+	t.Cleanup(func() {
+		// Releases an open that waits, so that a failed test ends.
+		if writer, err := os.OpenFile(fifo, os.O_WRONLY|syscall.O_NONBLOCK, 0); err == nil {
+			writer.Close()
+		}
+	})
+	results := request("GET", s.url+"/", nil)
+	e := s.next()
+	s.submit(e.call, asyncOp{kind: opSendFile, status: 200, path: fifo})
+	select {
+	case result := <-results:
+		if result.err != nil {
+			t.Fatal(result.err)
+		}
+		if result.response.StatusCode != http.StatusInternalServerError {
+			t.Errorf("status = %d, want 500", result.response.StatusCode)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("no response within 10 s: the open of the FIFO blocks")
+	}
 }
 
 func TestQueueStreamedWrites(t *testing.T) {

@@ -188,6 +188,15 @@ def test_cancelled_receive_loses_nothing(server):
     assert response.text == "200000"
 
 
+def test_pathsend_cut_at_declared_length(server):
+    # As for a body, bytes past the app's own Content-Length are not sent.
+    response = httpx.get(server.url + "/pathsend?declared")
+    with open(__file__.replace("test_asgi_raw.py", "apps/raw_app.py"), "rb") as source:
+        expected = source.read(10)
+    assert response.status_code == 200
+    assert response.content == expected
+
+
 @pytest.mark.parametrize(
     "query, error",
     [
@@ -270,7 +279,11 @@ def test_pathsend_serves_file(server):
 
 @pytest.mark.parametrize(
     "query, error",
-    [("missing", "FileNotFoundError"), ("directory", "IsADirectoryError: [Errno 21] http.response.pathsend needs a file")],
+    [
+        ("missing", "FileNotFoundError"),
+        ("directory", "IsADirectoryError: [Errno 21] http.response.pathsend needs a file"),
+        ("fifo", "OSError: [Errno 22] http.response.pathsend needs a regular file"),
+    ],
 )
 def test_pathsend_without_file_is_500(server, query, error):
     response = httpx.get(server.url + "/pathsend?" + query)

@@ -303,12 +303,14 @@ class _Call:
             await self._send_body(message.get("body", b""), message.get("more_body", False))
         elif state == _BODY and kind == "http.response.pathsend":
             path = message["path"]
-            # The size is for the access line. A missing file or a directory
-            # raises here, in the app's send(), while a 500 can still be sent.
+            # A bad path raises in the app's send(), while a 500 can still be
+            # sent. Opening a FIFO would wait for a writer.
             info = os.stat(path)
             if stat.S_ISDIR(info.st_mode):
                 raise IsADirectoryError(errno.EISDIR, "http.response.pathsend needs a file, not a directory", path)
-            self.size = info.st_size
+            if not stat.S_ISREG(info.st_mode):
+                raise OSError(errno.EINVAL, "http.response.pathsend needs a regular file", path)
+            self.size += info.st_size
             self._submit(_OP_SENDFILE, os.fsencode(path), 0)
             self._complete()
         elif state == _TRAILERS and kind == "http.response.trailers":

@@ -5,6 +5,7 @@ import hashlib
 import json
 import os
 import sys
+import tempfile
 import time
 from urllib.parse import unquote
 
@@ -227,11 +228,18 @@ async def stream_until_failure(scope, receive, send):
 
 
 async def pathsend(scope, receive, send):
-    # ?missing names a file that does not exist, ?directory this directory.
+    # ?missing names a file that does not exist, ?directory this directory,
+    # ?fifo a FIFO without a writer and ?declared declares 10 bytes of the file.
     directory = os.path.dirname(os.path.abspath(__file__))
-    name = {b"missing": "no-such-file", b"directory": ""}.get(scope["query_string"], "raw_app.py")
-    path = os.path.join(directory, name)
-    await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/x-python")]})
+    query = scope["query_string"]
+    path = os.path.join(directory, {b"missing": "no-such-file", b"directory": ""}.get(query, "raw_app.py"))
+    headers = [(b"content-type", b"text/x-python")]
+    if query == b"fifo":
+        path = os.path.join(tempfile.mkdtemp(), "fifo")
+        os.mkfifo(path)
+    elif query == b"declared":
+        headers.append((b"content-length", b"10"))
+    await send({"type": "http.response.start", "status": 200, "headers": headers})
     await send({"type": "http.response.pathsend", "path": path})
 
 
