@@ -407,6 +407,25 @@ def test_cli_signal_right_after_stop_ends_wait(app):
     assert "Exiting without waiting for 20 threads" in output
 
 
+def test_cli_signal_during_wait_for_calls_ends_wait():
+    # The second signal comes while the stopped server waits for a handler
+    # call that outlasted the shutdown timeout. The call then ends, and the
+    # signal still ends the wait for the thread it left.
+    server = start("cli_apps:wsgi_slow_lingering", "--no-access-log", "--timeout-graceful-shutdown", "1")
+    try:
+        host, port = server.url.removeprefix("http://").rsplit(":", 1)
+        with socket.create_connection((host, int(port))) as sock:
+            sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            time.sleep(0.5)  # the handler now sleeps
+            server.process.send_signal(signal.SIGTERM)
+            assert server.wait_output("INFO gobind: Stopped", 30), server.output
+            server.process.send_signal(signal.SIGTERM)
+            assert server.process.wait(30) == 1
+    finally:
+        server.stop()
+    assert "Exiting without waiting for 1 thread" in server.output
+
+
 @pytest.mark.parametrize("app", LINGERING_APPS)
 def test_cli_two_signals_at_once_force_exit(app):
     # SIGTERM then SIGINT back to back, while the app has a leftover thread.

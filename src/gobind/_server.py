@@ -305,21 +305,34 @@ def _exit_if_held(wait: float = 1.0, *, count_threads: bool = True) -> None:
     would take the GIL during interpreter finalization, and a non-daemon
     thread, such as a job of an asyncio executor, would be joined first
     (unless count_threads is false). So the process ends without
-    finalizing, after the logs are flushed. SIGINT and SIGTERM are ignored
-    during the wait, which ends in an exit anyway."""
+    finalizing, after the logs are flushed. A SIGINT or SIGTERM during the
+    wait is noted, not lost: afterwards the threads count too, as for a
+    second signal while they are awaited."""
+    signalled = []
+
+    def note(signum: int, frame: object) -> None:
+        if not (signum == signal.SIGTERM and supervised):
+            signalled.append(signum)
+
     previous = {}
     if threading.current_thread() is threading.main_thread():
-        previous = {signum: signal.signal(signum, signal.SIG_IGN) for signum in (signal.SIGINT, signal.SIGTERM)}
+        previous = {signum: signal.signal(signum, note) for signum in (signal.SIGINT, signal.SIGTERM)}
     calls = _gobind.close_calls(wait)
-    threads = _app_threads() if count_threads else []
+    # A Python call: a signal that came during the wait has run its handler by now.
+    threads = _app_threads()
+    if not count_threads and not signalled:
+        threads = []
     if not calls and not threads:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
         return
-    logger.warning(
-        "Exiting without waiting for %d handler call%s and %d thread%s still running",
-        calls, "" if calls == 1 else "s", len(threads), "" if len(threads) == 1 else "s",
-    )
+    if count_threads or calls:
+        logger.warning(
+            "Exiting without waiting for %d handler call%s and %d thread%s still running",
+            calls, "" if calls == 1 else "s", len(threads), "" if len(threads) == 1 else "s",
+        )
+    else:
+        logger.warning("Exiting without waiting for %s", plural(len(threads), "thread"))
     _exit_now(1)
 
 

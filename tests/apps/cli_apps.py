@@ -114,6 +114,14 @@ def wsgi_lingering(environ, start_response):
     return [b"started"]
 
 
+def wsgi_slow_lingering(environ, start_response):
+    # Starts a lingering thread, then responds after 3 s.
+    start_lingering_thread()
+    time.sleep(3)
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [b"late"]
+
+
 async def asgi_lingering(scope, receive, send):
     if scope["type"] != "http":
         return
