@@ -85,10 +85,7 @@ def _measure_in_turns(
     commands: List[List[str]] = [[] for _ in specs]
     one_run = dataclasses.replace(plan, repeats=1)
     for turn in range(plan.repeats):
-        # Each turn starts with the next server, as in run.py.
-        shift = turn % len(specs)
-        order = list(zip(specs, measurements, commands))
-        for spec, measurement, command in order[shift:] + order[:shift]:
+        for spec, measurement, command in session.rotated(list(zip(specs, measurements, commands)), turn):
             port = session.free_port()
             server = session.ServerProcess(spec.build(context, workload, port, 1), plan.server_cpu, port)
             try:

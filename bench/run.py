@@ -356,12 +356,8 @@ def main(argv: Optional[List[str]] = None) -> int:
             data["results"] += rows
             # The servers of one table take turns, one run each, so that a
             # change in the machine's speed reaches all of them alike.
-            # Each turn starts with the next server, so that none always runs
-            # first or after the same neighbour.
             for turn in range(settings["repeats"]):
-                shift = turn % len(table)
-                order = list(zip(table, rows, measurements))
-                for configuration, row, measurement in order[shift:] + order[:shift]:
+                for configuration, row, measurement in session.rotated(list(zip(table, rows, measurements)), turn):
                     if turn > 0 and row["status"] != "ok":
                         continue
                     _, _, _, workload, spec = configuration

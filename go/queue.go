@@ -476,7 +476,7 @@ func (c *asyncCall) postWritten(err error) {
 }
 
 // sendFile sends the status and header, then the file at op.path as the
-// whole body, cut at the Content-Length the app declared; net/http uses
+// whole body, cut at the Content-Length the app declared. net/http uses
 // sendfile(2) where it can.
 func (c *asyncCall) sendFile(op asyncOp) error {
 	// Checked before the open, which waits for a writer on a FIFO.
@@ -495,6 +495,7 @@ func (c *asyncCall) sendFile(op asyncOp) error {
 		return err
 	}
 	if !info.Mode().IsRegular() {
+		// The path changed between the check and the open.
 		return fmt.Errorf("%s is not a regular file", op.path)
 	}
 	if !c.headerSent {

@@ -256,7 +256,7 @@ func TestQueueBodyEndsWithLastBytes(t *testing.T) {
 }
 
 func TestQueueSendFileRejectsFIFO(t *testing.T) {
-	// Opening a FIFO waits for a writer, so it is refused before the open.
+	// Opening a FIFO waits for a writer, so sendFile rejects it before the open.
 	fifo := filepath.Join(t.TempDir(), "fifo")
 	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
 		t.Fatal(err)

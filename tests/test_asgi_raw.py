@@ -110,7 +110,7 @@ def test_echo_streamed_body(server):
 
 
 @pytest.mark.parametrize("chunked", [False, True], ids=["content-length", "chunked"])
-def test_half_closed_client_body_arrives_whole(server, chunked):
+def test_half_closed_body_arrives_whole(server, chunked):
     # A client that shuts its sending side after the request counts as
     # disconnected, as in uvicorn. The whole body reaches the app first.
     body = b"hello half-closed"

@@ -407,7 +407,7 @@ def test_cli_signal_right_after_stop_ends_wait(app):
     assert "Exiting without waiting for 20 threads" in output
 
 
-def test_cli_signal_during_wait_for_calls_ends_wait():
+def test_cli_signal_during_calls_wait():
     # The second signal comes while the stopped server waits for a handler
     # call that outlasted the shutdown timeout. The call then ends, and the
     # signal still ends the wait for the thread it left.

@@ -98,7 +98,7 @@ def check_targets(results: List[dict], lenses: List[str]) -> List[dict]:
                     reference_row = find(results, lens, "single", workload, reference_server)
                     reference = rps(reference_row)
                     measured = ratio(value, reference)
-                    if value is not None and reference:
+                    if measured is not None:
                         measured = turn_ratio(row["runs"], reference_row["runs"]) or measured
                 checks.append(
                     {

@@ -171,6 +171,13 @@ def _check_body(workload: Workload, data: bytes, strict_body: bool) -> Optional[
     return None
 
 
+def rotated(items: list, turn: int) -> list:
+    """Return items in the order of one turn: each turn starts with the next
+    item, so that none always runs first or after the same neighbour."""
+    shift = turn % len(items)
+    return items[shift:] + items[:shift]
+
+
 @dataclass
 class Run:
     """One timed run with the server's figures over it."""

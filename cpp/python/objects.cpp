@@ -251,13 +251,13 @@ T* reuse_or_create(PyObject*& slot) {
     return created;
 }
 
-void report_error(const Hooks& hooks, py::error_already_set& error, py::handle request, bool connection_failed) {
+void report_error(const Hooks& hooks, py::error_already_set& error, py::handle request, const char* outcome) {
     // The exception object carries no traceback until it is attached.
     if (error.trace() && !error.trace().is_none()) {
         PyException_SetTraceback(error.value().ptr(), error.trace().ptr());
     }
     try {
-        hooks.on_error(error.value(), request, connection_failed);
+        hooks.on_error(error.value(), request, outcome ? py::object(py::str(outcome)) : py::object(py::none()));
     } catch (py::error_already_set& log_error) {
         log_error.discard_as_unraisable("gobind: logging a handler exception");
     }
@@ -306,15 +306,15 @@ void call_python(py::object& function, const Hooks& hooks, gobind::Request& requ
     } catch (py::error_already_set& error) {
         // A ConnectionError of the app's own, such as a refused backend
         // connection, is an app failure; only the engine's is the client's.
-        bool connection_failed = engine_client_error(error, request, writer);
-        report_error(hooks, error, request_object, connection_failed);
+        const char* outcome = engine_client_error(error, request, writer) ? client_outcome(error) : nullptr;
+        report_error(hooks, error, request_object, outcome);
         writer.fail(request.failure_status());
     } catch (const std::exception& error) {
         // A gobind call inside the handler failed without Python seeing
         // it, such as a write to a client that went away.
         PyErr_SetString(PyExc_RuntimeError, error.what());
         py::error_already_set wrapped;
-        report_error(hooks, wrapped, request_object, false);
+        report_error(hooks, wrapped, request_object, nullptr);
         writer.fail(request.failure_status());
     }
 

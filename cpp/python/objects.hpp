@@ -67,8 +67,8 @@ py::bytes read_request_body(PyRequest& request, Py_ssize_t size, bool fill = tru
 
 /// Python callables shared by the handlers of one server.
 struct Hooks {
-    // on_error(exception, request, connection_failed): logs a handler
-    // exception; connection_failed when the engine's read or write failed.
+    // on_error(exception, request, outcome) logs a handler exception. The
+    // outcome is client_outcome() when the engine's read or write failed, else None.
     py::object on_error;
     py::object access_log;  // access_log(remote, method, target, protocol, status, size, seconds) or None
 };

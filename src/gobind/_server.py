@@ -306,8 +306,8 @@ def _exit_if_held(wait: float = 1.0, *, count_threads: bool = True) -> None:
     thread, such as a job of an asyncio executor, would be joined first
     (unless count_threads is false). So the process ends without
     finalizing, after the logs are flushed. A SIGINT or SIGTERM during the
-    wait is noted, not lost: afterwards the threads count too, as for a
-    second signal while they are awaited."""
+    wait is recorded instead of lost, and makes the threads count even when
+    count_threads is false."""
     signalled = []
 
     def note(signum: int, frame: object) -> None:
@@ -521,16 +521,10 @@ def _join_host_port(host: str, port: int) -> str:
     return f"{host}:{port}"
 
 
-def _log_handler_error(error: BaseException, request: Request, connection_failed: bool = False) -> None:
-    if connection_failed:
+def _log_handler_error(error: BaseException, request: Request, outcome: Optional[str] = None) -> None:
+    if outcome is not None:
         # The engine's read or write failed because the connection did, the
         # client stalled or its body was malformed: one line, no traceback.
-        if isinstance(error, TimeoutError):
-            outcome = "timed out"
-        elif isinstance(error, ValueError):
-            outcome = "sent an invalid body"
-        else:
-            outcome = "went away"
         logger.info("Client %s during %s %s: %s", outcome, request.method, request.url, error)
         return
     logger.error(

@@ -228,8 +228,8 @@ async def stream_until_failure(scope, receive, send):
 
 
 async def pathsend(scope, receive, send):
-    # ?missing names a file that does not exist, ?directory this directory,
-    # ?fifo a FIFO without a writer and ?declared declares 10 bytes of the file.
+    # The query picks the path: ?missing, ?directory (this one) or ?fifo (no
+    # writer). ?declared declares a Content-Length of 10 bytes.
     directory = os.path.dirname(os.path.abspath(__file__))
     query = scope["query_string"]
     path = os.path.join(directory, {b"missing": "no-such-file", b"directory": ""}.get(query, "raw_app.py"))
