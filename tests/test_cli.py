@@ -418,7 +418,7 @@ def test_cli_signal_during_calls_wait():
             sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
             time.sleep(0.5)  # the handler now sleeps
             server.process.send_signal(signal.SIGTERM)
-            assert server.wait_output("INFO gobind: Stopped", 30), server.output
+            assert server.wait_output("INFO gobind: Waiting up to 5 s for 1 handler call", 30), server.output
             server.process.send_signal(signal.SIGTERM)
             assert server.process.wait(30) == 1
     finally:

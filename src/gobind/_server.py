@@ -317,7 +317,10 @@ def _exit_if_held(wait: float = 1.0, *, count_threads: bool = True) -> None:
     previous = {}
     if threading.current_thread() is threading.main_thread():
         previous = {signum: signal.signal(signum, note) for signum in (signal.SIGINT, signal.SIGTERM)}
-    calls = _gobind.close_calls(wait)
+    calls = _gobind.close_calls(0.0)
+    if calls and wait > 0:
+        logger.info("Waiting up to %g s for %s still running in Python", wait, plural(calls, "handler call"))
+        calls = _gobind.close_calls(wait)
     # A Python call: a signal that came during the wait has run its handler by now.
     threads = _app_threads()
     if not count_threads and not signalled:
