@@ -4,6 +4,7 @@ and shutdown."""
 import concurrent.futures
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -401,10 +402,11 @@ def test_cli_signal_ends_wait_for_app_threads(app):
 @pytest.mark.parametrize("app", LINGERING_APPS)
 def test_cli_signal_right_after_stop_ends_wait(app):
     # The second signal comes as soon as the server stopped, before the
-    # wait for the 20 leftover threads logged anything.
+    # wait for the 20 leftover threads logged anything. The shutdown thread
+    # may still be ending, and then it is a second interrupt during the stop.
     status, output = stop_twice(app, 20, signal.SIGTERM, after="INFO gobind: Stopped")
     assert status == 1
-    assert "Exiting without waiting for 20 threads" in output
+    assert re.search(r"Exiting without waiting for (0 handler calls and )?20 threads", output), output
 
 
 def test_cli_signal_during_calls_wait():
