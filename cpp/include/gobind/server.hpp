@@ -58,8 +58,8 @@ struct Config {
     std::chrono::milliseconds idle_timeout{0};         ///< keep-alive wait [75 s]
     std::int64_t max_header_bytes = 0;                 ///< request line + header [64 KiB]
     std::int64_t max_concurrent_calls = 0;             ///< handlers at once [0: no bound]
-    std::string tls_cert_file;  ///< PEM certificate chain; empty: plain HTTP
-    std::string tls_key_file;   ///< PEM private key, needed with tls_cert_file
+    std::string tls_cert_file{};  ///< PEM certificate chain; empty: plain HTTP
+    std::string tls_key_file{};   ///< PEM private key, needed with tls_cert_file
     bool http2_cleartext = false;  ///< also accept HTTP/2 without TLS (prior knowledge)
 
     /// How long listen_and_serve() lets in-flight requests finish after a
