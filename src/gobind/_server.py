@@ -306,8 +306,7 @@ def _exit_if_held(wait: float = 1.0, *, count_threads: bool = True) -> None:
     thread, such as a job of an asyncio executor, would be joined first
     (unless count_threads is false). So the process ends without
     finalizing, after the logs are flushed. A SIGINT or SIGTERM during the
-    wait is recorded instead of lost, and makes the threads count even when
-    count_threads is false."""
+    wait ends the process at once, with status 1."""
     signalled = []
 
     def note(signum: int, frame: object) -> None:
@@ -320,16 +319,18 @@ def _exit_if_held(wait: float = 1.0, *, count_threads: bool = True) -> None:
     calls = _gobind.close_calls(0.0)
     if calls and wait > 0:
         logger.info("Waiting up to %g s for %s still running in Python", wait, plural(calls, "handler call"))
-        calls = _gobind.close_calls(wait)
-    # A Python call: a signal that came during the wait has run its handler by now.
-    threads = _app_threads()
-    if not count_threads and not signalled:
-        threads = []
-    if not calls and not threads:
+        deadline = time.monotonic() + wait
+        # Short slices: Python runs note() between two of them.
+        while calls and not signalled and time.monotonic() < deadline:
+            calls = _gobind.close_calls(min(_SIGNAL_POLL_SECONDS, max(0.0, deadline - time.monotonic())))
+    threads = _app_threads() if count_threads or signalled else []
+    if not calls and not threads and not signalled:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
         return
-    if count_threads or calls:
+    if not calls and not threads:
+        logger.warning("Second interrupt: exiting now")
+    elif count_threads or calls:
         logger.warning(
             "Exiting without waiting for %d handler call%s and %d thread%s still running",
             calls, "" if calls == 1 else "s", len(threads), "" if len(threads) == 1 else "s",

@@ -115,9 +115,9 @@ def wsgi_lingering(environ, start_response):
 
 
 def wsgi_slow_lingering(environ, start_response):
-    # Starts a lingering thread, then responds after 3 s.
+    # Starts a lingering thread, then responds after 4 s.
     start_lingering_thread()
-    time.sleep(3)
+    time.sleep(4)
     start_response("200 OK", [("Content-Type", "text/plain")])
     return [b"late"]
 
