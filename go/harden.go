@@ -65,14 +65,7 @@ func (r *rejection) response() []byte {
 // already removed. connectAllowed is true when CONNECT requests may reach a
 // handler.
 func checkHead(head []byte, limits *headLimits, connectAllowed bool) headVerdict {
-	line, rest, ok := cutLine(head)
-	if !ok {
-		return reject(http.StatusBadRequest, "request line must end with CRLF")
-	}
-	if len(line) > limits.maxRequestLineBytes {
-		return reject(http.StatusRequestURITooLong, "request line exceeds %d bytes", limits.maxRequestLineBytes)
-	}
-	request, verdict := checkRequestLine(line, connectAllowed)
+	request, rest, verdict := checkFirstLine(head, limits, connectAllowed)
 	if verdict.rejection != nil {
 		return verdict
 	}
@@ -82,6 +75,20 @@ func checkHead(head []byte, limits *headLimits, connectAllowed bool) headVerdict
 		return verdict
 	}
 	return frameRequest(request, &fields)
+}
+
+// checkFirstLine checks the request line at the start of head, whose field
+// lines may not have arrived yet, and returns the bytes after that line.
+func checkFirstLine(head []byte, limits *headLimits, connectAllowed bool) (requestLine, []byte, headVerdict) {
+	line, rest, ok := cutLine(head)
+	if !ok {
+		return requestLine{}, nil, reject(http.StatusBadRequest, "request line must end with CRLF")
+	}
+	if len(line) > limits.maxRequestLineBytes {
+		return requestLine{}, nil, reject(http.StatusRequestURITooLong, "request line exceeds %d bytes", limits.maxRequestLineBytes)
+	}
+	request, verdict := checkRequestLine(line, connectAllowed)
+	return request, rest, verdict
 }
 
 // frameRequest returns the verdict on an accepted request line and field

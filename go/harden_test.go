@@ -287,6 +287,16 @@ func TestGuardConn(t *testing.T) {
 			seen:     []string{"/a"},
 		},
 		{
+			name:     "bare LF request line, head incomplete",
+			raw:      "\x00\x01\n",
+			statuses: []string{"400 Bad Request"},
+		},
+		{
+			name:     "unsupported version, head incomplete",
+			raw:      "GET /hidden HTTP/2.0\r\nHost: x\r\n",
+			statuses: []string{"505 HTTP Version Not Supported"},
+		},
+		{
 			name:     "connect is last",
 			raw:      "CONNECT a.test:443 HTTP/1.1\r\nHost: a.test:443\r\n\r\nGET /hidden HTTP/1.1\r\nHost: x\r\n\r\n",
 			statuses: []string{"200 OK"},

@@ -109,10 +109,11 @@ type guardConn struct {
 	bodyErr   error  // framing error inside a body
 
 	// Progress through an incomplete head.
-	skipped   int // empty lines dropped before the request line, in bytes
-	scanned   int // bytes of the head searched for its end
-	lineStart int // offset of the incomplete line
-	lines     int // complete lines
+	skipped   int  // empty lines dropped before the request line, in bytes
+	scanned   int  // bytes of the head searched for its end
+	lineStart int  // offset of the incomplete line
+	lines     int  // complete lines
+	lineSeen  bool // the request line is complete and passed its checks
 
 	// Progress through chunked framing.
 	overhead      int64 // chunk-line bytes not yet balanced by data, as net/http counts them
@@ -401,7 +402,7 @@ func (c *guardConn) vetHead(unit []byte) (int, bool) {
 // endHead resets the progress through a head once it is complete, and
 // restores the read deadline that an incomplete head shortened.
 func (c *guardConn) endHead() {
-	c.scanned, c.lineStart, c.lines, c.skipped = 0, 0, 0, 0
+	c.scanned, c.lineStart, c.lines, c.skipped, c.lineSeen = 0, 0, 0, 0, false
 	c.restoreDeadline()
 }
 
@@ -441,9 +442,17 @@ func (c *guardConn) findHeadEnd(unit []byte) int {
 }
 
 // checkIncompleteHead applies the size limits before a head is complete,
-// so that a long line is rejected without waiting for the rest of it.
+// so that a long line is rejected without waiting for the rest of it. A
+// malformed request line is rejected as soon as it ends, not after the
+// header timeout.
 func (c *guardConn) checkIncompleteHead(unit []byte) *rejection {
 	limits := &c.settings.limits
+	if c.lines > 0 && !c.lineSeen {
+		if _, _, verdict := checkFirstLine(unit, limits, c.settings.connectAllowed.Load()); verdict.rejection != nil {
+			return verdict.rejection
+		}
+		c.lineSeen = true
+	}
 	lineBytes := len(unit) - c.lineStart - 1 // one byte may be the line's CR
 	switch {
 	case len(unit) > limits.maxHeadBytes:
