@@ -30,8 +30,8 @@ def command_text(argv: List[str]) -> str:
 TARGETS_TEXT = [
     "Single-process rows of the same run. The reference is the row named in the target; for the 10 ms wait it is "
     "the lower of 51,200 req/s (512 connections / 10 ms) and the best peer. Against another row, \"measured\" is "
-    "the median of the ratios of the two rows' runs in the same turn, which a drift of the machine's speed between "
-    "turns does not change, so it can differ from the ratio of the medians beside it. When the two rows do not "
+    "the median of the ratios of the two rows' runs in the same turn. A drift of the machine's speed between "
+    "turns does not change it, so it can differ from the ratio of the medians beside it. When the two rows do not "
     "have one run per turn each, and for the 10 ms wait, it is the ratio of the medians. \"not measured\" means "
     "a row is missing or skipped. The last four columns are the gobind row's.",
 ]
